@@ -1,0 +1,146 @@
+"""The crossbar as a flat circuit: nodes, resistors, selectors, transistors, fixed-voltage nodes.
+
+Both engines start from this one description, so the SPICE deck and the numpy nodal
+equations cannot describe different circuits. Zero-ohm segments are merged into one node
+(SPICE and a nodal solver both dislike 0 Ω); floating lines lose their source.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from circuitsim.design import Crossbar
+
+
+@dataclass(frozen=True, eq=False)
+class Circuit:
+    """Flat circuit of a crossbar. Node indices refer to `node_names` (after merging).
+
+    cell_hi / cell_lo: nodes of the cell's linear device (row side, inner side).
+    row_node / col_node: (rows, cols) row-wire and column-wire node at each cell.
+    fixed: nodes held by sources, in the order [rows drivers..., column senses..., gates...];
+        fixed_kind / fixed_line tell which line each source belongs to.
+    """
+
+    xb: Crossbar
+    node_names: tuple[str, ...]
+    res_a: np.ndarray
+    res_b: np.ndarray
+    res_ohm: np.ndarray
+    res_names: tuple[str, ...]
+    cell_hi: np.ndarray
+    cell_lo: np.ndarray
+    cell_g: np.ndarray
+    sel_a: np.ndarray
+    sel_b: np.ndarray
+    tr_d: np.ndarray
+    tr_s: np.ndarray
+    tr_row: np.ndarray
+    row_node: np.ndarray
+    col_node: np.ndarray
+    inner_node: np.ndarray | None
+    fixed: np.ndarray
+    fixed_kind: np.ndarray  # 0 row driver, 1 column sense, 2 gate
+    fixed_line: np.ndarray
+    floating_rows: np.ndarray
+    floating_cols: np.ndarray
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_names)
+
+    def fixed_voltages(self, v_rows: np.ndarray, v_cols: np.ndarray, v_gates: np.ndarray) -> np.ndarray:
+        """(batch, n_fixed) source voltages from per-line drive arrays of shape (batch, lines)."""
+        by_kind = (v_rows, v_cols, v_gates)
+        return np.concatenate([by_kind[k][:, [line]] for k, line in zip(self.fixed_kind, self.fixed_line)],
+                              axis=1) if len(self.fixed) else np.zeros((v_rows.shape[0], 0))
+
+
+def _names(rows: int, cols: int, inner: bool) -> list[str]:
+    cells = [(i, j) for i in range(rows) for j in range(cols)]
+    names = [f"r{i}c{j}" for i, j in cells] + [f"b{i}c{j}" for i, j in cells]
+    if inner:
+        names += [f"m{i}c{j}" for i, j in cells]
+    return names + [f"in{i}" for i in range(rows)] + [f"out{j}" for j in range(cols)] + [f"g{i}" for i in range(rows)]
+
+
+def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.ndarray) -> Circuit:
+    """Flatten a crossbar with the given floating lines into a Circuit."""
+    rows, cols = xb.shape
+    n = rows * cols
+    grid = np.arange(n).reshape(rows, cols)
+    inner = xb.selector is not None or xb.transistor is not None
+    r_node, b_node = grid, n + grid
+    base = 3 * n if inner else 2 * n
+    m_node = 2 * n + grid if inner else None
+    in_node, out_node, g_node = base + np.arange(rows), base + rows + np.arange(cols), base + rows + cols + np.arange(rows)
+    names = _names(rows, cols, inner)
+
+    # wire segments (driver/sense resistance is in series with the first/last segment)
+    a = [r_node[:, :-1].ravel(), b_node[:-1, :].ravel()]
+    b = [r_node[:, 1:].ravel(), b_node[1:, :].ravel()]
+    ohm = [xb.r_row[:, 1:].ravel(), xb.r_col[:-1, :].ravel()]
+    driven, sensed = ~floating_rows, ~floating_cols
+    a += [in_node[driven], b_node[-1, sensed]]
+    b += [r_node[driven, 0], out_node[sensed]]
+    ohm += [(xb.r_driver + xb.r_row[:, 0])[driven], (xb.r_col[-1, :] + xb.r_sense)[sensed]]
+    a, b, ohm = np.concatenate(a), np.concatenate(b), np.concatenate(ohm)
+    seg_names = ([f"Rrow{i}_{j}" for i in range(rows) for j in range(1, cols)]
+                 + [f"Rcol{i}_{j}" for i in range(rows - 1) for j in range(cols)]
+                 + [f"Rrow{i}_0" for i in np.flatnonzero(driven)]
+                 + [f"Rcol{rows - 1}_{j}" for j in np.flatnonzero(sensed)])
+
+    # merge nodes joined by 0 Ω; a fixed node (source) represents its group
+    total = len(names)
+    zero = ohm == 0
+    graph = coo_matrix((np.ones(zero.sum()), (a[zero], b[zero])), shape=(total, total))
+    _, label = connected_components(graph, directed=False)
+    fixed_all = np.concatenate([in_node[driven], out_node[sensed],
+                                g_node if xb.transistor is not None else []]).astype(int)
+    if np.bincount(label[fixed_all]).max(initial=0) > 1:
+        raise ValueError("two driven lines are shorted by zero-resistance wires")
+    is_fixed = np.zeros(total, dtype=bool)
+    is_fixed[fixed_all] = True
+    order = np.lexsort((np.arange(total), ~is_fixed, label))  # per group: fixed node first
+    first = order[np.r_[True, label[order][1:] != label[order][:-1]]]
+    rep_of_label = np.empty(label.max() + 1, dtype=int)
+    rep_of_label[label[first]] = first
+    rep = rep_of_label[label]
+
+    used = np.unique(np.concatenate([rep[r_node.ravel()], rep[b_node.ravel()],
+                                     rep[m_node.ravel()] if inner else [], rep[fixed_all]]).astype(int))
+    new_index = np.full(total, -1)
+    new_index[used] = np.arange(len(used))
+
+    def node(idx):
+        return new_index[rep[np.asarray(idx, dtype=int)]]
+
+    keep = ~zero
+    g = xb.conductance.ravel()
+    has_cell = g > 0
+    hi = node(r_node.ravel())
+    lo = node(m_node.ravel() if inner else b_node.ravel())
+    fixed_kind = np.concatenate([np.zeros(driven.sum(), int), np.ones(sensed.sum(), int),
+                                 np.full(rows if xb.transistor is not None else 0, 2)])
+    fixed_line = np.concatenate([np.flatnonzero(driven), np.flatnonzero(sensed),
+                                 np.arange(rows) if xb.transistor is not None else np.array([], int)])
+    empty = np.array([], dtype=int)
+    cells = np.arange(n)
+    return Circuit(
+        xb=xb,
+        node_names=tuple(names[i] for i in used),
+        res_a=node(a[keep]), res_b=node(b[keep]), res_ohm=ohm[keep],
+        res_names=tuple(name for name, k in zip(seg_names, keep) if k),
+        cell_hi=hi, cell_lo=lo, cell_g=np.where(has_cell, g, 0.0),
+        sel_a=node(m_node.ravel()) if xb.selector is not None else empty,
+        sel_b=node(b_node.ravel()) if xb.selector is not None else empty,
+        tr_d=node(m_node.ravel()) if xb.transistor is not None else empty,
+        tr_s=node(b_node.ravel()) if xb.transistor is not None else empty,
+        tr_row=cells // cols if xb.transistor is not None else empty,
+        row_node=node(r_node), col_node=node(b_node), inner_node=node(m_node) if inner else None,
+        fixed=node(fixed_all), fixed_kind=fixed_kind, fixed_line=fixed_line,
+        floating_rows=floating_rows, floating_cols=floating_cols,
+    )

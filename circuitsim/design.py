@@ -1,0 +1,80 @@
+"""Crossbar array descriptions: immutable, validated values in SI units."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from circuitsim.devices.access import NmosAccess
+from circuitsim.devices.selectors import SinhSelector
+from circuitsim.validate import broadcast_resistance, finite_array
+
+SELECTOR_TYPES = (SinhSelector,)
+
+
+@dataclass(frozen=True, eq=False)
+class Crossbar:
+    """A rows×cols crossbar. Wiring follows DESIGN.md (the badcrossbar convention).
+
+    conductance: (rows, cols) cell conductances [S], finite and >= 0 (0 = open cell).
+    r_row: word-line segment resistance [Ω], scalar or (rows, cols); segment [i, 0] joins
+        the driver of row i to its first cell, segment [i, j] joins cells j-1 and j.
+    r_col: bit-line segment resistance [Ω], scalar or (rows, cols); segment [i, j] joins
+        cells i and i+1 of column j, segment [rows-1, j] joins the bottom cell to the sense node.
+    r_driver: driver output resistance [Ω], scalar or (rows,).
+    r_sense: sense-amplifier input resistance [Ω], scalar or (cols,).
+    selector: optional two-terminal selector in series with every cell (1S1R).
+    transistor: optional NMOS access transistor in series with every cell (1T1R); its
+        gate is driven per row.
+    """
+
+    conductance: Any
+    r_row: Any = 0.0
+    r_col: Any = 0.0
+    r_driver: Any = 0.0
+    r_sense: Any = 0.0
+    selector: SinhSelector | None = None
+    transistor: NmosAccess | None = None
+
+    def __post_init__(self):
+        g = finite_array("conductance", self.conductance, nonnegative=True)
+        if g.ndim != 2 or 0 in g.shape:
+            raise ValueError(f"conductance must be a non-empty 2-D (rows, cols) array, got shape {g.shape}")
+        rows, cols = g.shape
+        set_ = object.__setattr__
+        set_(self, "conductance", g)
+        set_(self, "r_row", broadcast_resistance("r_row", self.r_row, (rows, cols)))
+        set_(self, "r_col", broadcast_resistance("r_col", self.r_col, (rows, cols)))
+        set_(self, "r_driver", broadcast_resistance("r_driver", self.r_driver, (rows,)))
+        set_(self, "r_sense", broadcast_resistance("r_sense", self.r_sense, (cols,)))
+        if self.selector is not None and not isinstance(self.selector, SELECTOR_TYPES):
+            raise TypeError(f"selector must be one of {[t.__name__ for t in SELECTOR_TYPES]}, "
+                            f"got {type(self.selector).__name__}")
+        if self.transistor is not None and not isinstance(self.transistor, NmosAccess):
+            raise TypeError(f"transistor must be an NmosAccess, got {type(self.transistor).__name__}")
+        if self.selector is not None and self.transistor is not None:
+            raise ValueError("a cell takes either a selector (1S1R) or an access transistor (1T1R), not both")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.conductance.shape
+
+    @property
+    def cell_type(self) -> str:
+        """'1R', '1S1R' or '1T1R'."""
+        return "1S1R" if self.selector is not None else "1T1R" if self.transistor is not None else "1R"
+
+    def replace(self, **changes) -> Crossbar:
+        """A copy with some fields changed (validated again)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Crossbar(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for provenance and storage: arrays stay arrays, devices become dicts."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("selector", "transistor"):
+            device = out[name]
+            out[name] = None if device is None else {"type": type(device).__name__, **vars(device)}
+        return out

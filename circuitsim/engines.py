@@ -1,0 +1,131 @@
+"""The public entry points: simulate() with its engines, and netlist()."""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuitsim import __version__
+from circuitsim.circuit import Circuit, build_circuit
+from circuitsim.design import Crossbar
+from circuitsim.netlist import number, render, source_names
+from circuitsim.results import Result, extract, linear_branch_currents
+from circuitsim.solver import nonlinear_currents, solve
+from circuitsim.spice import SpiceJob, SpiceWorker, run_job
+from circuitsim.validate import line_mask, voltages
+
+
+@dataclass(frozen=True, eq=False)
+class Drive:
+    """A validated drive of one crossbar: its circuit and (batch, n_fixed) source voltages."""
+
+    circuit: Circuit
+    fixed_volts: np.ndarray
+    single: bool
+
+
+def _batched(name: str, value, length: int, batch: int, default: float) -> np.ndarray:
+    if value is None:
+        return np.full((batch, length), default)
+    arr, _ = voltages(name, value, length)
+    if arr.shape[0] not in (1, batch):
+        raise ValueError(f"{name} has batch size {arr.shape[0]}, v_rows has {batch}")
+    return np.broadcast_to(arr, (batch, length))
+
+
+def make_drive(xb: Crossbar, v_rows, v_cols=None, v_gates=None, floating_rows=None, floating_cols=None) -> Drive:
+    """Validate the drive of `xb` and flatten it into a circuit with source voltages."""
+    if not isinstance(xb, Crossbar):
+        raise TypeError(f"expected a circuitsim.Crossbar, got {type(xb).__name__}")
+    rows, cols = xb.shape
+    v_r, single = voltages("v_rows", v_rows, rows)
+    batch = v_r.shape[0]
+    v_c = _batched("v_cols", v_cols, cols, batch, 0.0)
+    if v_gates is not None and xb.transistor is None:
+        raise ValueError("v_gates applies only to 1T1R arrays (Crossbar(transistor=...))")
+    v_g = _batched("v_gates", v_gates, rows, batch, xb.transistor.v_gate_on if xb.transistor else 0.0)
+    fr, fc = line_mask("floating_rows", floating_rows, rows), line_mask("floating_cols", floating_cols, cols)
+    if fr.all():
+        raise ValueError("at least one row must be driven")
+    circuit = build_circuit(xb, fr, fc)
+    return Drive(circuit, circuit.fixed_voltages(v_r, v_c, v_g), single)
+
+
+def netlist(xb: Crossbar, v_rows, v_cols=None, *, v_gates=None, floating_rows=None, floating_cols=None) -> str:
+    """The SPICE deck (.op) that engine="spice" runs for one input vector v_rows (rows,)."""
+    drive = make_drive(xb, v_rows, v_cols, v_gates, floating_rows, floating_cols)
+    if not drive.single:
+        raise ValueError("netlist() takes one input vector of shape (rows,)")
+    return render(drive.circuit, drive.fixed_volts[0])
+
+
+def _spice(drive: Drive, worker: SpiceWorker | None, timeout_s: float | None) -> tuple:
+    circuit, volts = drive.circuit, drive.fixed_volts
+    deck = render(circuit, volts[0])
+    sources = source_names(circuit)
+    runs = [()] + [tuple(f"alter {s.lower()} dc={number(v)}" for s, v, old in zip(sources, now, prev) if v != old)
+                   for prev, now in zip(volts[:-1], volts[1:])]
+    rows, cols = circuit.xb.shape
+    label = f"{rows}x{cols} {circuit.xb.cell_type} crossbar (netlist sha256 {_sha256(deck)[:12]})"
+    out = run_job(SpiceJob(deck, tuple(runs), label), worker, timeout_s)
+    names = [n.lower() for n in circuit.node_names]
+    v = np.array([[vec[n][0] for n in names] for vec in out.vectors])
+    # ngspice's branch current flows into the + node; a source delivers the opposite
+    delivered = -np.array([[vec[f"{s.lower()}#branch"][0] for s in sources] for vec in out.vectors])
+    return v, delivered, {"ngspice_version": out.ngspice_version, "netlist_sha256": _sha256(deck),
+                          "convergence_aid": out.aid}
+
+
+def _numpy(drive: Drive) -> tuple:
+    circuit = drive.circuit
+    v = solve(circuit, drive.fixed_volts)
+    leaving = linear_branch_currents(circuit, v)
+    if len(circuit.sel_a) or len(circuit.tr_d):
+        gates = _gate_voltages(circuit, drive.fixed_volts)
+        leaving += np.array([nonlinear_currents(circuit, vk, gk) for vk, gk in zip(v, gates)])
+    return v, leaving[:, circuit.fixed], {}
+
+
+def _gate_voltages(circuit: Circuit, fixed_volts: np.ndarray) -> list:
+    if not len(circuit.tr_d):
+        return [None] * len(fixed_volts)
+    is_gate = circuit.fixed_kind == 2
+    per_row = np.zeros((len(fixed_volts), circuit.xb.shape[0]))
+    per_row[:, circuit.fixed_line[is_gate]] = fixed_volts[:, is_gate]
+    return list(per_row[:, circuit.tr_row])
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+ENGINES = ("spice", "numpy", "surrogate")
+
+
+def simulate(xb: Crossbar, v_rows, v_cols=None, *, engine: str = "spice", v_gates=None, floating_rows=None,
+             floating_cols=None, worker: SpiceWorker | None = None, timeout_s: float | None = None,
+             calibration=None) -> Result:
+    """Solve the crossbar for row voltages v_rows [V], (rows,) or (batch, rows).
+
+    v_cols: sense-node voltages [V] (default 0); v_gates: 1T1R gate voltages per row [V]
+    (default the transistor's v_gate_on); floating_rows / floating_cols: boolean masks of
+    lines left unconnected. engine: "spice" (ngspice in a worker process), "numpy" (exact
+    nodal solver) or "surrogate" (calibrated fast model, needs `calibration`).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")
+    drive = make_drive(xb, v_rows, v_cols, v_gates, floating_rows, floating_cols)
+    start = time.perf_counter()
+    if engine == "spice":
+        v, delivered, extra = _spice(drive, worker, timeout_s)
+    elif engine == "numpy":
+        v, delivered, extra = _numpy(drive)
+    else:
+        from circuitsim.surrogate import simulate_surrogate
+
+        return simulate_surrogate(xb, drive, calibration)
+    provenance = {"engine": engine, "circuitsim_version": __version__,
+                  "wall_time_s": time.perf_counter() - start, **extra}
+    return extract(drive.circuit, engine, v, delivered, drive.fixed_volts, drive.single, provenance)
