@@ -25,7 +25,7 @@ class NewtonOptions:
     steps are scaled down to this [V]; max_iter: iterations per solve; source_steps: ramp
     points of the source-stepping fallback."""
 
-    vtol_v: float = 1e-12
+    vtol_v: float = 1e-9
     max_step_v: float = 0.2
     max_iter: int = 200
     source_steps: int = 20

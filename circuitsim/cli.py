@@ -1,0 +1,75 @@
+"""The `circuitsim` command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _cmd_simulate(args) -> int:
+    from circuitsim.config import load_design
+    from circuitsim.engines import simulate
+
+    xb, drive = load_design(args.design)
+    res = simulate(xb, engine=args.engine, **drive)
+    currents = np.atleast_2d(res.column_currents)
+    print(f"# column currents [A], {xb.shape[0]}x{xb.shape[1]} {xb.cell_type}, engine {args.engine}")
+    for k, row in enumerate(currents):
+        print(f"vector {k}: " + " ".join(f"{c:.6e}" for c in row))
+    if args.out:
+        out = Path(args.out)
+        if out.suffix == ".npy":
+            np.save(out, currents)
+        else:
+            np.savetxt(out, currents, delimiter=",", header="column currents [A], one input vector per line")
+        print(f"wrote {out}")
+    return 0
+
+
+def _cmd_netlist(args) -> int:
+    from circuitsim.config import load_design
+    from circuitsim.engines import netlist
+
+    xb, drive = load_design(args.design)
+    v_rows = np.atleast_2d(drive.pop("v_rows"))[0]
+    print(netlist(xb, v_rows, **{k: (np.atleast_2d(v)[0]) for k, v in drive.items()}), end="")
+    return 0
+
+
+def _cmd_doctor(args) -> int:
+    from circuitsim.doctor import report
+
+    lines, ok = report()
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="circuitsim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("simulate", help="solve a crossbar design given in a TOML file")
+    p.add_argument("design", help="TOML design file (see examples/design.toml)")
+    p.add_argument("--engine", choices=("spice", "numpy"), default="spice")
+    p.add_argument("--out", help="write the column currents to this .csv or .npy file")
+    p.set_defaults(func=_cmd_simulate)
+    p = sub.add_parser("netlist", help="print the SPICE deck of a design (first input vector)")
+    p.add_argument("design")
+    p.set_defaults(func=_cmd_netlist)
+    p = sub.add_parser("doctor", help="check ngspice, PySpice and the Python packages")
+    p.set_defaults(func=_cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+        print(f"circuitsim {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
