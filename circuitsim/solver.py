@@ -21,11 +21,13 @@ class ConvergenceError(RuntimeError):
 
 @dataclass(frozen=True)
 class NewtonOptions:
-    """vtol_v: converged when the largest node update is below this [V]; max_step_v: Newton
-    steps are scaled down to this [V]; max_iter: iterations per solve; source_steps: ramp
-    points of the source-stepping fallback."""
+    """vtol_v: converged when the largest node update is below this [V], or when every KCL
+    residual is below reltol_kcl × (largest node conductance × drive voltage), the rounding
+    floor of ill-conditioned arrays; max_step_v: Newton steps are scaled down to this [V];
+    max_iter: iterations per solve; source_steps: ramp points of the source-stepping fallback."""
 
     vtol_v: float = 1e-9
+    reltol_kcl: float = 1e-13
     max_step_v: float = 0.2
     max_iter: int = 200
     source_steps: int = 20
@@ -102,6 +104,8 @@ def _newton(circuit, lap, free, fixed, v_fixed, gate_v, v_start, opts: NewtonOpt
     v[fixed] = v_fixed
     n = circuit.n_nodes
     lap_ff = lap[free][:, free]
+    # residual floor: KCL cannot be met better than rounding of the largest branch currents
+    itol_a = opts.reltol_kcl * np.max(np.abs(lap.diagonal())) * max(np.max(np.abs(v_fixed), initial=0.0), 1.0)
     for _ in range(opts.max_iter):
         stamps = _nonlinear_stamps(circuit, v, gate_v)
         resid = lap @ v
@@ -123,7 +127,7 @@ def _newton(circuit, lap, free, fixed, v_fixed, gate_v, v_start, opts: NewtonOpt
         if largest > opts.max_step_v:
             step *= opts.max_step_v / largest
         v[free] += step
-        if largest < opts.vtol_v:
+        if largest < opts.vtol_v or np.max(np.abs(f), initial=0.0) < itol_a:
             return v
     return None
 

@@ -181,6 +181,11 @@ class SpiceWorker:
         self._conn.close()
         self._process = None
 
+    @property
+    def pid(self) -> int | None:
+        """Process id of the current child (None before the first job)."""
+        return None if self._process is None else self._process.pid
+
     def __enter__(self):
         return self
 

@@ -1,0 +1,126 @@
+"""Engines against closed forms, against each other (real ngspice) and against badcrossbar."""
+import badcrossbar
+import numpy as np
+import pytest
+
+import circuitsim
+from circuitsim.solver import transfer_matrix
+from circuitsim.circuit import build_circuit
+from conftest import CELL_KINDS, random_crossbar
+
+
+def _rel(a, b):
+    return np.max(np.abs(a - b)) / np.max(np.abs(b))
+
+
+@pytest.mark.parametrize("engine", ["numpy", "spice"])
+def test_one_cell_closed_form(engine):
+    xb = circuitsim.Crossbar(conductance=[[1e-4]], r_row=10.0, r_col=20.0, r_driver=5.0, r_sense=15.0)
+    res = circuitsim.simulate(xb, [0.3], engine=engine)
+    expected = 0.3 / (1e4 + 10 + 20 + 5 + 15)
+    np.testing.assert_allclose(res.column_currents, [expected], rtol=1e-9)
+    np.testing.assert_allclose(res.row_currents, [expected], rtol=1e-9)
+    np.testing.assert_allclose(res.power, 0.3 * expected, rtol=1e-9)
+    np.testing.assert_allclose(res.cell_voltages, [[expected * 1e4]], rtol=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "spice"])
+def test_single_row_closed_form(engine):
+    """One row of three cells, no column resistance: a ladder solved by hand."""
+    g = np.array([[1e-3, 2e-3, 5e-4]])
+    r = 50.0
+    xb = circuitsim.Crossbar(conductance=g, r_row=r)
+    res = circuitsim.simulate(xb, [1.0], engine=engine)
+    # ladder from the far end: R3, then (R3 || cell2) + r ...
+    z = 1 / g[0, 2]
+    z = r + z
+    z = r + 1 / (g[0, 1] + 1 / z)
+    z = r + 1 / (g[0, 0] + 1 / z)
+    i_total = 1.0 / z
+    np.testing.assert_allclose(res.row_currents, [i_total], rtol=1e-9)
+    np.testing.assert_allclose(res.column_currents.sum(), i_total, rtol=1e-9)
+    v1 = 1.0 - r * i_total
+    np.testing.assert_allclose(res.column_currents[0], g[0, 0] * v1, rtol=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "spice"])
+def test_zero_wire_resistance_is_ideal(engine, rng):
+    g = rng.uniform(1e-6, 1e-4, (5, 7))
+    v = rng.uniform(-1, 1, (3, 5))
+    res = circuitsim.simulate(circuitsim.Crossbar(conductance=g), v, engine=engine)
+    np.testing.assert_allclose(res.column_currents, v @ g, rtol=1e-12, atol=1e-20)
+    assert res.column_currents.shape == (3, 7) and res.cell_currents.shape == (3, 5, 7)
+
+
+@pytest.mark.parametrize("kind", list(CELL_KINDS))
+def test_spice_and_numpy_agree(kind, rng):
+    for rows, cols in [(3, 5), (8, 6)]:
+        xb = random_crossbar(rng, rows, cols, kind)
+        v = rng.uniform(-0.4, 1.0, (3, rows))
+        a = circuitsim.simulate(xb, v, engine="numpy")
+        b = circuitsim.simulate(xb, v, engine="spice")
+        assert b.provenance["ngspice_version"] == "46"
+        assert _rel(a.column_currents, b.column_currents) < 1e-6
+        assert _rel(a.row_currents, b.row_currents) < 1e-6
+        assert _rel(a.cell_currents, b.cell_currents) < 1e-6
+        assert _rel(a.node_voltages, b.node_voltages) < 1e-6
+        assert _rel(a.power, b.power) < 1e-6
+
+
+@pytest.mark.parametrize("kind", ["1S1R", "1T1R"])
+def test_spice_and_numpy_agree_with_floating_lines_and_gates(kind, rng):
+    xb = random_crossbar(rng, 6, 5, kind)
+    v = rng.uniform(0.0, 1.0, 6)
+    extra = {"v_gates": np.r_[1.8, 0.0, 1.8, 1.2, 0.0, 1.8]} if kind == "1T1R" else {}
+    kw = dict(v_cols=np.full(5, 0.2), floating_rows=np.r_[False, True, False, False, True, False],
+              floating_cols=np.r_[False, False, True, False, False], **extra)
+    a = circuitsim.simulate(xb, v, engine="numpy", **kw)
+    b = circuitsim.simulate(xb, v, engine="spice", **kw)
+    assert _rel(a.column_currents, b.column_currents) < 1e-6
+    assert a.column_currents[2] == 0 and a.row_currents[1] == 0
+
+
+def test_numpy_matches_badcrossbar(rng):
+    for rows, cols, r in [(4, 4, 1.0), (10, 7, 3.3), (16, 16, 0.5)]:
+        g = rng.uniform(1e-6, 1e-4, (rows, cols))
+        v = rng.uniform(-1, 1, (5, rows))
+        ours = circuitsim.simulate(circuitsim.Crossbar(conductance=g, r_row=r, r_col=r), v, engine="numpy")
+        theirs = badcrossbar.compute(v.T, 1 / g, r_i=r, node_voltages=False, all_currents=False)
+        assert _rel(ours.column_currents, theirs.currents.output) < 1e-9
+
+
+def test_transfer_matrix_reproduces_solution(rng):
+    xb = random_crossbar(rng, 9, 7)
+    v = rng.uniform(0, 1, (4, 9))
+    res = circuitsim.simulate(xb, v, engine="numpy")
+    circuit = build_circuit(xb, np.zeros(9, bool), np.zeros(7, bool))
+    t = transfer_matrix(circuit)
+    volts = circuit.fixed_voltages(v, np.zeros((4, 7)), np.zeros((4, 9)))
+    np.testing.assert_allclose(volts @ t.T, res.node_voltages, rtol=1e-12, atol=1e-15)
+
+
+def test_wire_resistance_lowers_currents(rng):
+    g = rng.uniform(1e-5, 1e-4, (16, 16))
+    v = np.full(16, 0.5)
+    ideal = circuitsim.simulate(circuitsim.Crossbar(conductance=g), v, engine="numpy").column_currents
+    wired = circuitsim.simulate(circuitsim.Crossbar(conductance=g, r_row=5, r_col=5), v, engine="numpy")
+    assert np.all(wired.column_currents < ideal)
+    assert np.all(wired.cell_voltages < 0.5) and np.all(wired.cell_voltages > 0.3)
+
+
+def test_netlist_is_readable_and_runs_what_spice_runs(rng):
+    xb = random_crossbar(rng, 4, 8, "1S1R")
+    text = circuitsim.netlist(xb, np.full(4, 0.5))
+    assert ".options klu" in text and ".op" in text and text.rstrip().endswith(".end")
+    assert ".include" in text and "selectors.lib" in text
+    for node in ("r3c7", "b3c7", "m3c7", "in3", "out7"):
+        assert f" {node} " in text or f" {node}\n" in text
+    res = circuitsim.simulate(xb, np.full(4, 0.5), engine="spice")
+    assert res.provenance["netlist_sha256"]
+    assert res.node_voltage("in3") == pytest.approx(0.5)
+
+
+def test_result_node_lookup_names_missing_nodes():
+    res = circuitsim.simulate(circuitsim.Crossbar(conductance=[[1e-4]]), [0.1], engine="numpy")
+    with pytest.raises(KeyError, match="r5c5"):
+        res.node_voltage("r5c5")
