@@ -1,0 +1,440 @@
+"""engine="surrogate": calibrated reduced crossbar models, their fit to SPICE data, and their range.
+
+Linear (1R) arrays take the exact path: the transfer matrix of the nodal equations gives
+column and row currents as one matmul (exact to solver rounding). 1S1R arrays with a
+sinh selector take a reduced model from circuitsim.surrogate_models; its few scalars are
+fitted with scipy.optimize.least_squares to stored SPICE results, some designs are held
+out, and the calibration (parameters, residuals, held-out errors, the data file's sha256,
+the calibrated range) is written to HDF5. Errors are |I_surrogate − I_spice| relative to
+the design's full scale, the largest |I_spice| of that design.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from circuitsim import __version__
+from circuitsim import surrogate_models as models
+from circuitsim.design import Crossbar
+from circuitsim.results import Result
+from circuitsim.solver import transfer_matrix
+
+CALIBRATION_FORMAT = "circuitsim-surrogate-calibration/1"
+DEFAULT_CALIBRATION = Path(__file__).resolve().parent.parent / "data" / "default_calibration.h5"
+FITTED = {"chen": {"share_row_per_cell": 0.3, "share_col_per_cell": 0.3},
+          "relax": {"omega": 0.8},
+          "lowrank": {"scale_row": 1.0, "scale_col": 1.0}}
+FIXED = {"relax": {"sweeps": 4}}
+LOWRANK_RANK = 2
+
+
+class CalibrationRangeWarning(UserWarning):
+    """A design or drive lies outside the range the calibration was fitted on."""
+
+
+# ---- calibration data -------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """One design with SPICE truth: v_rows (batch, rows) [V] and column_currents (batch, cols) [A]."""
+
+    xb: Crossbar
+    v_rows: np.ndarray
+    column_currents: np.ndarray
+
+    def __post_init__(self):
+        rows, cols = self.xb.shape
+        v, i = np.atleast_2d(self.v_rows), np.atleast_2d(self.column_currents)
+        if v.shape[1] != rows or i.shape != (v.shape[0], cols):
+            raise ValueError(f"sample of a {rows}x{cols} array needs v_rows (batch, {rows}) and column_currents "
+                             f"(batch, {cols}); got {v.shape} and {i.shape}")
+        object.__setattr__(self, "v_rows", v)
+        object.__setattr__(self, "column_currents", i)
+
+    @property
+    def full_scale(self) -> float:
+        return float(np.abs(self.column_currents).max())
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The calibrated range: every design and drive the fit saw lies inside it."""
+
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    r_row_ohm: tuple[float, float]
+    r_col_ohm: tuple[float, float]
+    r_driver_ohm: tuple[float, float]
+    r_sense_ohm: tuple[float, float]
+    conductance_s: tuple[float, float]
+    v_abs_max: float
+    selector_i0: tuple[float, float]
+    selector_v0: tuple[float, float]
+
+    @classmethod
+    def of(cls, samples: list[Sample]) -> Domain:
+        def span(values):
+            values = [np.asarray(v, dtype=float) for v in values]
+            return float(min(v.min() for v in values)), float(max(v.max() for v in values))
+
+        xbs = [s.xb for s in samples]
+        return cls(rows=tuple(int(x) for x in span([x.shape[0] for x in xbs])),
+                   cols=tuple(int(x) for x in span([x.shape[1] for x in xbs])),
+                   r_row_ohm=span([x.r_row for x in xbs]), r_col_ohm=span([x.r_col for x in xbs]),
+                   r_driver_ohm=span([x.r_driver for x in xbs]), r_sense_ohm=span([x.r_sense for x in xbs]),
+                   conductance_s=span([x.conductance for x in xbs]),
+                   v_abs_max=float(max(np.abs(s.v_rows).max() for s in samples)),
+                   selector_i0=span([x.selector.i0 for x in xbs]), selector_v0=span([x.selector.v0 for x in xbs]))
+
+    def violations(self, xb: Crossbar, v_rows: np.ndarray) -> list[str]:
+        """Plain-language reasons why (xb, v_rows) lies outside this range (empty if inside)."""
+        out = []
+
+        def check(name, value, bounds, rel=1e-9):
+            lo, hi = bounds
+            v_lo, v_hi = float(np.min(value)), float(np.max(value))
+            if v_lo < lo - rel * abs(lo) or v_hi > hi + rel * abs(hi):
+                out.append(f"{name} spans [{v_lo:.3g}, {v_hi:.3g}], calibrated [{lo:.3g}, {hi:.3g}]")
+
+        check("rows", xb.shape[0], self.rows)
+        check("cols", xb.shape[1], self.cols)
+        for name in ("r_row", "r_col", "r_driver", "r_sense"):
+            check(f"{name} [Ω]", getattr(xb, name), getattr(self, f"{name}_ohm"))
+        check("conductance [S]", xb.conductance, self.conductance_s)
+        check("|v_rows| [V]", np.abs(v_rows), (0.0, self.v_abs_max))
+        check("selector i0 [A]", xb.selector.i0, self.selector_i0)
+        check("selector v0 [V]", xb.selector.v0, self.selector_v0)
+        return out
+
+
+@dataclass(frozen=True)
+class FormFit:
+    """Fitted scalars of one reduced form and its errors (fractions of full scale)."""
+
+    params: dict
+    train_rms: float
+    heldout_max: float
+    heldout_p99: float
+    heldout_rms: float
+    seconds_per_vector: float
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Fitted surrogate: every form's fit, the form simulate() uses, the range and provenance."""
+
+    forms: dict
+    form: str
+    domain: Domain
+    provenance: dict = field(default_factory=dict)
+    heldout: dict = field(default_factory=dict)
+
+    def using(self, form: str) -> Calibration:
+        """The same calibration evaluated with another fitted form."""
+        if form not in self.forms:
+            raise ValueError(f"form {form!r} was not fitted; this calibration has {sorted(self.forms)}")
+        return replace(self, form=form)
+
+    def params(self, form: str | None = None) -> dict:
+        form = form or self.form
+        return {**self.forms[form].params, **FIXED.get(form, {})}
+
+
+# ---- evaluating ---------------------------------------------------------------------------
+
+def prepare(xb: Crossbar, calibration: Calibration, form: str | None = None) -> models.Prepared:
+    """The design made ready for batches with the calibration's (or the given) form."""
+    form = form or calibration.form
+    params = calibration.params(form) if form in calibration.forms else {}
+    return models.prepare(xb, form, params, calibration.domain.v_abs_max, rank=LOWRANK_RANK)
+
+
+def _column_transfer(xb: Crossbar, circuit) -> tuple[np.ndarray, np.ndarray]:
+    """(n_fixed, cols) and (n_fixed, rows) maps from source voltages to column / row currents.
+
+    Every column's current is the sum of its cells' currents (the line has no other exit),
+    so both follow from the node transfer matrix and the cell conductances.
+    """
+    t = transfer_matrix(circuit)
+    rows, cols = xb.shape
+    cell = ((t[circuit.cell_hi] - t[circuit.cell_lo]) * circuit.cell_g[:, None]).reshape(rows, cols, -1)
+    return cell.sum(axis=0).T, cell.sum(axis=1).T
+
+
+def linear_transfer(xb: Crossbar) -> np.ndarray:
+    """T (rows, cols): exact column currents I = v_rows @ T of a linear array, sense nodes at 0 V."""
+    from circuitsim.engines import make_drive
+
+    if xb.cell_type != "1R":
+        raise ValueError(f"the exact transfer matrix exists for linear (1R) arrays, not {xb.cell_type}")
+    drive = make_drive(xb, np.zeros(xb.shape[0]))
+    to_cols, _ = _column_transfer(xb, drive.circuit)
+    return to_cols[drive.circuit.fixed_kind == 0]
+
+
+def _nan(shape) -> np.ndarray:
+    return np.broadcast_to(np.nan, shape)
+
+
+def _result(drive, cols_i, rows_i, provenance, cell_v=None, cell_i=None) -> Result:
+    circuit = drive.circuit
+    batch, (rows, cols) = len(drive.fixed_volts), circuit.xb.shape
+    power = np.nan if rows_i is None else np.einsum("bk,bk->b", drive.fixed_volts, _source_currents(circuit, rows_i,
+                                                                                                       cols_i))
+    arrays = [cols_i, _nan((batch, rows)) if rows_i is None else rows_i,
+              _nan((batch, rows, cols)) if cell_v is None else cell_v,
+              _nan((batch, rows, cols)) if cell_i is None else cell_i,
+              np.broadcast_to(power, (batch,)), _nan((batch, circuit.n_nodes))]
+    if drive.single:
+        arrays = [a[0] for a in arrays]
+    return Result("surrogate", *arrays, node_names=circuit.node_names, provenance=provenance)
+
+
+def _source_currents(circuit, rows_i, cols_i) -> np.ndarray:
+    """(batch, n_fixed) current each source delivers, from line currents (gates deliver none)."""
+    out = np.zeros((len(rows_i), len(circuit.fixed)))
+    for kind, currents, sign in ((0, rows_i, 1.0), (1, cols_i, -1.0)):
+        pick = circuit.fixed_kind == kind
+        out[:, pick] = sign * currents[:, circuit.fixed_line[pick]]
+    return out
+
+
+def _row_volts_of_1s1r(drive) -> np.ndarray:
+    circuit, rows = drive.circuit, drive.circuit.xb.shape[0]
+    if circuit.floating_rows.any() or circuit.floating_cols.any():
+        raise ValueError("the 1S1R surrogate assumes every row driven and every column sensed; "
+                         "use engine='numpy' for floating lines")
+    is_col = circuit.fixed_kind == 1
+    if np.any(drive.fixed_volts[:, is_col] != 0):
+        raise ValueError("the 1S1R surrogate assumes sense nodes at 0 V (v_cols = 0); use engine='numpy'")
+    v = np.zeros((len(drive.fixed_volts), rows))
+    v[:, circuit.fixed_line[circuit.fixed_kind == 0]] = drive.fixed_volts[:, circuit.fixed_kind == 0]
+    return v
+
+
+def load_default() -> Calibration:
+    """The calibration shipped in data/ (see README, "## Surrogate", for how it is made)."""
+    if not DEFAULT_CALIBRATION.exists():
+        raise FileNotFoundError(f"default calibration {DEFAULT_CALIBRATION} is missing; "
+                                "remake it with scripts/make_default_calibration.py")
+    return load(DEFAULT_CALIBRATION)
+
+
+def simulate_surrogate(xb: Crossbar, drive, calibration=None) -> Result:
+    """engine="surrogate" for a validated drive (engines.Drive).
+
+    1R: exact transfer matrix (any drive); fills column and row currents and power.
+    1S1R (sinh selector): the calibration's form; fills column currents (the "relax" form
+    also row, cell currents and cell voltages); what a form does not compute is NaN.
+    calibration: a Calibration, a path to a calibration .h5, or None for the shipped default.
+    """
+    start = time.perf_counter()
+    provenance = {"engine": "surrogate", "circuitsim_version": __version__}
+    if xb.cell_type == "1R":
+        to_cols, to_rows = _column_transfer(xb, drive.circuit)
+        provenance.update(form="transfer-matrix", wall_time_s=time.perf_counter() - start)
+        return _result(drive, drive.fixed_volts @ to_cols, drive.fixed_volts @ to_rows, provenance)
+    if xb.cell_type != "1S1R":
+        raise ValueError(f"the surrogate covers 1R and 1S1R arrays, not {xb.cell_type}; use engine='numpy'")
+    if calibration is None:
+        calibration = load_default()
+    elif not isinstance(calibration, Calibration):
+        calibration = load(calibration)
+    v_rows = _row_volts_of_1s1r(drive)
+    problems = calibration.domain.violations(xb, v_rows)
+    if problems:
+        warnings.warn("design outside the calibrated range: " + "; ".join(problems), CalibrationRangeWarning,
+                      stacklevel=3)
+    prep = prepare(xb, calibration)
+    provenance.update(form=calibration.form, calibration=calibration.provenance.get("calibration_sha256", ""))
+    if calibration.form == "relax":
+        cell_i = models.relax_cells(prep, v_rows)
+        provenance["wall_time_s"] = time.perf_counter() - start
+        return _result(drive, cell_i.sum(axis=1), cell_i.sum(axis=2), provenance, cell_i=cell_i,
+                       cell_v=_cell_volts(xb, prep, v_rows, cell_i))
+    cols_i = models.column_currents(prep, v_rows)
+    provenance["wall_time_s"] = time.perf_counter() - start
+    return _result(drive, cols_i, None, provenance)
+
+
+def _cell_volts(xb: Crossbar, prep: models.Prepared, v_rows: np.ndarray, cell_i: np.ndarray) -> np.ndarray:
+    a = prep.arrays
+    return models.row_wire_volts(v_rows, cell_i, a["r_row"]) - models.col_wire_volts(cell_i, a["r_col"])
+
+
+# ---- fitting ------------------------------------------------------------------------------
+
+def relative_errors(samples: list[Sample], form: str, params: dict, v_max: float) -> np.ndarray:
+    """(I_form − I_spice) / full scale, all samples' entries flattened."""
+    out = []
+    for s in samples:
+        prep = models.prepare(s.xb, form, params, v_max, rank=LOWRANK_RANK)
+        out.append(((models.column_currents(prep, s.v_rows) - s.column_currents) / s.full_scale).ravel())
+    return np.concatenate(out)
+
+
+def _fit_form(form: str, train: list[Sample], v_max: float) -> tuple[dict, np.ndarray]:
+    """scipy.optimize.least_squares over the form's scalars; returns (params, train residuals)."""
+    from scipy.optimize import least_squares
+
+    names = list(FITTED.get(form, {}))
+    fixed = FIXED.get(form, {})
+    if not names:
+        return dict(fixed), relative_errors(train, form, fixed, v_max)
+
+    def resid(x):
+        return relative_errors(train, form, {**dict(zip(names, x)), **fixed}, v_max)
+
+    fit = least_squares(resid, [FITTED[form][n] for n in names], x_scale=1.0, diff_step=1e-3)
+    params = {n: float(x) for n, x in zip(names, fit.x)}
+    return params, fit.fun
+
+
+def _seconds_per_vector(form: str, params: dict, sample: Sample, v_max: float, repeats: int = 3) -> float:
+    prep = models.prepare(sample.xb, form, {**params, **FIXED.get(form, {})}, v_max, rank=LOWRANK_RANK)
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        models.column_currents(prep, sample.v_rows)
+        best = min(best, time.perf_counter() - start)
+    return best / len(sample.v_rows)
+
+
+def split(samples: list[Sample], holdout_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Hold out whole designs (unseen conductance patterns and input vectors), at least one."""
+    if not 0 < holdout_fraction < 1:
+        raise ValueError(f"holdout_fraction must lie in (0, 1), got {holdout_fraction}")
+    if len(samples) < 2:
+        raise ValueError("calibration needs at least two designs (one is held out)")
+    order = np.random.default_rng(seed).permutation(len(samples))
+    n_out = min(len(samples) - 1, max(1, round(holdout_fraction * len(samples))))
+    out = set(order[:n_out].tolist())
+    return [s for k, s in enumerate(samples) if k not in out], [s for k, s in enumerate(samples) if k in out]
+
+
+def _check_samples(samples: list[Sample]) -> None:
+    for k, s in enumerate(samples):
+        if s.xb.cell_type != "1S1R":
+            raise ValueError(f"sample {k}: the surrogate is calibrated on 1S1R arrays, got {s.xb.cell_type}")
+        if s.full_scale == 0:
+            raise ValueError(f"sample {k}: all column currents are zero, no full scale to compare against")
+
+
+def calibrate(samples: list[Sample], *, forms=("ideal", "chen", "relax", "lowrank"), holdout_fraction: float = 0.25,
+              seed: int = 0, provenance: dict | None = None) -> Calibration:
+    """Fit every form on the training designs, measure all on the held-out ones.
+
+    The calibration uses the most accurate fitted form on held-out data among those at
+    least 10x faster than "relax" (the near-exact iterative one), else the most accurate.
+    """
+    _check_samples(samples)
+    unknown = set(forms) - set(models.FORMS)
+    if unknown:
+        raise ValueError(f"unknown surrogate forms {sorted(unknown)}; choose from {models.FORMS}")
+    train, held = split(samples, holdout_fraction, seed)
+    domain = Domain.of(samples)
+    fits, heldout = {}, {"full_scale_a": np.array([s.full_scale for s in held]),
+                         "rows": np.array([s.xb.shape[0] for s in held]),
+                         "cols": np.array([s.xb.shape[1] for s in held]),
+                         "r_row_ohm": np.array([float(np.mean(s.xb.r_row)) for s in held]),
+                         "r_col_ohm": np.array([float(np.mean(s.xb.r_col)) for s in held]),
+                         "spice_a": np.concatenate([s.column_currents.ravel() for s in held])}
+    biggest = max(held, key=lambda s: s.xb.conductance.size)
+    for form in forms:
+        params, train_res = _fit_form(form, train, domain.v_abs_max)
+        full = {**params, **FIXED.get(form, {})}
+        err = relative_errors(held, form, full, domain.v_abs_max)
+        per_design = [np.abs(relative_errors([s], form, full, domain.v_abs_max)).max() for s in held]
+        heldout[f"{form}_max_error"] = np.array(per_design)
+        heldout[f"{form}_a"] = heldout["spice_a"] + err * np.repeat(
+            heldout["full_scale_a"], [s.column_currents.size for s in held])
+        fits[form] = FormFit(params={k: v for k, v in params.items() if k not in FIXED.get(form, {})},
+                             train_rms=float(np.sqrt(np.mean(train_res ** 2))), heldout_max=float(np.abs(err).max()),
+                             heldout_p99=float(np.quantile(np.abs(err), 0.99)),
+                             heldout_rms=float(np.sqrt(np.mean(err ** 2))),
+                             seconds_per_vector=_seconds_per_vector(form, params, biggest, domain.v_abs_max))
+    chosen = _choose(fits)
+    prov = {"circuitsim_version": __version__, "seed": seed, "holdout_fraction": holdout_fraction,
+            "n_designs_train": len(train), "n_designs_heldout": len(held),
+            "n_vectors_train": int(sum(len(s.v_rows) for s in train)),
+            "n_vectors_heldout": int(sum(len(s.v_rows) for s in held)), **(provenance or {})}
+    return Calibration(forms=fits, form=chosen, domain=domain, provenance=prov, heldout=heldout)
+
+
+def _choose(fits: dict) -> str:
+    candidates = [f for f in fits if f != "ideal"] or list(fits)
+    if "relax" in fits:
+        fast = [f for f in candidates if fits[f].seconds_per_vector * 10 <= fits["relax"].seconds_per_vector]
+        candidates = fast or candidates
+    return min(candidates, key=lambda f: fits[f].heldout_max)
+
+
+# ---- HDF5 ---------------------------------------------------------------------------------
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save(calibration: Calibration, path: str | Path) -> Path:
+    """Write the calibration to HDF5 atomically (a temporary file renamed into place)."""
+    import h5py
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update({"format": CALIBRATION_FORMAT, "form": calibration.form})
+            f.create_group("provenance").attrs.update(calibration.provenance)
+            dom = f.create_group("domain")
+            for name, value in vars(calibration.domain).items():
+                dom.attrs[name] = value
+            for form, fit in calibration.forms.items():
+                g = f.create_group(f"forms/{form}")
+                g.create_group("params").attrs.update(fit.params)
+                g.attrs.update({k: v for k, v in vars(fit).items() if k != "params"})
+            held = f.create_group("heldout")
+            for name, value in calibration.heldout.items():
+                held.create_dataset(name, data=value)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load(path: str | Path) -> Calibration:
+    """Read a calibration written by save()."""
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"calibration file {path} does not exist")
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != CALIBRATION_FORMAT:
+            raise ValueError(f"{path} is not a surrogate calibration (format {f.attrs.get('format')!r})")
+        dom = {k: (tuple(v.tolist()) if np.ndim(v) else v.item()) for k, v in f["domain"].attrs.items()}
+        forms = {name: FormFit(params={k: float(v) for k, v in g["params"].attrs.items()},
+                               **{k: float(v) for k, v in g.attrs.items()})
+                 for name, g in f["forms"].items()}
+        prov = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f["provenance"].attrs.items()}
+        prov["calibration_sha256"] = file_sha256(path)
+        return Calibration(forms=forms, form=str(f.attrs["form"]), domain=Domain(**dom), provenance=prov,
+                           heldout={k: v[()] for k, v in f["heldout"].items()})
+
+
+def parity_figure(calibration: Calibration, form: str | None = None):
+    """Held-out surrogate vs SPICE column currents (plots.parity)."""
+    from circuitsim import plots
+
+    form = form or calibration.form
+    held = calibration.heldout
+    return plots.parity(held["spice_a"], held[f"{form}_a"], "SPICE", f"surrogate ({form})",
+                        title=f"Held-out column currents, {len(held['rows'])} designs")

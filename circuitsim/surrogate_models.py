@@ -1,0 +1,271 @@
+"""Reduced crossbar models behind engine="surrogate": cell physics exact, wires reduced.
+
+Every form starts from the exact I-V of one 1S1R cell (conductance G in series with the
+sinh selector, solved per cell) and differs in how it treats the wire resistance:
+
+- "ideal": I = G·V, the textbook crossbar (no selector, no wires); the baseline to beat.
+- "chen": A. Chen's first-order line-resistance model (IEEE TED 60(4) 2013, MODELS.md):
+  each cell sees its own wire path r_row·(j+1) + r_col·(m−i) in series, scaled by fitted
+  sharing factors that stand for the current of the other cells on the same lines.
+- "relax": CrossSim-style relaxation of the wire drops: cell currents give the exact line
+  voltages through cumulative sums; a fixed number of damped sweeps (damping fitted).
+- "lowrank": row lines solved exactly per cell (they depend on their own driver only),
+  column-wire rise as a low-rank self-consistent feedback (eigenvectors of each column's
+  resistance kernel); every input-dependent term is a matmul of a small voltage basis.
+
+All cell functions of a row voltage u are expanded on the odd basis u and
+sinh(s·u/v0) (SINH_SCALES), so a column current is φ(V) @ C: a few dense matmuls per batch.
+Assumptions: row drivers at the left, sense nodes at the bottom held at 0 V, no floating
+lines, every cell's selector the same SinhSelector.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuitsim.design import Crossbar
+
+SINH_SCALES = (1.0, 0.85, 0.7, 0.55, 0.4, 0.25)
+N_BASIS = 1 + len(SINH_SCALES)
+FORMS = ("ideal", "chen", "relax", "lowrank")
+CELL_NEWTON_ITERS = 40
+SHOOT_POINTS = 64
+
+
+# ---- one cell ---------------------------------------------------------------------------
+
+def selector_voltage(v_cell: np.ndarray, g: np.ndarray, i0: float, v0: float) -> np.ndarray:
+    """Voltage [V] across the selector of a cell (g [S] in series with i0·sinh(V/v0)) at v_cell [V].
+
+    Solves Vs + i0·sinh(Vs/v0)/g = |v| by Newton from Vs = |v|: the function is convex
+    and increasing, so the iterates fall monotonically onto the root.
+    """
+    a = np.abs(v_cell)
+    k = i0 / np.where(g > 0, g, np.inf)
+    vs = a.copy()
+    for _ in range(CELL_NEWTON_ITERS):
+        x = np.minimum(vs / v0, 80.0)
+        step = (vs + k * np.sinh(x) - a) / (1.0 + k / v0 * np.cosh(x))
+        vs = vs - step
+        if np.max(np.abs(step), initial=0.0) < 1e-13:
+            break
+    return np.sign(v_cell) * np.where(g > 0, vs, 0.0)
+
+
+def cell_current(v_cell: np.ndarray, g: np.ndarray, i0: float, v0: float) -> np.ndarray:
+    """Exact current [A] of a 1S1R cell (0 for an open cell, g == 0)."""
+    vs = selector_voltage(v_cell, g, i0, v0)
+    return np.where(g > 0, i0 * np.sinh(np.clip(vs / v0, -80, 80)), 0.0)
+
+
+# ---- the voltage basis ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Basis:
+    """Odd basis φ_k(u) = u/v_max, sinh(s_k·u/v0)/sinh(s_k·v_max/v0), normalised to 1 at v_max."""
+
+    v0: float
+    v_max: float
+
+    def _parts(self):
+        s = np.asarray(SINH_SCALES) / self.v0
+        return s, np.sinh(s * self.v_max)
+
+    def values(self, u: np.ndarray) -> np.ndarray:
+        """φ(u) with the basis index last: shape u.shape + (N_BASIS,)."""
+        s, norm = self._parts()
+        u = np.asarray(u)[..., None]
+        return np.concatenate([u / self.v_max, np.sinh(u * s) / norm], axis=-1)
+
+    def slopes(self, u: np.ndarray) -> np.ndarray:
+        """dφ/du, same shape as values(u)."""
+        s, norm = self._parts()
+        u = np.asarray(u)[..., None]
+        return np.concatenate([np.full(u.shape, 1.0 / self.v_max), s * np.cosh(u * s) / norm], axis=-1)
+
+    def features(self, v_rows: np.ndarray, slopes: bool = False) -> np.ndarray:
+        """(batch, N_BASIS·rows) matmul operand for row voltages (batch, rows), basis-major."""
+        f = self.slopes(v_rows) if slopes else self.values(v_rows)
+        return np.ascontiguousarray(np.moveaxis(f, -1, 1)).reshape(len(v_rows), -1)
+
+
+def fit_coefficients(basis: Basis, u: np.ndarray, currents: np.ndarray) -> np.ndarray:
+    """Least-squares coefficients C (N_BASIS, rows, cols) with currents[r, s, c] ≈ Σ_k φ_k(u[r, s])·C[k, r, c]."""
+    phi = basis.values(u)                                    # (rows, samples, K)
+    coef = np.linalg.pinv(phi) @ currents                    # (rows, K, cols)
+    return np.moveaxis(coef, 1, 0)
+
+
+def as_weights(coef: np.ndarray) -> np.ndarray:
+    """(K, rows, cols) coefficients -> (K·rows, cols) matmul weights, matching Basis.features."""
+    return coef.reshape(-1, coef.shape[-1])
+
+
+# ---- lines ------------------------------------------------------------------------------
+
+def row_path_ohm(xb: Crossbar) -> np.ndarray:
+    """Row-wire segment resistances [Ω] (rows, cols) with the driver resistance in segment 0."""
+    r = xb.r_row.copy()
+    r[:, 0] += xb.r_driver
+    return r
+
+
+def col_path_ohm(xb: Crossbar) -> np.ndarray:
+    """Column-wire segment resistances [Ω] (rows, cols) with the sense resistance in the bottom one."""
+    r = xb.r_col.copy()
+    r[-1, :] += xb.r_sense
+    return r
+
+
+def row_wire_volts(v_rows: np.ndarray, cell_i: np.ndarray, r_row: np.ndarray) -> np.ndarray:
+    """Row-wire voltage at each cell (batch, rows, cols) from cell currents: exact for a driven chain."""
+    through = np.cumsum(cell_i[..., ::-1], axis=-1)[..., ::-1]      # current in segment j
+    return v_rows[..., None] - np.cumsum(r_row * through, axis=-1)
+
+
+def col_wire_volts(cell_i: np.ndarray, r_col: np.ndarray) -> np.ndarray:
+    """Column-wire voltage at each cell (batch, rows, cols) from cell currents, sense nodes at 0 V."""
+    through = np.cumsum(cell_i, axis=-2)                              # current in segment i (downwards)
+    return np.cumsum((r_col * through)[..., ::-1, :], axis=-2)[..., ::-1, :]
+
+
+def shoot_rows(xb: Crossbar, r_row: np.ndarray, v_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact row lines with grounded columns, by shooting from the open far end.
+
+    For far-end voltages x in (0, v_max] walk to the driver; returns the driver voltages
+    u (rows, samples) and the cell currents (rows, samples, cols). u >= x, so the samples
+    cover (0, v_max].
+    """
+    rows, cols = xb.shape
+    sel = xb.selector
+    x = np.linspace(0.0, v_max, SHOOT_POINTS + 1)[1:]
+    node = np.broadcast_to(x, (rows, SHOOT_POINTS)).copy()
+    currents = np.zeros((rows, SHOOT_POINTS, cols))
+    through = np.zeros((rows, SHOOT_POINTS))
+    for j in range(cols - 1, -1, -1):
+        currents[:, :, j] = cell_current(node, xb.conductance[:, j:j + 1], sel.i0, sel.v0)
+        through += currents[:, :, j]
+        node = node + r_row[:, j:j + 1] * through
+    return node, currents
+
+
+def column_kernel(r_col: np.ndarray) -> np.ndarray:
+    """K (cols, rows, rows): column-wire voltage at cell i per unit current injected at cell i'.
+
+    K[j, i, i'] = Σ_{k >= max(i, i')} r_col[k, j] (the shared stretch of wire to the sense node).
+    """
+    rows = r_col.shape[0]
+    tail = np.cumsum(r_col[::-1], axis=0)[::-1]                       # Σ_{k>=i} r[k, j]
+    idx = np.maximum.outer(np.arange(rows), np.arange(rows))
+    return np.moveaxis(tail[idx], -1, 0)
+
+
+# ---- prepared designs -------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """A design made ready for fast batches: form name, basis and the arrays that form needs."""
+
+    form: str
+    basis: Basis | None
+    arrays: dict
+
+
+def prepare(xb: Crossbar, form: str, params: dict, v_max: float, rank: int = 2) -> Prepared:
+    """Precompute the input-independent part of `form` for design xb (params: fitted scalars)."""
+    if form == "ideal":
+        return Prepared(form, None, {"g": xb.conductance})
+    sel = xb.selector
+    basis = Basis(sel.v0, v_max)
+    if form == "relax":
+        return Prepared(form, basis, {"g": xb.conductance, "r_row": row_path_ohm(xb), "r_col": col_path_ohm(xb),
+                                      "omega": params["omega"], "sweeps": int(params["sweeps"]), "i0": sel.i0})
+    if form == "chen":
+        rows, cols = xb.shape
+        # a line's other cells share its wire: the sharing factor grows with the line length
+        share_row = 1.0 + params["share_row_per_cell"] * (cols - 1)
+        share_col = 1.0 + params["share_col_per_cell"] * (rows - 1)
+        path = (share_row * np.cumsum(row_path_ohm(xb), axis=1)
+                + share_col * np.cumsum(col_path_ohm(xb)[::-1], axis=0)[::-1])
+        g_eff = np.where(xb.conductance > 0, 1.0 / (1.0 / np.where(xb.conductance > 0, xb.conductance, 1.0) + path),
+                         0.0)
+        u = np.linspace(0.0, v_max, SHOOT_POINTS + 1)[1:]
+        i = cell_current(u[None, :, None], g_eff[:, None, :], sel.i0, sel.v0)
+        coef = fit_coefficients(basis, np.broadcast_to(u, (rows, len(u))), i)
+        return Prepared(form, basis, {"w": as_weights(coef)})
+    if form == "lowrank":
+        return _prepare_lowrank(xb, basis, params, v_max, rank)
+    raise ValueError(f"unknown surrogate form {form!r}; choose one of {FORMS}")
+
+
+def _prepare_lowrank(xb: Crossbar, basis: Basis, params: dict, v_max: float, rank: int) -> Prepared:
+    u, currents = shoot_rows(xb, params["scale_row"] * row_path_ohm(xb), v_max)
+    coef = fit_coefficients(basis, u, currents)                          # (K, rows, cols)
+    # columns with the same wire share one eigendecomposition (a scalar r_col: one for all)
+    r_unique, which = np.unique(params["scale_col"] * col_path_ohm(xb), axis=1, return_inverse=True)
+    lam, vec = np.linalg.eigh(column_kernel(r_unique))
+    lam, vec = lam[which, ::-1][:, :rank], vec[which][:, :, ::-1][:, :, :rank]  # (cols, P), (cols, rows, P)
+    w = np.moveaxis(vec, 0, -1)                                          # (rows, P, cols)
+    value_groups = [coef] + [coef * w[:, p] for p in range(rank)]
+    pairs = [(p, q) for p in range(rank) for q in range(p, rank)]
+    slope_groups = [coef * w[:, p] for p in range(rank)] + [coef * w[:, p] * w[:, q] for p, q in pairs]
+    return Prepared("lowrank", basis, {
+        "w_values": np.concatenate([as_weights(c) for c in value_groups], axis=1),
+        "w_slopes": np.concatenate([as_weights(c) for c in slope_groups], axis=1),
+        "lam": lam.T.copy(), "pairs": pairs, "rank": rank,
+    })
+
+
+# ---- evaluation -------------------------------------------------------------------------
+
+def column_currents(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:
+    """Column currents [A] (batch, cols) for row voltages (batch, rows)."""
+    a = prep.arrays
+    if prep.form == "ideal":
+        return v_rows @ a["g"]
+    if prep.form == "chen":
+        return prep.basis.features(v_rows) @ a["w"]
+    if prep.form == "relax":
+        return relax_cells(prep, v_rows).sum(axis=1)
+    return _lowrank_columns(prep, v_rows)
+
+
+def _lowrank_columns(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:
+    """I = I0 − Σ_p λ_p a_p b_p with (1 + M·Λ) b = b0: the column rise fed back on rank P."""
+    a = prep.arrays
+    rank, lam = a["rank"], a["lam"]                                      # lam (P, cols)
+    vals = prep.basis.features(v_rows) @ a["w_values"]
+    slopes = prep.basis.features(v_rows, slopes=True) @ a["w_slopes"]
+    cols = lam.shape[1]
+    i0 = vals[:, :cols]
+    b0 = vals[:, cols:].reshape(len(v_rows), rank, cols)
+    grad = slopes[:, :rank * cols].reshape(len(v_rows), rank, cols)
+    m_flat = slopes[:, rank * cols:].reshape(len(v_rows), -1, cols)
+    m = np.empty((len(v_rows), cols, rank, rank))
+    for k, (p, q) in enumerate(a["pairs"]):
+        m[:, :, p, q] = m[:, :, q, p] = m_flat[:, k]
+    system = np.eye(rank) + m * lam.T[None, :, None, :]                  # (1 + M Λ)
+    b = np.linalg.solve(system, np.moveaxis(b0, 1, 2)[..., None])[..., 0]  # (batch, cols, P)
+    return i0 - np.einsum("pc,bpc,bcp->bc", lam, grad, b)
+
+
+def relax_cells(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:
+    """Cell currents (batch, rows, cols) after a fixed number of damped wire-drop sweeps.
+
+    State: the selector voltage of every cell. Each sweep takes the line voltages from the
+    current cell currents (exact cumulative sums) and moves every selector voltage one
+    damped Newton step towards its cell equation Vs + i0·sinh(Vs/v0)/G = V_cell.
+    """
+    a = prep.arrays
+    g = a["g"]
+    v0 = prep.basis.v0
+    sel_i0 = a["i0"]
+    k = sel_i0 / np.where(g > 0, g, np.inf)
+    vs = selector_voltage(np.broadcast_to(v_rows[:, :, None], (len(v_rows),) + g.shape), g, sel_i0, v0)
+    for _ in range(a["sweeps"]):
+        i = sel_i0 * np.sinh(vs / v0) * (g > 0)
+        v_cell = row_wire_volts(v_rows, i, a["r_row"]) - col_wire_volts(i, a["r_col"])
+        x = np.clip(vs / v0, -80, 80)
+        vs = vs - a["omega"] * (vs + k * np.sinh(x) - v_cell) / (1.0 + k / v0 * np.cosh(x))
+    return sel_i0 * np.sinh(vs / v0) * (g > 0)
