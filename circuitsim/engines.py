@@ -11,8 +11,8 @@ from circuitsim import __version__
 from circuitsim.circuit import Circuit, build_circuit
 from circuitsim.design import Crossbar
 from circuitsim.netlist import number, render, source_names
-from circuitsim.results import Result, extract, linear_branch_currents
-from circuitsim.solver import nonlinear_currents, solve
+from circuitsim.results import Result, extract
+from circuitsim.solver import gate_voltages, leaving_currents, solve
 from circuitsim.spice import SpiceJob, SpiceWorker, run_job
 from circuitsim.validate import line_mask, voltages
 
@@ -81,20 +81,8 @@ def _spice(drive: Drive, worker: SpiceWorker | None, timeout_s: float | None) ->
 def _numpy(drive: Drive) -> tuple:
     circuit = drive.circuit
     v = solve(circuit, drive.fixed_volts)
-    leaving = linear_branch_currents(circuit, v)
-    if len(circuit.sel_a) or len(circuit.tr_d):
-        gates = _gate_voltages(circuit, drive.fixed_volts)
-        leaving += np.array([nonlinear_currents(circuit, vk, gk) for vk, gk in zip(v, gates)])
+    leaving = leaving_currents(circuit, v, gate_voltages(circuit, drive.fixed_volts))
     return v, leaving[:, circuit.fixed], {}
-
-
-def _gate_voltages(circuit: Circuit, fixed_volts: np.ndarray) -> list:
-    if not len(circuit.tr_d):
-        return [None] * len(fixed_volts)
-    is_gate = circuit.fixed_kind == 2
-    per_row = np.zeros((len(fixed_volts), circuit.xb.shape[0]))
-    per_row[:, circuit.fixed_line[is_gate]] = fixed_volts[:, is_gate]
-    return list(per_row[:, circuit.tr_row])
 
 
 def _sha256(text: str) -> str:

@@ -37,17 +37,6 @@ class Result:
             raise KeyError(f"no node {name!r}; zero-ohm segments merge nodes into their driver") from None
 
 
-def linear_branch_currents(circuit: Circuit, v: np.ndarray) -> np.ndarray:
-    """Net current (batch, n_nodes) leaving each node through the wires and linear cells."""
-    out = np.zeros_like(v)
-    for a, b, g in ((circuit.res_a, circuit.res_b, 1.0 / circuit.res_ohm),
-                    (circuit.cell_hi, circuit.cell_lo, circuit.cell_g)):
-        i = (v[:, a] - v[:, b]) * g
-        np.add.at(out.T, a, i.T)
-        np.add.at(out.T, b, -i.T)
-    return out
-
-
 def extract(circuit: Circuit, engine: str, v: np.ndarray, source_currents: np.ndarray,
             fixed_volts: np.ndarray, single: bool, provenance: dict) -> Result:
     """Result from node voltages v (batch, n_nodes) and the currents each source delivers

@@ -1,8 +1,13 @@
 """Exact nodal solution of a Circuit with scipy sparse LU.
 
 Linear arrays: one factorization serves the whole batch (and gives the transfer matrix).
-Nonlinear cells (selectors, transistors): damped Newton per input vector, with source
-stepping as the fallback when plain Newton does not converge.
+Nonlinear cells (device in series with a selector or an access transistor): each cell is
+reduced to one two-terminal branch by solving its inner node exactly (a monotone scalar
+equation, bracketed Newton), so the array system keeps the size and pattern of the linear
+one and the cell's current is bounded by its device conductance. The batch is then solved
+together by Newton with a Jacobian shared across the batch (one factorization per
+iteration for all vectors); vectors it leaves unconverged get their own Newton, and source
+stepping is the last resort.
 """
 from __future__ import annotations
 
@@ -24,155 +29,228 @@ class NewtonOptions:
     """vtol_v: converged when the largest node update is below this [V], or when every KCL
     residual is below reltol_kcl × (largest node conductance × drive voltage), the rounding
     floor of ill-conditioned arrays; max_step_v: Newton steps are scaled down to this [V];
-    max_iter: iterations per solve; source_steps: ramp points of the source-stepping fallback."""
+    shared_iter: iterations with the batch-shared Jacobian; max_iter: iterations of a
+    single-vector Newton; source_steps: ramp points of the source-stepping fallback;
+    cell_iter: bracketed Newton iterations for the inner node of a cell."""
 
     vtol_v: float = 1e-9
     reltol_kcl: float = 1e-13
-    max_step_v: float = 0.2
-    max_iter: int = 200
-    source_steps: int = 20
+    max_step_v: float = 0.5
+    shared_iter: int = 40
+    max_iter: int = 100
+    source_steps: int = 10
+    cell_iter: int = 100
 
 
-def _laplacian(circuit: Circuit) -> sp.csr_matrix:
-    """Conductance matrix of all linear branches (wires and cells), over all nodes."""
-    a = np.concatenate([circuit.res_a, circuit.cell_hi])
-    b = np.concatenate([circuit.res_b, circuit.cell_lo])
-    g = np.concatenate([1.0 / circuit.res_ohm, circuit.cell_g])
-    n = circuit.n_nodes
-    rows = np.concatenate([a, b, a, b])
-    cols = np.concatenate([a, b, b, a])
-    vals = np.concatenate([g, g, -g, -g])
-    return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+def _describe(circuit: Circuit) -> str:
+    rows, cols = circuit.xb.shape
+    return f"{rows}x{cols} {circuit.xb.cell_type} array"
 
 
-def _partition(circuit: Circuit):
-    free = np.setdiff1d(np.arange(circuit.n_nodes), circuit.fixed)
-    return free, circuit.fixed
+def _laplacian(a, b, g, n: int) -> sp.csr_matrix:
+    """Conductance matrix of branches a–b with conductances g, over n nodes."""
+    return sp.csr_matrix((np.concatenate([g, g, -g, -g]),
+                          (np.concatenate([a, b, a, b]), np.concatenate([a, b, b, a]))), shape=(n, n))
 
 
 def _factorize(matrix: sp.spmatrix, circuit: Circuit):
     try:
         return splu(sp.csc_matrix(matrix), permc_spec="MMD_AT_PLUS_A")
     except RuntimeError as exc:  # "Factor is exactly singular"
-        raise ConvergenceError(f"{circuit.xb.shape[0]}x{circuit.xb.shape[1]} {circuit.xb.cell_type} array: "
-                               "the nodal matrix is singular (a node has no DC path to a source, "
-                               "e.g. a floating line whose cells are all open)") from exc
+        raise ConvergenceError(f"{_describe(circuit)}: the nodal matrix is singular (a node has no DC path "
+                               "to a source, e.g. a floating line whose cells are all open)") from exc
+
+
+def is_linear(circuit: Circuit) -> bool:
+    return circuit.inner_node is None
+
+
+def _free_nodes(circuit: Circuit) -> np.ndarray:
+    """Unknown nodes of the (reduced) system: not fixed, not inside a cell."""
+    skip = np.concatenate([circuit.fixed, [] if is_linear(circuit) else circuit.inner_node.ravel()])
+    return np.setdiff1d(np.arange(circuit.n_nodes), skip.astype(int))
 
 
 def transfer_matrix(circuit: Circuit) -> np.ndarray:
     """T with V_all = T @ V_fixed for a linear circuit: shape (n_nodes, n_fixed)."""
-    if len(circuit.sel_a) or len(circuit.tr_d):
+    if not is_linear(circuit):
         raise ValueError("the transfer matrix exists only for linear (1R) arrays")
-    lap = _laplacian(circuit)
-    free, fixed = _partition(circuit)
-    lu = _factorize(lap[free][:, free], circuit)
+    lap = _full_linear_laplacian(circuit)
+    free, fixed = _free_nodes(circuit), circuit.fixed
     t = np.zeros((circuit.n_nodes, len(fixed)))
     t[fixed, np.arange(len(fixed))] = 1.0
     if len(free):
-        t[free] = -lu.solve(lap[free][:, fixed].toarray())
+        t[free] = -_factorize(lap[free][:, free], circuit).solve(lap[free][:, fixed].toarray())
     return t
 
 
-def _nonlinear_stamps(circuit: Circuit, v: np.ndarray, gate_v: np.ndarray):
-    """Branch currents of the nonlinear elements and their derivatives for node voltages v.
+def _full_linear_laplacian(circuit: Circuit) -> sp.csr_matrix:
+    return _laplacian(np.concatenate([circuit.res_a, circuit.cell_hi]), np.concatenate([circuit.res_b, circuit.cell_lo]),
+                      np.concatenate([1.0 / circuit.res_ohm, circuit.cell_g]), circuit.n_nodes)
 
-    Returns (a, b, i, di_da, di_db): current i flows from node a to node b.
-    """
+
+def gate_voltages(circuit: Circuit, fixed_volts: np.ndarray) -> np.ndarray | None:
+    """(batch, cells) gate voltage of every cell's transistor, or None without transistors."""
+    if circuit.xb.transistor is None:
+        return None
+    is_gate = circuit.fixed_kind == 2
+    per_row = np.zeros((len(fixed_volts), circuit.xb.shape[0]))
+    per_row[:, circuit.fixed_line[is_gate]] = fixed_volts[:, is_gate]
+    return per_row[:, circuit.tr_row]
+
+
+def _inner_current(circuit: Circuit, v_m, v_b, gate_v):
+    """Current from the inner node to the column wire through the selector or transistor,
+    with its derivatives with respect to v_m and v_b."""
     xb = circuit.xb
-    parts = []
     if xb.selector is not None:
-        i, g = xb.selector.current(v[circuit.sel_a] - v[circuit.sel_b])
-        parts.append((circuit.sel_a, circuit.sel_b, i, g, -g))
-    if xb.transistor is not None:
-        i, dd, ds = xb.transistor.drain_current(v[circuit.tr_d], gate_v, v[circuit.tr_s])
-        parts.append((circuit.tr_d, circuit.tr_s, i, dd, ds))
-    return parts
+        i, g = xb.selector.current(v_m - v_b)
+        return i, g, -g
+    return xb.transistor.drain_current(v_m, gate_v, v_b)
 
 
-def nonlinear_currents(circuit: Circuit, v: np.ndarray, gate_v: np.ndarray) -> np.ndarray:
-    """Net current leaving each node through the nonlinear elements, for one voltage vector."""
-    out = np.zeros(circuit.n_nodes)
-    for a, b, i, _, _ in _nonlinear_stamps(circuit, v, gate_v):
-        np.add.at(out, a, i)
-        np.add.at(out, b, -i)
-    return out
+def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions = NewtonOptions(), v_m=None):
+    """Inner-node voltage and current of every cell for given wire voltages (batch, cells).
 
-
-def _newton(circuit, lap, free, fixed, v_fixed, gate_v, v_start, opts: NewtonOptions):
-    """Damped Newton for one input vector; returns node voltages or None if it did not converge."""
-    v = v_start.copy()
-    v[fixed] = v_fixed
-    n = circuit.n_nodes
-    lap_ff = lap[free][:, free]
-    # residual floor: KCL cannot be met better than rounding of the largest branch currents
-    itol_a = opts.reltol_kcl * np.max(np.abs(lap.diagonal())) * max(np.max(np.abs(v_fixed), initial=0.0), 1.0)
-    for _ in range(opts.max_iter):
-        stamps = _nonlinear_stamps(circuit, v, gate_v)
-        resid = lap @ v
-        rows, cols, vals = [], [], []
-        for a, b, i, da, db in stamps:
-            np.add.at(resid, a, i)
-            np.add.at(resid, b, -i)
-            rows += [a, a, b, b]
-            cols += [a, b, a, b]
-            vals += [da, db, -da, -db]
-        jac = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-        jac_ff = lap_ff + jac[free][:, free]
-        f = resid[free]
-        try:
-            step = -splu(sp.csc_matrix(jac_ff), permc_spec="MMD_AT_PLUS_A").solve(f)
-        except RuntimeError:
-            return None
-        largest = np.max(np.abs(step), initial=0.0)
-        if largest > opts.max_step_v:
-            step *= opts.max_step_v / largest
-        v[free] += step
-        if largest < opts.vtol_v or np.max(np.abs(f), initial=0.0) < itol_a:
-            return v
-    return None
+    Solves G·(v_r − v_m) = f(v_m, v_b) by Newton kept inside the bracket between v_b and
+    v_r (the root is there because f is increasing in v_m and zero at v_m = v_b); v_m, if
+    given, is the starting guess. Returns v_m, i, di/dv_r, di/dv_b.
+    """
+    g = circuit.cell_g
+    lo, hi = np.minimum(v_r, v_b), np.maximum(v_r, v_b)
+    v_m = 0.5 * (lo + hi) if v_m is None else np.clip(v_m, lo, hi)
+    for _ in range(opts.cell_iter):
+        f, f_m, _ = _inner_current(circuit, v_m, v_b, gate_v)
+        resid = g * (v_r - v_m) - f
+        # shrink the bracket with the sign of the residual (decreasing in v_m)
+        lo = np.where(resid > 0, v_m, lo)
+        hi = np.where(resid < 0, v_m, hi)
+        trial = v_m + resid / (g + f_m)
+        new = np.where((trial < lo) | (trial > hi), 0.5 * (lo + hi), trial)
+        largest = np.max(np.abs(new - v_m), initial=0.0)
+        v_m = new
+        if largest < 1e-14 + 1e-14 * np.max(np.abs(hi), initial=0.0):
+            break
+    v_m = np.where(g > 0, v_m, v_b)
+    f, f_m, f_b = _inner_current(circuit, v_m, v_b, gate_v)
+    denom = g + f_m
+    return v_m, g * (v_r - v_m), g * f_m / denom, g * f_b / denom
 
 
 def solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions = NewtonOptions()) -> np.ndarray:
     """Node voltages (batch, n_nodes) for source voltages fixed_volts (batch, n_fixed)."""
-    lap = _laplacian(circuit)
-    free, fixed = _partition(circuit)
     batch = fixed_volts.shape[0]
-    v_all = np.zeros((batch, circuit.n_nodes))
-    v_all[:, fixed] = fixed_volts
-    if not len(free):
-        return v_all
-    linear_lu = _factorize(lap[free][:, free], circuit) if not (len(circuit.sel_a) or len(circuit.tr_d)) else None
-    if linear_lu is not None:
-        rhs = -(lap[free][:, fixed] @ fixed_volts.T)
-        v_all[:, free] = linear_lu.solve(np.ascontiguousarray(rhs)).T
-        return v_all
-    gate_cols = _gate_columns(circuit)
-    for k in range(batch):
-        gate_v = fixed_volts[k, gate_cols][circuit.tr_row] if len(circuit.tr_d) else None
-        v = _newton(circuit, lap, free, fixed, fixed_volts[k], gate_v, v_all[k], opts)
-        if v is None:
-            v = _source_stepping(circuit, lap, free, fixed, fixed_volts[k], gate_v, opts)
-        v_all[k] = v
-    return v_all
-
-
-def _gate_columns(circuit: Circuit) -> np.ndarray:
-    """Column of fixed_volts holding the gate voltage of each row."""
-    cols = np.zeros(circuit.xb.shape[0], dtype=int)
-    is_gate = circuit.fixed_kind == 2
-    cols[circuit.fixed_line[is_gate]] = np.flatnonzero(is_gate)
-    return cols
-
-
-def _source_stepping(circuit, lap, free, fixed, v_fixed, gate_v, opts):
-    """Continuation: ramp the sources from 0 to full scale, each step warm-started."""
-    v = np.zeros(circuit.n_nodes)
-    for alpha in np.linspace(0, 1, opts.source_steps + 1)[1:]:
-        nxt = _newton(circuit, lap, free, fixed, alpha * v_fixed,
-                      None if gate_v is None else alpha * gate_v, v, opts)
-        if nxt is None:
-            xb = circuit.xb
-            raise ConvergenceError(f"{xb.shape[0]}x{xb.shape[1]} {xb.cell_type} array: Newton did not converge "
-                                   f"even with source stepping (stuck at {alpha:.0%} of the drive)")
-        v = nxt
+    v = np.zeros((batch, circuit.n_nodes))
+    v[:, circuit.fixed] = fixed_volts
+    free = _free_nodes(circuit)
+    if is_linear(circuit):
+        if len(free):
+            lap = _full_linear_laplacian(circuit)
+            lu = _factorize(lap[free][:, free], circuit)
+            v[:, free] = -lu.solve(np.ascontiguousarray((lap[free][:, circuit.fixed] @ fixed_volts.T))).T
+        return v
+    system = _ReducedSystem(circuit, free, opts)
+    gates = gate_voltages(circuit, fixed_volts)
+    if len(free):
+        v = system.newton(v, gates, shared=True)
+        for k in np.flatnonzero(np.isnan(v[:, 0])):
+            v[k] = system.single(fixed_volts[k], None if gates is None else gates[k])
+    v[:, circuit.inner_node.ravel()] = solve_cells(circuit, v[:, circuit.row_node.ravel()],
+                                                   v[:, circuit.col_node.ravel()], gates, opts)[0]
     return v
+
+
+class _ReducedSystem:
+    """Wire Laplacian plus one nonlinear two-terminal branch per cell (row node – column node)."""
+
+    def __init__(self, circuit: Circuit, free: np.ndarray, opts: NewtonOptions):
+        self.circuit, self.free, self.opts = circuit, free, opts
+        n = circuit.n_nodes
+        self.lap = _laplacian(circuit.res_a, circuit.res_b, 1.0 / circuit.res_ohm, n)
+        self.lap_ff = sp.csc_matrix(self.lap[free][:, free])
+        self.a, self.b = circuit.row_node.ravel(), circuit.col_node.ravel()
+        index = np.full(n, -1)
+        index[free] = np.arange(len(free))
+        self.fa, self.fb = index[self.a], index[self.b]  # -1: not an unknown
+
+    def _jacobian(self, da: np.ndarray, db: np.ndarray) -> sp.csc_matrix:
+        """Wire part plus the cell stamps (da, db: derivatives per cell) on the unknowns."""
+        fa, fb = self.fa, self.fb
+        parts = [(fa, fa, da), (fa, fb, db), (fb, fa, -da), (fb, fb, -db)]
+        rows = np.concatenate([r[(r >= 0) & (c >= 0)] for r, c, _ in parts])
+        cols = np.concatenate([c[(r >= 0) & (c >= 0)] for r, c, _ in parts])
+        vals = np.concatenate([x[(r >= 0) & (c >= 0)] for r, c, x in parts])
+        m = len(self.free)
+        return self.lap_ff + sp.csc_matrix((vals, (rows, cols)), shape=(m, m))
+
+    def residual(self, v: np.ndarray, gates, v_m: np.ndarray):
+        """KCL residual on the unknowns (batch, free), the cell derivatives, and the inner-node
+        voltages (v_m: the starting guess for them, e.g. from the previous iteration)."""
+        v_m, i, da, db = solve_cells(self.circuit, v[:, self.a], v[:, self.b], gates, self.opts, v_m)
+        leaving = v @ self.lap.T  # lap is symmetric; rows of v are vectors
+        np.add.at(leaving.T, self.a, i.T)
+        np.add.at(leaving.T, self.b, -i.T)
+        return leaving[:, self.free], da, db, v_m
+
+    def newton(self, v: np.ndarray, gates, shared: bool) -> np.ndarray:
+        """Newton on every row of v at once, with a Jacobian shared by the batch (the mean of
+        the vectors' cell derivatives), refactorized only while the residual falls slowly.
+        Vectors that do not converge come back as NaN rows."""
+        opts = self.opts
+        v = v.copy()
+        drive = np.max(np.abs(v[:, self.circuit.fixed]), axis=1, initial=0.0)
+        itol = opts.reltol_kcl * np.max(np.abs(self.lap.diagonal()), initial=1.0) * np.maximum(drive, 1.0)
+        active = np.ones(len(v), dtype=bool)
+        v_m = np.zeros((len(v), len(self.a)))
+        lu, previous = None, np.inf
+        for _ in range(opts.shared_iter if shared else opts.max_iter):
+            idx = np.flatnonzero(active)
+            f, da, db, v_m[idx] = self.residual(v[idx], None if gates is None else gates[idx], v_m[idx])
+            worst = np.max(np.abs(f), initial=0.0)
+            if lu is None or worst > 0.1 * previous:
+                try:
+                    lu = splu(self._jacobian(da.mean(axis=0), db.mean(axis=0)), permc_spec="MMD_AT_PLUS_A")
+                except RuntimeError:
+                    break
+            previous = worst
+            step = -lu.solve(np.ascontiguousarray(f.T)).T
+            largest = np.max(np.abs(step), axis=1, initial=0.0)
+            step *= np.minimum(1.0, opts.max_step_v / np.maximum(largest, 1e-300))[:, None]
+            v[np.ix_(idx, self.free)] += step
+            done = (largest < opts.vtol_v) | (np.max(np.abs(f), axis=1, initial=0.0) < itol[idx])
+            active[idx[done]] = False
+            if not active.any():
+                return v
+        v[active] = np.nan
+        return v
+
+    def single(self, v_fixed: np.ndarray, gate_v) -> np.ndarray:
+        """One vector: plain Newton, then source stepping from 0 V if that fails."""
+        gates = None if gate_v is None else gate_v[None, :]
+        start = np.zeros((1, self.circuit.n_nodes))
+        start[0, self.circuit.fixed] = v_fixed
+        v = self.newton(start, gates, shared=False)
+        if not np.isnan(v[0, 0]):
+            return v[0]
+        v = np.zeros((1, self.circuit.n_nodes))
+        for alpha in np.linspace(0, 1, self.opts.source_steps + 1)[1:]:
+            v[0, self.circuit.fixed] = alpha * v_fixed
+            v = self.newton(v, None if gates is None else alpha * gates, shared=False)
+            if np.isnan(v[0, 0]):
+                raise ConvergenceError(f"{_describe(self.circuit)}: Newton did not converge even with source "
+                                       f"stepping (stuck at {alpha:.0%} of the drive)")
+        return v[0]
+
+
+def leaving_currents(circuit: Circuit, v: np.ndarray, gates) -> np.ndarray:
+    """Net current (batch, n_nodes) leaving each node through all elements, from node voltages."""
+    out = np.zeros_like(v)
+    branches = [(circuit.res_a, circuit.res_b, (v[:, circuit.res_a] - v[:, circuit.res_b]) / circuit.res_ohm),
+                (circuit.cell_hi, circuit.cell_lo, (v[:, circuit.cell_hi] - v[:, circuit.cell_lo]) * circuit.cell_g)]
+    if not is_linear(circuit):
+        m, b = circuit.inner_node.ravel(), circuit.col_node.ravel()
+        branches.append((m, b, _inner_current(circuit, v[:, m], v[:, b], gates)[0]))
+    for a, b, i in branches:
+        np.add.at(out.T, a, i.T)
+        np.add.at(out.T, b, -i.T)
+    return out
