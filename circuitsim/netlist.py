@@ -1,6 +1,8 @@
 """Circuit -> SPICE deck text. Only validated names and finite numbers reach the deck."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from circuitsim import __version__
@@ -25,13 +27,20 @@ def _params(params: dict[str, float]) -> str:
     return " ".join(f"{k}={number(v)}" for k, v in params.items())
 
 
-def render(circuit: Circuit, fixed_volts: np.ndarray, analysis: str = ".op") -> str:
-    """The SPICE deck of `circuit` with its sources at `fixed_volts` (one value per source)."""
+def render(circuit: Circuit, fixed_volts: np.ndarray, analysis: str = ".op", *,
+           waveforms: Sequence[str] | None = None, cells: Sequence | None = None) -> str:
+    """The SPICE deck of `circuit` with its sources at `fixed_volts` (one value per source).
+
+    For transients: `waveforms` gives each source's value text instead of `DC <volts>`
+    (e.g. 'PWL(0 0 1e-6 1)', built from numbers by the caller); `cells` gives one stateful
+    device per cell (row-major, e.g. circuitsim.devices.memristors), rendered as instances
+    XC<i>_<j> of its subckt with its parameters instead of Rcell.
+    """
     xb = circuit.xb
     rows, cols = xb.shape
     names = circuit.node_names
     sel, tr = xb.selector, xb.transistor
-    libs = sorted({d.spice_lib for d in (sel, tr) if d is not None})
+    libs = sorted({d.spice_lib for d in (sel, tr, *(cells or ())) if d is not None})
     out = [
         f"* circuitsim {__version__}: {rows}x{cols} crossbar, {xb.cell_type} cells",
         "* rows are driven at the left end (node in<i>), columns are sensed at the bottom (node out<j>)",
@@ -43,14 +52,17 @@ def render(circuit: Circuit, fixed_volts: np.ndarray, analysis: str = ".op") -> 
     if tr is not None:
         out.append(tr.spice_model_line())
     out.append("* sources: drivers (Vin), sense nodes (Vout), gates (Vg)")
-    out += [f"{s} {names[node]} 0 DC {number(v)}"
-            for s, node, v in zip(source_names(circuit), circuit.fixed, fixed_volts)]
+    values = waveforms if waveforms is not None else [f"DC {number(v)}" for v in fixed_volts]
+    out += [f"{s} {names[node]} 0 {value}" for s, node, value in zip(source_names(circuit), circuit.fixed, values)]
     out.append("* wire segments: Rrow<i>_<j> feeds cell (i,j) of row i; Rcol<i>_<j> leaves cell (i,j) downwards")
     out += [f"{n} {names[a]} {names[b]} {number(r)}"
             for n, a, b, r in zip(circuit.res_names, circuit.res_a, circuit.res_b, circuit.res_ohm)]
-    out.append("* cells: Rcell = 1/conductance (open cells are left out)")
+    out.append("* cells: Rcell = 1/conductance, or XC = device subckt (open cells are left out)")
     for k, (hi, lo, g) in enumerate(zip(circuit.cell_hi, circuit.cell_lo, circuit.cell_g)):
-        if g > 0:
+        if g > 0 and cells is not None:
+            out.append(f"XC{k // cols}_{k % cols} {names[hi]} {names[lo]} {cells[k].spice_subckt} "
+                       f"params: {_params(cells[k].spice_params())}")
+        elif g > 0:
             out.append(f"Rcell{k // cols}_{k % cols} {names[hi]} {names[lo]} {number(1.0 / g)}")
     if sel is not None:
         params = _params(sel.spice_params())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import field
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -42,3 +43,8 @@ def lib_default(lib_name: str, element: str, parameter: str) -> float:
     if params is None or parameter.lower() not in params:
         raise KeyError(f"{parameter} of {element} is not defined in {lib_path(lib_name)}")
     return params[parameter.lower()]
+
+
+def lib_field(lib_name: str, element: str, parameter: str):
+    """A dataclass field whose default is read from the library (see lib_default)."""
+    return field(default_factory=lambda: lib_default(lib_name, element, parameter))

@@ -1,0 +1,282 @@
+"""Transient simulation of one stateful device or of an array of them, with two engines.
+
+engine="spice" renders the crossbar (circuit.build_circuit + netlist.render, cells as device
+subckt instances, sources as PWL) with `.tran ... uic` and runs it through spice.run_job;
+engine="numpy" integrates the twins' dx/dt with scipy's LSODA (implicit BDF once stiff), solving the
+array's nodal equations (solver.solve, cells as their chord conductance I/V, iterated) at
+every evaluation. A single device is the 1×1 array without wires, so both paths are one.
+Every drive is piecewise linear (a `Drive`), so both engines see exactly the same stimulus.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from circuitsim import __version__
+from circuitsim.circuit import Circuit, build_circuit
+from circuitsim.design import Crossbar
+from circuitsim.devices.memristors import StateDevice
+from circuitsim.netlist import number, render
+from circuitsim.solver import solve
+from circuitsim.spice import SpiceJob, SpiceWorker, run_job
+from circuitsim.validate import finite_array, line_mask
+
+ENGINES = ("spice", "numpy")
+# ngspice accuracy for state trajectories: tight tolerances, gear integration (MODELS.md recipe)
+SPICE_OPTIONS = ".options klu method=gear reltol=1e-7 abstol=1e-15 chgtol=1e-18"
+CHORD_RTOL = 1e-10  # the numpy engine's cell-conductance iteration stops at this relative change
+CHORD_MAX_ITER = 50
+
+
+@dataclass(frozen=True, eq=False)
+class Drive:
+    """Piecewise-linear line voltages: time_s (n,) strictly increasing from 0 [s];
+    v_rows (n, rows) and v_cols (n, cols) [V] at those times (held after the last one)."""
+
+    time_s: np.ndarray
+    v_rows: np.ndarray
+    v_cols: np.ndarray
+
+    def __post_init__(self):
+        t = finite_array("Drive.time_s", self.time_s)
+        if t.ndim != 1 or len(t) < 2 or t[0] != 0 or np.any(np.diff(t) <= 0):
+            raise ValueError("Drive.time_s must be 1-D, start at 0 and strictly increase (>= 2 points)")
+        for name in ("v_rows", "v_cols"):
+            v = finite_array(f"Drive.{name}", getattr(self, name))
+            if v.ndim != 2 or v.shape[0] != len(t):
+                raise ValueError(f"Drive.{name} must have shape ({len(t)}, lines), got {v.shape}")
+            object.__setattr__(self, name, v)
+        object.__setattr__(self, "time_s", t)
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.time_s[-1])
+
+
+def single_drive(time_s, volts) -> Drive:
+    """Drive of one device: volts [V] across it at time_s [s] (the 1×1 array's row; column at 0 V)."""
+    t = np.asarray(time_s, dtype=float)
+    return Drive(t, np.asarray(volts, dtype=float).reshape(-1, 1), np.zeros((len(t), 1)))
+
+
+def sine(amplitude_v: float, frequency_hz: float, cycles: float = 1.0, points_per_cycle: int = 400) -> Drive:
+    """amplitude·sin(2π·f·t) for `cycles` periods, sampled as a PWL (both engines see the same)."""
+    n = int(round(cycles * points_per_cycle))
+    t = np.linspace(0.0, cycles / frequency_hz, n + 1)
+    return single_drive(t, amplitude_v * np.sin(2 * np.pi * frequency_hz * t))
+
+
+def pulse_times(amplitudes_v, width_s: float, period_s: float, edge_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(time_s, volts) of a train of trapezoidal pulses, one per amplitude, starting at 0 V.
+
+    Pulse k rises at k·period + edge, holds its amplitude for width_s, then falls in edge_s.
+    """
+    amplitudes = finite_array("amplitudes_v", amplitudes_v).reshape(-1)
+    if not (edge_s > 0 and width_s > 0 and 3 * edge_s + width_s <= period_s):
+        raise ValueError("pulses need edge_s > 0, width_s > 0 and width_s + 3·edge_s <= period_s")
+    shape_t = np.array([0.0, edge_s, 2 * edge_s, 2 * edge_s + width_s, 3 * edge_s + width_s])
+    shape_v = np.array([0.0, 0.0, 1.0, 1.0, 0.0])
+    t = np.concatenate([k * period_s + shape_t for k in range(len(amplitudes))] + [[len(amplitudes) * period_s]])
+    v = np.concatenate([a * shape_v for a in amplitudes] + [[0.0]])
+    keep = np.r_[True, np.diff(t) > 0]
+    return t[keep], v[keep]
+
+
+def pulse_train(amplitudes_v, width_s: float, period_s: float, edge_s: float) -> Drive:
+    """A pulse train across one device (see pulse_times)."""
+    return single_drive(*pulse_times(amplitudes_v, width_s, period_s, edge_s))
+
+
+@dataclass(frozen=True, eq=False)
+class ArrayTransient:
+    """Waveforms of an array: time_s (T,) [s]; cell_voltages (T, rows, cols) [V] row wire minus
+    column wire; device_voltages (T, rows, cols) [V] across the stateful device itself;
+    cell_currents (T, rows, cols) [A] from row to column; state (T, rows, cols) normalized
+    state of each device (open cells: 0 current, state held at its start)."""
+
+    engine: str
+    time_s: np.ndarray
+    cell_voltages: np.ndarray
+    device_voltages: np.ndarray
+    cell_currents: np.ndarray
+    state: np.ndarray
+    provenance: dict
+
+
+@dataclass(frozen=True, eq=False)
+class Transient:
+    """Waveforms of one device: time_s [s], voltage_v across it [V], current_a into its
+    first port [A], state (normalized, 0..1)."""
+
+    engine: str
+    time_s: np.ndarray
+    voltage_v: np.ndarray
+    current_a: np.ndarray
+    state: np.ndarray
+    provenance: dict
+
+
+def _cells(devices, xb: Crossbar) -> list[StateDevice]:
+    """One device per cell, row-major, from a single device or a (rows, cols) collection."""
+    rows, cols = xb.shape
+    if isinstance(devices, StateDevice):
+        return [devices] * (rows * cols)
+    flat = list(np.asarray(devices, dtype=object).reshape(-1)) if np.shape(devices) == (rows, cols) else None
+    if flat is None or not all(isinstance(d, StateDevice) for d in flat):
+        raise TypeError(f"cells must be one stateful device or a ({rows}, {cols}) array of them")
+    return flat
+
+
+def _pwl(time_s: np.ndarray, volts: np.ndarray) -> str:
+    if np.all(volts == volts[0]):
+        return f"DC {number(volts[0])}"
+    return "PWL(" + " ".join(f"{number(t)} {number(v)}" for t, v in zip(time_s, volts)) + ")"
+
+
+def _source_columns(circuit: Circuit, drive: Drive) -> np.ndarray:
+    """(n_times, n_fixed) source voltages over the drive's time points."""
+    return circuit.fixed_voltages(drive.v_rows, drive.v_cols, np.zeros_like(drive.v_rows))
+
+
+def _spice(circuit: Circuit, cells, drive: Drive, max_step_s: float, worker, timeout_s):
+    volts = _source_columns(circuit, drive)
+    waveforms = [_pwl(drive.time_s, volts[:, k]) for k in range(volts.shape[1])]
+    tran = f".tran {number(max_step_s)} {number(drive.duration_s)} 0 {number(max_step_s)} uic"
+    deck = render(circuit, volts[0], tran, waveforms=waveforms, cells=cells).replace(
+        ".options klu", SPICE_OPTIONS, 1)
+    sha = hashlib.sha256(deck.encode()).hexdigest()
+    rows, cols = circuit.xb.shape
+    out = run_job(SpiceJob(deck, label=f"{rows}x{cols} transient (netlist sha256 {sha[:12]})"), worker, timeout_s)
+    vec = out.vectors[0]
+    t = vec["time"]
+    names = [n.lower() for n in circuit.node_names]
+
+    def node(idx):
+        return np.stack([vec[names[i]] for i in idx], axis=1)
+
+    v_hi, v_lo = node(circuit.cell_hi), node(circuit.cell_lo)
+    open_cell = circuit.cell_g <= 0
+    tags = [f"xc{k // cols}_{k % cols}" for k in range(rows * cols)]
+    state = np.stack([np.full(len(t), cells[k].x0) if open_cell[k] else vec[f"{tag}.x"]
+                      for k, tag in enumerate(tags)], axis=1)
+    current = np.stack([np.zeros(len(t)) if open_cell[k] else vec[f"v.{tag}.vi#branch"]
+                        for k, tag in enumerate(tags)], axis=1)
+    cell_v = node(circuit.row_node.ravel()) - node(circuit.col_node.ravel())
+    return t, cell_v, v_hi - v_lo, current, state, {"ngspice_version": out.ngspice_version, "netlist_sha256": sha}
+
+
+class _NodalCells:
+    """The numpy engine's view of the array: node voltages and cell currents for given states."""
+
+    def __init__(self, circuit: Circuit, cells: list[StateDevice], drive: Drive):
+        self.circuit, self.cells, self.drive = circuit, cells, drive
+        self.has_cell = circuit.cell_g > 0
+        self.groups = {}  # devices that differ only in x0 share one vectorized evaluation
+        for k, device in enumerate(cells):
+            self.groups.setdefault(device.with_state(0.5), []).append(k)
+        self.groups = {d: np.array(ks) for d, ks in self.groups.items()}
+        self.sources = _source_columns(circuit, drive)
+
+    def _eval(self, method: str, v: np.ndarray, x: np.ndarray) -> np.ndarray:
+        out = np.empty_like(x)
+        for device, ks in self.groups.items():
+            out[ks] = getattr(device, method)(v[ks], x[ks])
+        return out
+
+    def solve(self, t: float, x: np.ndarray) -> np.ndarray:
+        """Node voltages at time t with cell states x, cells iterated as chord conductances."""
+        fixed = np.array([np.interp(t, self.drive.time_s, col) for col in self.sources.T])[None, :]
+        c = self.circuit
+        if c.n_nodes == len(c.fixed):  # every node is a source (a device driven directly)
+            v = np.empty(c.n_nodes)
+            v[c.fixed] = fixed[0]
+            return v
+        v_dev = np.zeros(len(x))
+        g = self._eval("chord_conductance", v_dev, x) * self.has_cell
+        for _ in range(CHORD_MAX_ITER):
+            v = solve(dataclasses.replace(c, cell_g=g), fixed)[0]
+            v_dev = v[c.cell_hi] - v[c.cell_lo]
+            g_new = self._eval("chord_conductance", v_dev, x) * self.has_cell
+            if np.all(np.abs(g_new - g) <= CHORD_RTOL * np.abs(g_new)):
+                return v
+            g = g_new
+        raise RuntimeError(f"transient: the cell conductances did not settle at t = {t:g} s")
+
+    def rate(self, t: float, x: np.ndarray) -> np.ndarray:
+        v = self.solve(t, x)
+        v_dev = v[self.circuit.cell_hi] - v[self.circuit.cell_lo]
+        return self._eval("dxdt", v_dev, x) * self.has_cell
+
+
+def _numpy(circuit: Circuit, cells, drive: Drive, t_eval):
+    nodal = _NodalCells(circuit, cells, drive)
+    max_step_s = np.diff(drive.time_s).min()  # never step over a feature of the drive; LSODA controls the error
+    x0 = np.array([d.x0 for d in cells])
+    t_eval = np.linspace(0, drive.duration_s, 2001) if t_eval is None else np.asarray(t_eval, dtype=float)
+    sol = solve_ivp(nodal.rate, (0.0, drive.duration_s), x0, method="LSODA", t_eval=t_eval,
+                    max_step=max_step_s, rtol=1e-7, atol=1e-9)
+    if not sol.success:
+        raise RuntimeError(f"transient: the numpy integration failed: {sol.message}")
+    c = circuit
+    v = np.array([nodal.solve(t, x) for t, x in zip(sol.t, sol.y.T)])
+    v_dev = v[:, c.cell_hi] - v[:, c.cell_lo]
+    current = np.stack([nodal._eval("current", vd, x) * nodal.has_cell for vd, x in zip(v_dev, sol.y.T)])
+    cell_v = v[:, c.row_node.ravel()] - v[:, c.col_node.ravel()]
+    return sol.t, cell_v, v_dev, current, sol.y.T, {"rhs_evaluations": int(sol.nfev)}
+
+
+def array_transient(xb: Crossbar, cells, drive: Drive, *, engine: str = "spice", max_step_s: float | None = None,
+                    floating_rows=None, floating_cols=None, t_eval=None, worker: SpiceWorker | None = None,
+                    timeout_s: float | None = None) -> ArrayTransient:
+    """Transient of a crossbar whose cells are stateful devices.
+
+    xb gives the wiring and the selector; its conductance only marks open cells (0).
+    cells: one device (circuitsim.devices.memristors) for every cell, or a (rows, cols) array
+    of them (each starts at its own x0). drive: PWL line voltages. max_step_s: ngspice's
+    largest time step [s] (default duration/2000; the numpy engine steps at most one drive
+    segment and controls its own error); t_eval: output times of the numpy engine (default
+    2001 uniform points; spice returns its own time points).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown transient engine {engine!r}; choose one of {ENGINES}")
+    if not isinstance(xb, Crossbar) or not isinstance(drive, Drive):
+        raise TypeError("array_transient takes a Crossbar and a Drive")
+    if xb.transistor is not None:
+        raise ValueError("array transients support 1R and 1S1R cells (no gate waveforms yet)")
+    rows, cols = xb.shape
+    if drive.v_rows.shape[1] != rows or drive.v_cols.shape[1] != cols:
+        raise ValueError(f"the drive has {drive.v_rows.shape[1]} rows and {drive.v_cols.shape[1]} columns, "
+                         f"the array {rows}x{cols}")
+    device_list = _cells(cells, xb)
+    step = drive.duration_s / 2000 if max_step_s is None else float(max_step_s)
+    if not 0 < step <= drive.duration_s:
+        raise ValueError(f"max_step_s must be in (0, duration], got {step:g}")
+    circuit = build_circuit(xb, line_mask("floating_rows", floating_rows, rows),
+                            line_mask("floating_cols", floating_cols, cols))
+    start = time.perf_counter()
+    if engine == "spice":
+        t, cell_v, dev_v, current, state, extra = _spice(circuit, device_list, drive, step, worker, timeout_s)
+    else:
+        t, cell_v, dev_v, current, state, extra = _numpy(circuit, device_list, drive, t_eval)
+    grid = (len(t), rows, cols)
+    provenance = {"engine": engine, "circuitsim_version": __version__, "wall_time_s": time.perf_counter() - start,
+                  "max_step_s": step, "cells": [{"type": type(d).__name__, **d.spice_params()} for d in device_list],
+                  **extra}
+    return ArrayTransient(engine, t, cell_v.reshape(grid), dev_v.reshape(grid), current.reshape(grid),
+                          state.reshape(grid), provenance)
+
+
+def transient(device: StateDevice, drive: Drive, *, engine: str = "spice", max_step_s: float | None = None,
+              t_eval=None, worker: SpiceWorker | None = None, timeout_s: float | None = None) -> Transient:
+    """Transient of one device driven directly by drive (see single_drive, sine, pulse_train)."""
+    if not isinstance(device, StateDevice):
+        raise TypeError(f"transient takes a stateful device, got {type(device).__name__}")
+    res = array_transient(Crossbar(conductance=[[1.0]]), device, drive, engine=engine, max_step_s=max_step_s,
+                          t_eval=t_eval, worker=worker, timeout_s=timeout_s)
+    return Transient(engine, res.time_s, res.device_voltages[:, 0, 0], res.cell_currents[:, 0, 0],
+                     res.state[:, 0, 0], res.provenance)
