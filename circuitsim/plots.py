@@ -1,0 +1,91 @@
+"""Matplotlib figures: IR-drop maps, read-margin curves, accuracy plots, parity plots.
+
+Figures are built on matplotlib.figure.Figure and rendered by the Agg canvas, never
+through pyplot, so nothing here opens a window or touches global plotting state.
+Each function returns a Figure; `save` writes it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from circuitsim.analysis import IRDrop
+
+
+def _figure(width_in: float = 5.0, height_in: float = 3.6) -> Figure:
+    fig = Figure(figsize=(width_in, height_in), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write the figure (format from the suffix, e.g. .png) and return its path."""
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def ir_drop_map(drop: IRDrop, title: str = "IR drop") -> Figure:
+    """Relative voltage lost to the wires at every cell, in % of the ideal cell voltage."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    image = ax.imshow(100 * drop.relative, cmap="magma", origin="upper", interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="voltage lost to wires [% of ideal]")
+    ax.set_xlabel("column (sense amplifier at the bottom)")
+    ax.set_ylabel("row (driver at the left)")
+    ax.set_title(title)
+    return fig
+
+
+def read_margin_curve(sizes, margins: dict[str, np.ndarray], title: str = "Worst-case read margin") -> Figure:
+    """Read margin (I_on − I_off)/I_on against array size n (n×n), one line per label."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    for label, values in margins.items():
+        ax.plot(sizes, 100 * np.asarray(values), marker="o", label=label)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(sizes), [str(s) for s in sizes])
+    ax.set_xlabel("array size n (n×n)")
+    ax.set_ylabel("read margin [%]")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def accuracy_sweeps(panels: list[tuple[str, np.ndarray, np.ndarray]], references: dict[str, float],
+                    title: str = "Test accuracy") -> Figure:
+    """One panel per swept parameter: (x label, values, accuracies); references are horizontal lines."""
+    fig = _figure(4.0 * len(panels), 3.4)
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (label, values, acc) in zip(axes, panels):
+        ax.plot(values, 100 * np.asarray(acc), marker="o", color="C0", label="crossbar")
+        for k, (name, value) in enumerate(references.items()):
+            ax.axhline(100 * value, ls="--", lw=1, color=f"C{k + 1}", label=name)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy [%]")
+    axes[-1].legend(fontsize="small", loc="lower right")
+    fig.suptitle(title)
+    return fig
+
+
+def parity(reference: np.ndarray, other: np.ndarray, reference_label: str, other_label: str,
+           title: str = "Parity", unit: str = "A") -> Figure:
+    """Scatter of other against reference with the y = x line; the title gives the largest
+    difference relative to the largest |reference|."""
+    ref, oth = np.ravel(reference), np.ravel(other)
+    rel = np.abs(oth - ref).max() / np.abs(ref).max()
+    fig = _figure(4.2, 4.0)
+    ax = fig.add_subplot()
+    lo, hi = min(ref.min(), oth.min()), max(ref.max(), oth.max())
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=1)
+    ax.scatter(ref, oth, s=10)
+    ax.set_xlabel(f"{reference_label} [{unit}]")
+    ax.set_ylabel(f"{other_label} [{unit}]")
+    ax.set_title(f"{title}\nmax |Δ| / max |ref| = {rel:.1e}")
+    ax.set_aspect("equal")
+    return fig
