@@ -30,7 +30,6 @@ FITTED = {"chen": {"share_row_per_cell": 0.3, "share_col_per_cell": 0.3},
           "relax": {"omega": 0.8},
           "lowrank": {"scale_row": 1.0, "scale_col": 1.0}}
 FIXED = {"relax": {"sweeps": 4}}
-LOWRANK_RANK = 2
 
 
 class CalibrationRangeWarning(UserWarning):
@@ -151,7 +150,7 @@ def prepare(xb: Crossbar, calibration: Calibration, form: str | None = None) -> 
     """The design made ready for batches with the calibration's (or the given) form."""
     form = form or calibration.form
     params = calibration.params(form) if form in calibration.forms else {}
-    return models.prepare(xb, form, params, calibration.domain.v_abs_max, rank=LOWRANK_RANK)
+    return models.prepare(xb, form, params, calibration.domain.v_abs_max)
 
 
 def _column_transfer(xb: Crossbar, circuit) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +191,7 @@ def _result(drive, cols_i, rows_i, provenance, cell_v=None, cell_i=None) -> Resu
               np.broadcast_to(power, (batch,)), _nan((batch, circuit.n_nodes))]
     if drive.single:
         arrays = [a[0] for a in arrays]
-    return Result("surrogate", *arrays, node_names=circuit.node_names, provenance=provenance)
+    return Result("surrogate", *arrays, circuit=circuit, provenance=provenance)
 
 
 def _source_currents(circuit, rows_i, cols_i) -> np.ndarray:
@@ -273,7 +272,7 @@ def relative_errors(samples: list[Sample], form: str, params: dict, v_max: float
     """(I_form − I_spice) / full scale, all samples' entries flattened."""
     out = []
     for s in samples:
-        prep = models.prepare(s.xb, form, params, v_max, rank=LOWRANK_RANK)
+        prep = models.prepare(s.xb, form, params, v_max)
         out.append(((models.column_currents(prep, s.v_rows) - s.column_currents) / s.full_scale).ravel())
     return np.concatenate(out)
 
@@ -296,7 +295,7 @@ def _fit_form(form: str, train: list[Sample], v_max: float) -> tuple[dict, np.nd
 
 
 def _seconds_per_vector(form: str, params: dict, sample: Sample, v_max: float, repeats: int = 3) -> float:
-    prep = models.prepare(sample.xb, form, {**params, **FIXED.get(form, {})}, v_max, rank=LOWRANK_RANK)
+    prep = models.prepare(sample.xb, form, {**params, **FIXED.get(form, {})}, v_max)
     best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()

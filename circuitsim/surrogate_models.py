@@ -26,7 +26,7 @@ import numpy as np
 
 from circuitsim.design import Crossbar
 
-SINH_SCALES = (1.0, 0.85, 0.7, 0.55, 0.4, 0.25)
+SINH_SCALES = (0.25, 0.4, 0.55, 0.7, 0.85, 1.0)   # evenly spaced: exp(s·x) by repeated products
 N_BASIS = 1 + len(SINH_SCALES)
 FORMS = ("ideal", "chen", "relax", "lowrank")
 CELL_NEWTON_ITERS = 40
@@ -68,26 +68,35 @@ class Basis:
     v0: float
     v_max: float
 
-    def _parts(self):
-        s = np.asarray(SINH_SCALES) / self.v0
-        return s, np.sinh(s * self.v_max)
+    def _norms(self) -> np.ndarray:
+        return np.sinh(np.asarray(SINH_SCALES) * self.v_max / self.v0)
 
     def values(self, u: np.ndarray) -> np.ndarray:
-        """φ(u) with the basis index last: shape u.shape + (N_BASIS,)."""
-        s, norm = self._parts()
+        """φ(u) with the basis index last: shape u.shape + (N_BASIS,) (for fitting)."""
         u = np.asarray(u)[..., None]
-        return np.concatenate([u / self.v_max, np.sinh(u * s) / norm], axis=-1)
+        return np.concatenate([u / self.v_max, np.sinh(u * np.asarray(SINH_SCALES) / self.v0) / self._norms()],
+                              axis=-1)
 
-    def slopes(self, u: np.ndarray) -> np.ndarray:
-        """dφ/du, same shape as values(u)."""
-        s, norm = self._parts()
-        u = np.asarray(u)[..., None]
-        return np.concatenate([np.full(u.shape, 1.0 / self.v_max), s * np.cosh(u * s) / norm], axis=-1)
+    def features(self, v_rows: np.ndarray, with_slopes: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """φ(V) and dφ/du(V) (None unless with_slopes) as (batch, N_BASIS·rows) matmul operands, basis-major.
 
-    def features(self, v_rows: np.ndarray, slopes: bool = False) -> np.ndarray:
-        """(batch, N_BASIS·rows) matmul operand for row voltages (batch, rows), basis-major."""
-        f = self.slopes(v_rows) if slopes else self.values(v_rows)
-        return np.ascontiguousarray(np.moveaxis(f, -1, 1)).reshape(len(v_rows), -1)
+        The sinh terms come from two exponentials and running products (the scales are
+        evenly spaced), the one cost per vector besides the matmuls.
+        """
+        batch, rows = v_rows.shape
+        values, slopes = np.empty((batch, N_BASIS, rows)), np.empty((batch, N_BASIS, rows))
+        values[:, 0], slopes[:, 0] = v_rows / self.v_max, 1.0 / self.v_max
+        x = np.clip(v_rows / self.v0, -80.0, 80.0)
+        up = np.exp(SINH_SCALES[0] * x)
+        step = np.exp((SINH_SCALES[1] - SINH_SCALES[0]) * x)
+        down, step_down = 1.0 / up, 1.0 / step
+        for k, (s, norm) in enumerate(zip(SINH_SCALES, self._norms()), start=1):
+            values[:, k] = (up - down) * (0.5 / norm)
+            if with_slopes:
+                slopes[:, k] = (up + down) * (0.5 * s / (self.v0 * norm))
+            up *= step
+            down *= step_down
+        return values.reshape(batch, -1), slopes.reshape(batch, -1) if with_slopes else None
 
 
 def fit_coefficients(basis: Basis, u: np.ndarray, currents: np.ndarray) -> np.ndarray:
@@ -172,7 +181,7 @@ class Prepared:
     arrays: dict
 
 
-def prepare(xb: Crossbar, form: str, params: dict, v_max: float, rank: int = 2) -> Prepared:
+def prepare(xb: Crossbar, form: str, params: dict, v_max: float) -> Prepared:
     """Precompute the input-independent part of `form` for design xb (params: fitted scalars)."""
     if form == "ideal":
         return Prepared(form, None, {"g": xb.conductance})
@@ -195,25 +204,25 @@ def prepare(xb: Crossbar, form: str, params: dict, v_max: float, rank: int = 2) 
         coef = fit_coefficients(basis, np.broadcast_to(u, (rows, len(u))), i)
         return Prepared(form, basis, {"w": as_weights(coef)})
     if form == "lowrank":
-        return _prepare_lowrank(xb, basis, params, v_max, rank)
+        return _prepare_lowrank(xb, basis, params, v_max)
     raise ValueError(f"unknown surrogate form {form!r}; choose one of {FORMS}")
 
 
-def _prepare_lowrank(xb: Crossbar, basis: Basis, params: dict, v_max: float, rank: int) -> Prepared:
+def _prepare_lowrank(xb: Crossbar, basis: Basis, params: dict, v_max: float) -> Prepared:
+    """Row-line coefficients and the rank-2 column feedback weights (see _lowrank_columns)."""
     u, currents = shoot_rows(xb, params["scale_row"] * row_path_ohm(xb), v_max)
     coef = fit_coefficients(basis, u, currents)                          # (K, rows, cols)
     # columns with the same wire share one eigendecomposition (a scalar r_col: one for all)
     r_unique, which = np.unique(params["scale_col"] * col_path_ohm(xb), axis=1, return_inverse=True)
     lam, vec = np.linalg.eigh(column_kernel(r_unique))
-    lam, vec = lam[which, ::-1][:, :rank], vec[which][:, :, ::-1][:, :, :rank]  # (cols, P), (cols, rows, P)
-    w = np.moveaxis(vec, 0, -1)                                          # (rows, P, cols)
-    value_groups = [coef] + [coef * w[:, p] for p in range(rank)]
-    pairs = [(p, q) for p in range(rank) for q in range(p, rank)]
-    slope_groups = [coef * w[:, p] for p in range(rank)] + [coef * w[:, p] * w[:, q] for p, q in pairs]
+    lam, vec = lam[which, :-3:-1].T, vec[which][:, :, :-3:-1]            # (2, cols), (cols, rows, 2)
+    w0, w1 = (vec[:, :, p].T for p in range(2))                          # (rows, cols) each
+    values = [coef, coef * w0, coef * w1]
+    slopes = [coef * w0, coef * w1, coef * w0 * w0, coef * w0 * w1, coef * w1 * w1]
     return Prepared("lowrank", basis, {
-        "w_values": np.concatenate([as_weights(c) for c in value_groups], axis=1),
-        "w_slopes": np.concatenate([as_weights(c) for c in slope_groups], axis=1),
-        "lam": lam.T.copy(), "pairs": pairs, "rank": rank,
+        "w_values": np.concatenate([as_weights(c) for c in values], axis=1),
+        "w_slopes": np.concatenate([as_weights(c) for c in slopes], axis=1),
+        "lam": lam.copy(),
     })
 
 
@@ -225,29 +234,30 @@ def column_currents(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:
     if prep.form == "ideal":
         return v_rows @ a["g"]
     if prep.form == "chen":
-        return prep.basis.features(v_rows) @ a["w"]
+        return prep.basis.features(v_rows, with_slopes=False)[0] @ a["w"]
     if prep.form == "relax":
         return relax_cells(prep, v_rows).sum(axis=1)
     return _lowrank_columns(prep, v_rows)
 
 
 def _lowrank_columns(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:
-    """I = I0 − Σ_p λ_p a_p b_p with (1 + M·Λ) b = b0: the column rise fed back on rank P."""
+    """Column currents with the column-wire rise fed back on the kernel's top two eigenvectors.
+
+    Cell current I = I0 − d·ΔC with I0 the row-line solution, d its slope and the rise
+    ΔC_i = Σ_p λ_p w_p(i) b_p, b_p = Σ_i w_p(i) I_i. Self-consistency gives the 2×2 system
+    (1 + M·Λ) b = b0 with M_pq = Σ_i w_p w_q d, b0_p = Σ_i w_p I0; then
+    I_col = I0_col − Σ_p λ_p a_p b_p with a_p = Σ_i w_p d. Every sum is one matmul.
+    """
     a = prep.arrays
-    rank, lam = a["rank"], a["lam"]                                      # lam (P, cols)
-    vals = prep.basis.features(v_rows) @ a["w_values"]
-    slopes = prep.basis.features(v_rows, slopes=True) @ a["w_slopes"]
-    cols = lam.shape[1]
-    i0 = vals[:, :cols]
-    b0 = vals[:, cols:].reshape(len(v_rows), rank, cols)
-    grad = slopes[:, :rank * cols].reshape(len(v_rows), rank, cols)
-    m_flat = slopes[:, rank * cols:].reshape(len(v_rows), -1, cols)
-    m = np.empty((len(v_rows), cols, rank, rank))
-    for k, (p, q) in enumerate(a["pairs"]):
-        m[:, :, p, q] = m[:, :, q, p] = m_flat[:, k]
-    system = np.eye(rank) + m * lam.T[None, :, None, :]                  # (1 + M Λ)
-    b = np.linalg.solve(system, np.moveaxis(b0, 1, 2)[..., None])[..., 0]  # (batch, cols, P)
-    return i0 - np.einsum("pc,bpc,bcp->bc", lam, grad, b)
+    lam0, lam1 = a["lam"]
+    phi, dphi = prep.basis.features(v_rows)
+    i0, b0, b1 = np.split(phi @ a["w_values"], 3, axis=1)
+    a0, a1, m00, m01, m11 = np.split(dphi @ a["w_slopes"], 5, axis=1)
+    s00, s01, s10, s11 = 1.0 + m00 * lam0, m01 * lam1, m01 * lam0, 1.0 + m11 * lam1
+    det = s00 * s11 - s01 * s10
+    x0 = (s11 * b0 - s01 * b1) / det
+    x1 = (s00 * b1 - s10 * b0) / det
+    return i0 - lam0 * a0 * x0 - lam1 * a1 * x1
 
 
 def relax_cells(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:

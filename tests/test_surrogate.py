@@ -1,0 +1,157 @@
+"""The surrogate engine: exact pieces against the numpy solver, calibration against real ngspice."""
+import h5py
+import numpy as np
+import pytest
+
+import circuitsim
+from circuitsim import surrogate as sur
+from circuitsim import surrogate_models as models
+from circuitsim.devices import SinhSelector
+from circuitsim.spice import SpiceWorker
+
+
+def one_s_one_r(rng, rows, cols, r_wire, **kw):
+    g = rng.uniform(1e-6, 1e-4, (rows, cols))
+    return circuitsim.Crossbar(conductance=g, r_row=r_wire, r_col=r_wire, selector=SinhSelector(), **kw)
+
+
+def inputs(rng, batch, rows, v_max=0.8):
+    return rng.uniform(0, v_max, (batch, rows)) * (rng.random((batch, rows)) < 0.7)
+
+
+def full_scale_error(got, ref):
+    return np.abs(got - ref).max() / np.abs(ref).max()
+
+
+def test_cell_current_matches_a_one_cell_array(rng):
+    g = np.array([[2e-6]])
+    xb = circuitsim.Crossbar(conductance=g, selector=SinhSelector())
+    v = np.linspace(-0.9, 0.9, 7)
+    exact = circuitsim.simulate(xb, v[:, None], engine="numpy").column_currents[:, 0]
+    got = models.cell_current(v, g[0, 0], 1e-8, 0.1)
+    assert np.allclose(got, exact, rtol=1e-9, atol=1e-18)
+    assert np.all(models.cell_current(v, 0.0, 1e-8, 0.1) == 0)
+
+
+def test_relax_converges_to_the_exact_solution(rng):
+    xb = one_s_one_r(rng, 12, 9, 3.0, r_driver=5.0, r_sense=7.0)
+    v = inputs(rng, 4, 12)
+    exact = circuitsim.simulate(xb, v, engine="numpy")
+    prep = models.prepare(xb, "relax", {"omega": 0.8, "sweeps": 40}, v_max=0.8)
+    cells = models.relax_cells(prep, v)
+    assert full_scale_error(cells.sum(axis=1), exact.column_currents) < 1e-8
+    assert full_scale_error(cells, exact.cell_currents) < 1e-8
+
+
+def test_lowrank_tracks_strong_ir_drop(rng):
+    xb = one_s_one_r(rng, 32, 24, 4.0, r_sense=10.0)
+    v = np.vstack([np.full(32, 0.8), inputs(rng, 3, 32)])
+    exact = circuitsim.simulate(xb, v, engine="numpy").column_currents
+    lowrank = models.column_currents(models.prepare(xb, "lowrank", {"scale_row": 1, "scale_col": 1}, 0.8), v)
+    ideal_wires = models.column_currents(models.prepare(xb, "chen", {"share_row_per_cell": 0,
+                                                                     "share_col_per_cell": 0}, 0.8), v)
+    assert full_scale_error(lowrank, exact) < 5e-3
+    assert full_scale_error(ideal_wires, exact) > 10 * full_scale_error(lowrank, exact)
+
+
+def test_linear_arrays_use_the_exact_transfer_matrix(rng):
+    g = rng.uniform(1e-6, 1e-4, (10, 7))
+    xb = circuitsim.Crossbar(conductance=g, r_row=rng.uniform(0.5, 5, (10, 7)), r_col=2.0, r_driver=3.0)
+    v, v_cols = rng.uniform(-1, 1, (5, 10)), rng.uniform(-0.1, 0.1, (5, 7))
+    floating = np.zeros(10, dtype=bool)
+    floating[3] = True
+    kw = dict(v_cols=v_cols, floating_rows=floating)
+    exact = circuitsim.simulate(xb, v, engine="numpy", **kw)
+    fast = circuitsim.simulate(xb, v, engine="surrogate", **kw)
+    for name in ("column_currents", "row_currents", "power"):
+        assert full_scale_error(getattr(fast, name), getattr(exact, name)) < 1e-9
+    transfer = sur.linear_transfer(xb)
+    assert full_scale_error(v @ transfer, circuitsim.simulate(xb, v, engine="numpy").column_currents) < 1e-9
+
+
+def test_result_contract_and_what_is_not_computed(rng):
+    xb = one_s_one_r(rng, 6, 5, 1.0)
+    cal = sur.load_default()
+    single = circuitsim.simulate(xb, np.full(6, 0.5), engine="surrogate", calibration=cal)
+    batch = circuitsim.simulate(xb, np.full((3, 6), 0.5), engine="surrogate", calibration=cal)
+    assert single.column_currents.shape == (5,) and batch.column_currents.shape == (3, 5)
+    assert np.all(np.isnan(batch.cell_voltages)) and batch.provenance["form"] == cal.form
+    relaxed = circuitsim.simulate(xb, np.full((3, 6), 0.5), engine="surrogate", calibration=cal.using("relax"))
+    assert relaxed.cell_currents.shape == (3, 6, 5) and np.all(np.isfinite(relaxed.row_currents))
+
+
+def test_unsupported_drives_raise_before_running(rng):
+    xb = one_s_one_r(rng, 4, 4, 1.0)
+    cal = sur.load_default()
+    with pytest.raises(ValueError, match="sense nodes at 0 V"):
+        circuitsim.simulate(xb, np.full(4, 0.5), v_cols=np.full(4, 0.1), engine="surrogate", calibration=cal)
+    with pytest.raises(ValueError, match="floating"):
+        circuitsim.simulate(xb, np.full(4, 0.5), floating_cols=[True, False, False, False], engine="surrogate",
+                            calibration=cal)
+    with pytest.raises(ValueError, match="not 1T1R"):
+        circuitsim.simulate(xb.replace(selector=None, transistor=circuitsim.devices.NmosAccess()), np.full(4, 0.5),
+                            engine="surrogate", calibration=cal)
+    with pytest.raises(ValueError, match="not fitted"):
+        cal.using("dmr")
+
+
+def test_outside_the_calibrated_range_warns(rng):
+    cal = sur.load_default()
+    inside = one_s_one_r(rng, 8, 8, 1.0)
+    circuitsim.simulate(inside, np.full(8, 0.5), engine="surrogate", calibration=cal)  # no warning (errors)
+    with pytest.warns(sur.CalibrationRangeWarning, match="r_row"):
+        circuitsim.simulate(one_s_one_r(rng, 8, 8, 50.0), np.full(8, 0.5), engine="surrogate", calibration=cal)
+    with pytest.warns(sur.CalibrationRangeWarning, match="v_rows"):
+        circuitsim.simulate(inside, np.full(8, 2.0), engine="surrogate", calibration=cal)
+
+
+def spice_samples(rng, shapes, worker, batch=4):
+    out = []
+    for rows, cols, r_wire in shapes:
+        xb = one_s_one_r(rng, rows, cols, r_wire)
+        v = inputs(rng, batch, rows)
+        out.append(sur.Sample(xb, v, circuitsim.simulate(xb, v, engine="spice", worker=worker).column_currents))
+    return out
+
+
+def test_calibration_on_spice_data_round_trips_through_hdf5(rng, tmp_path):
+    with SpiceWorker() as worker:
+        samples = spice_samples(rng, [(4, 4, 0.5), (6, 5, 2.0), (8, 8, 4.0), (5, 8, 1.0), (8, 6, 3.0)], worker)
+    cal = sur.calibrate(samples, forms=("ideal", "chen", "lowrank"), holdout_fraction=0.4, seed=1,
+                        provenance={"data_sha256": "0" * 64})
+    assert cal.forms["lowrank"].heldout_max < 1e-3 < cal.forms["ideal"].heldout_max
+    assert cal.form in ("chen", "lowrank") and cal.provenance["n_designs_heldout"] == 2
+    path = sur.save(cal, tmp_path / "cal.h5")
+    back = sur.load(path)
+    assert back.forms == cal.forms and back.domain == cal.domain and back.form == cal.form
+    assert back.provenance["data_sha256"] == "0" * 64 and len(back.provenance["calibration_sha256"]) == 64
+    assert np.array_equal(back.heldout["spice_a"], cal.heldout["spice_a"])
+    figure = sur.parity_figure(back)
+    figure.savefig(tmp_path / "parity.png")
+    assert (tmp_path / "parity.png").stat().st_size > 1000
+
+
+def test_calibration_rejects_bad_data(rng, tmp_path):
+    xb = one_s_one_r(rng, 4, 4, 1.0)
+    with pytest.raises(ValueError, match="column_currents"):
+        sur.Sample(xb, np.zeros((2, 4)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="at least two designs"):
+        sur.calibrate([sur.Sample(xb, np.full((1, 4), 0.5), np.ones((1, 4)))])
+    with pytest.raises(ValueError, match="zero"):
+        sur.calibrate([sur.Sample(xb, np.zeros((1, 4)), np.zeros((1, 4)))] * 2)
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f.attrs["format"] = "something else"
+    with pytest.raises(ValueError, match="not a surrogate calibration"):
+        sur.load(tmp_path / "other.h5")
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_default_calibration_meets_one_percent_against_spice_on_a_new_design(rng):
+    xb = one_s_one_r(rng, 24, 20, 2.5)
+    v = np.vstack([np.full(24, 0.8), inputs(rng, 3, 24)])
+    with SpiceWorker() as worker:
+        truth = circuitsim.simulate(xb, v, engine="spice", worker=worker).column_currents
+    got = circuitsim.simulate(xb, v, engine="surrogate").column_currents
+    ideal = v @ xb.conductance
+    assert full_scale_error(got, truth) < 0.01
+    assert full_scale_error(ideal, truth) > 1.0
