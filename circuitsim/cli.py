@@ -46,6 +46,13 @@ def _cmd_doctor(args) -> int:
     return 0 if ok else 1
 
 
+def _cmd_demo(args) -> int:
+    from circuitsim.demo import run_demo
+
+    run_demo(args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="circuitsim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_netlist)
     p = sub.add_parser("doctor", help="check ngspice, PySpice and the Python packages")
     p.set_defaults(func=_cmd_doctor)
+    p = sub.add_parser("demo", help="a short tour (SPICE run, IR drop, read margin, NN inference) "
+                                    "writing figures and an HDF5 file")
+    p.add_argument("--out", default="circuitsim-demo", help="output folder (default: ./circuitsim-demo)")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 

@@ -6,7 +6,7 @@ from circuitsim import nn
 from circuitsim.devices import SinhSelector
 from circuitsim.spice import SpiceWorker
 
-FINE = dict(levels=4097, dac_bits=16, adc_bits=20)  # converters and levels fine enough to vanish
+FINE = {"levels": 4097, "dac_bits": 16, "adc_bits": 20}  # converters and levels fine enough to vanish
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +125,9 @@ def test_energy_per_mac_from_circuit_power(net, digits):
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(tile_cols=7), "even"), (dict(g_min_s=2e-5, g_max_s=1e-5), "g_min_s < g_max_s"),
-    (dict(levels=1), "levels"), (dict(r_wire=-1.0), "non-negative"), (dict(adc_bits=2.5), "adc_bits"),
-    (dict(v_read=float("nan")), "finite"),
+    ({"tile_cols": 7}, "even"), ({"g_min_s": 2e-5, "g_max_s": 1e-5}, "g_min_s < g_max_s"),
+    ({"levels": 1}, "levels"), ({"r_wire": -1.0}, "non-negative"), ({"adc_bits": 2.5}, "adc_bits"),
+    ({"v_read": float("nan")}, "finite"),
 ])
 def test_bad_hardware_is_rejected(bad, match):
     with pytest.raises(ValueError, match=match):

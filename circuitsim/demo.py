@@ -1,0 +1,340 @@
+"""`circuitsim demo`: a short tour of what circuitsim does, in under 3 minutes on 2 cores.
+
+1. a small 1S1R crossbar solved by ngspice, its netlist shown;
+2. the numpy engine against ngspice on the same array;
+3. the IR-drop map of a larger array;
+4. the worst-case read margin against array size for three bias schemes;
+5. a digits MLP on crossbar tiles: accuracy from float weights down to the exact circuit,
+   the surrogate and a SPICE spot check, energy per MAC;
+6. accuracy against wire resistance, ADC bits and tile size.
+Figures (PNG), the full netlist and every number (HDF5) go to one output folder.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from circuitsim import analysis, nn, plots
+from circuitsim.design import Crossbar
+from circuitsim.devices import SinhSelector
+from circuitsim.engines import netlist, simulate
+from circuitsim.spice import SpiceWorker
+
+# The NN hardware of the tour: 10 kΩ..200 kΩ cells on 16 levels, 32×32 tiles, 2 Ω wire
+# segments, a sinh selector per cell and 10 % device-to-device spread.
+NN_HARDWARE = nn.Hardware(g_min_s=5e-6, g_max_s=100e-6, levels=16, tile_rows=32, tile_cols=32, v_read=0.2,
+                          dac_bits=6, adc_bits=8, r_wire=2.0, selector=SinhSelector(i0=1e-5, v0=0.05),
+                          sigma_d2d=0.1, seed=0)
+TOUR_SELECTOR = SinhSelector(i0=1e-5, v0=0.05)  # the small SPICE crossbar of steps 1-2
+READ_SELECTOR = SinhSelector(i0=1e-8, v0=0.05)  # the read-margin curve (read at 0.5 V)
+R_WIRE_OHM = 2.0
+ELEMENT_LINES_SHOWN = 3  # of each run of similar netlist lines
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes of the tour. nn_images: test images for every accuracy (None: the whole test set)."""
+
+    spice_size: int = 8
+    spice_vectors: int = 8
+    ir_size: int = 64
+    margin_sizes: tuple[int, ...] = (4, 8, 16, 32, 64)
+    hidden: int = 32
+    nn_images: int | None = None
+    spice_images: int = 4
+    r_wire_ohm: tuple[float, ...] = (0.0, 5.0, 20.0, 50.0, 100.0, 200.0)
+    adc_bits: tuple[int, ...] = (2, 3, 4, 5, 6, 8)
+    tile_sizes: tuple[int, ...] = (8, 16, 32, 64)
+    tile_sweep_r_wire_ohm: float = 20.0
+
+
+# A fast variant of the same code path (tests): tiny arrays, few images, two points per sweep.
+QUICK = DemoConfig(spice_size=4, spice_vectors=3, ir_size=8, margin_sizes=(4, 8), hidden=16, nn_images=12,
+                   spice_images=2, r_wire_ohm=(0.0, 50.0), adc_bits=(3, 8), tile_sizes=(16, 32))
+
+
+@dataclass
+class DemoResult:
+    """What the tour produced: figures {name: path}, the HDF5 file, and the headline numbers.
+    accuracy: {row name: (accuracy, images)}."""
+
+    out_dir: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+    hdf5: Path | None = None
+    spice_numpy_rel_diff: float = float("nan")
+    accuracy: dict[str, tuple[float, int]] = field(default_factory=dict)
+    spot_check: nn.SpotCheck | None = None
+    energy: nn.EnergyReport | None = None
+    data: dict = field(default_factory=dict)  # HDF5 groups: {group: {dataset: array, "attrs": {...}}}
+
+
+class _Progress:
+    """Numbered steps with elapsed time, printed as they start."""
+
+    def __init__(self, total: int, echo: Callable[[str], None]):
+        self.total, self.echo, self.k, self.start = total, echo, 0, time.perf_counter()
+
+    def step(self, title: str) -> None:
+        self.k += 1
+        self.echo(f"\n[{self.k}/{self.total}] {title}  (t = {time.perf_counter() - self.start:.1f} s)")
+
+
+def _element_kind(line: str) -> str | None:
+    """'Rrow', 'XS', 'Vin', ... for an element line; None for comments, dot-lines and blanks."""
+    return None if line[:1] in "*." else re.match(r"[A-Za-z]+", line).group(0)
+
+
+def netlist_excerpt(deck: str, per_run: int = ELEMENT_LINES_SHOWN) -> str:
+    """The deck with comments and dot-lines kept and each run of similar elements cut to `per_run` lines."""
+    out = []
+    for kind, group in itertools.groupby(deck.splitlines(), key=_element_kind):
+        lines = list(group)
+        out += lines if kind is None or len(lines) <= per_run else [
+            *lines[:per_run], f"... ({len(lines) - per_run} more {kind} lines)"]
+    return "\n".join(out)
+
+
+def _random_crossbar(size: int, selector, seed: int) -> Crossbar:
+    g = np.random.default_rng(seed).uniform(5e-6, 100e-6, (size, size))
+    return Crossbar(conductance=g, r_row=R_WIRE_OHM, r_col=R_WIRE_OHM, selector=selector)
+
+
+def _spice_tour(cfg: DemoConfig, out: Path, worker: SpiceWorker, res: DemoResult, progress: _Progress) -> None:
+    echo = progress.echo
+    xb = _random_crossbar(cfg.spice_size, TOUR_SELECTOR, seed=0)
+    v = np.random.default_rng(1).uniform(0.0, 0.3, (cfg.spice_vectors, cfg.spice_size))
+    deck = netlist(xb, v[0])
+    (out / "crossbar.cir").write_text(deck)
+    echo(f"netlist of a {cfg.spice_size}x{cfg.spice_size} 1S1R crossbar (cell conductance in series with "
+         f"i0·sinh(V/v0)), {R_WIRE_OHM:g} Ω per wire segment; full deck in {out / 'crossbar.cir'}:")
+    echo("\n".join("    " + line for line in netlist_excerpt(deck).splitlines()))
+    spice = simulate(xb, v, engine="spice", worker=worker)
+    echo(f"ngspice {spice.provenance['ngspice_version']}: {cfg.spice_vectors} input vectors in "
+         f"{spice.provenance['wall_time_s']:.2f} s; column currents of vector 0 [µA]: "
+         + " ".join(f"{1e6 * c:.2f}" for c in spice.column_currents[0]))
+    progress.step("numpy engine vs ngspice on the same crossbar")
+    exact = simulate(xb, v, engine="numpy")
+    res.spice_numpy_rel_diff = float(np.abs(spice.column_currents - exact.column_currents).max()
+                                     / np.abs(spice.column_currents).max())
+    echo(f"numpy engine in {exact.provenance['wall_time_s']:.3f} s; largest column-current difference: "
+         f"{res.spice_numpy_rel_diff:.1e} of the largest current")
+    res.data["spice_run"] = {
+        "conductance_s": xb.conductance, "v_rows": v, "spice_column_currents_a": spice.column_currents,
+        "numpy_column_currents_a": exact.column_currents,
+        "attrs": {"netlist": deck, "netlist_sha256": spice.provenance["netlist_sha256"],
+                  "ngspice_version": spice.provenance["ngspice_version"], "r_wire_ohm": R_WIRE_OHM,
+                  "selector_i0_a": TOUR_SELECTOR.i0, "selector_v0_v": TOUR_SELECTOR.v0}}
+
+
+def _ir_drop(cfg: DemoConfig, out: Path, res: DemoResult, echo) -> None:
+    xb = _random_crossbar(cfg.ir_size, None, seed=2)
+    drop = analysis.ir_drop_map(xb, np.full(cfg.ir_size, 0.2))
+    echo(f"{cfg.ir_size}x{cfg.ir_size} 1R array (5-100 µS), {R_WIRE_OHM:g} Ω segments, all rows at 0.2 V: "
+         f"the worst cell loses {100 * drop.relative.max():.1f} % of its voltage to the wires")
+    res.figures["ir_drop"] = plots.save(plots.ir_drop_map(
+        drop, f"IR drop, {cfg.ir_size}×{cfg.ir_size} array, {R_WIRE_OHM:g} Ω segments"), out / "ir_drop.png")
+    res.data["ir_drop"] = {"effective_v": drop.effective, "ideal_v": drop.ideal, "conductance_s": xb.conductance}
+
+
+def _read_margin(cfg: DemoConfig, out: Path, res: DemoResult, echo) -> None:
+    margins = {}
+    for scheme in analysis.SCHEMES:
+        found = [analysis.read_margin(n, n, 1e-4, 1e-6, r_wire=R_WIRE_OHM, v_read=0.5, scheme=scheme,
+                                      selector=READ_SELECTOR) for n in cfg.margin_sizes]
+        margins[scheme] = np.array([m.margin for m in found])
+        res.data[f"read_margin/{scheme.replace('/', '_')}"] = {
+            "size": np.array(cfg.margin_sizes), "margin": margins[scheme],
+            "i_on_a": np.array([m.i_on for m in found]), "i_off_a": np.array([m.i_off for m in found])}
+        echo(f"{scheme:>8}: " + ", ".join(f"{n}x{n} {100 * m:.0f} %" for n, m in zip(cfg.margin_sizes,
+                                                                                   margins[scheme])))
+    res.figures["read_margin"] = plots.save(plots.read_margin_curve(
+        cfg.margin_sizes, margins, f"Read margin, 1S1R (sinh selector), {R_WIRE_OHM:g} Ω segments, 0.5 V"),
+        out / "read_margin.png")
+
+
+def _counted(backend: nn.Backend, bar) -> nn.Backend:
+    """The backend, advancing a progress bar by one per tile read."""
+    def run(xb, v):
+        out = backend(xb, v)
+        bar.update(1)
+        return out
+    return run
+
+
+def _with_progress(name: str, mapped: nn.MappedNetwork, x: np.ndarray, backend: nn.Backend) -> nn.Inference:
+    from tqdm import tqdm
+
+    tiles = sum(len(layer.tiles) for layer in mapped.layers)
+    with tqdm(total=tiles, desc=f"{name}, {len(x)} images", unit="tile", leave=False) as bar:
+        return nn.infer(mapped, x, _counted(backend, bar))
+
+
+def _surrogate_run(mapped: nn.MappedNetwork, x: np.ndarray, echo) -> nn.Inference | None:
+    """The network on engine="surrogate" with the shipped calibration; None (said so) if it is missing.
+    Reads outside the calibrated range are reported, not hidden."""
+    from circuitsim import surrogate
+
+    try:
+        calibration = surrogate.load_default()
+    except FileNotFoundError as exc:
+        echo(f"surrogate row pending: {exc}")
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", surrogate.CalibrationRangeWarning)
+        run = _with_progress("surrogate", mapped, x, nn.engine_backend("surrogate", calibration=calibration))
+    for message in sorted({str(w.message) for w in caught if w.category is surrogate.CalibrationRangeWarning}):
+        echo(f"note, surrogate: {message}")
+    return run
+
+
+@dataclass(frozen=True, eq=False)
+class _Task:
+    """The trained network and the test images of the tour."""
+
+    net: nn.Network
+    digits: nn.Digits
+    x: np.ndarray
+    y: np.ndarray
+
+
+def _nn_accuracy(cfg: DemoConfig, worker: SpiceWorker, res: DemoResult, echo) -> _Task:
+    digits = nn.load_digits_split()
+    net = nn.train_mlp(digits, hidden=cfg.hidden)
+    n = len(digits.y_test) if cfg.nn_images is None else cfg.nn_images
+    task = _Task(net, digits, digits.x_test[:n], digits.y_test[:n])
+    hw = NN_HARDWARE
+    exact = nn.map_network(net, hw, digits.x_train)
+    echo(f"MLP 64-{cfg.hidden}-10 trained on {len(digits.y_train)} digits; "
+         f"{sum(len(layer.tiles) for layer in exact.layers)} tiles of at most {hw.tile_rows}x{hw.tile_cols}, "
+         f"{hw.levels} levels in {hw.g_min_s * 1e6:g}-{hw.g_max_s * 1e6:g} µS, DAC {hw.dac_bits} b, "
+         f"ADC {hw.adc_bits} b; testing on {n} images")
+    ideal = nn.map_network(net, hw.replace(r_wire=0.0, selector=None, sigma_d2d=0.0), digits.x_train)
+    run = _with_progress("exact circuit", exact, task.x, nn.engine_backend("numpy"))
+    surrogate = _surrogate_run(exact, task.x, echo)
+    spice = nn.infer(exact, task.x[:cfg.spice_images], nn.engine_backend("spice", worker=worker))
+    circuit = f"{hw.r_wire:g} Ω wires, sinh selector, σ={hw.sigma_d2d:g} D2D"
+    for name, predictions, labels in [
+            ("float weights", net.predict(task.x), task.y),
+            ("ideal crossbar (quantized, no parasitics)", nn.infer(ideal, task.x).predictions, task.y),
+            (f"exact circuit (numpy engine: {circuit})", run.predictions, task.y),
+            *([("calibrated surrogate (same circuit)", surrogate.predictions, task.y)] if surrogate else []),
+            ("SPICE, whole network (ngspice, same circuit)", spice.predictions, task.y[:cfg.spice_images])]:
+        res.accuracy[name] = (nn.accuracy(predictions, labels), len(labels))
+    res.spot_check = spot = nn.spice_spot_check(exact, task.x[:cfg.spice_images], worker)
+    same = int(np.sum(spice.predictions == run.predictions[:cfg.spice_images]))
+    echo(f"SPICE spot check: tile {spot.tile_shape[0]}x{spot.tile_shape[1]} {spot.cell_type} on "
+         f"{cfg.spice_images} images agrees with numpy to {spot.max_rel_diff:.1e} (max |Δ| / max |I|); "
+         f"whole network in ngspice: {same}/{cfg.spice_images} predictions equal numpy's")
+    if surrogate:
+        echo(f"surrogate and numpy engine predict the same digit for "
+             f"{100 * np.mean(surrogate.predictions == run.predictions):.1f} % of the images")
+    res.energy = e = nn.energy_per_mac(exact, run)
+    res.data["nn/accuracy"] = {"name": np.array(list(res.accuracy), dtype=object),
+                               "accuracy": np.array([a for a, _ in res.accuracy.values()]),
+                               "images": np.array([k for _, k in res.accuracy.values()]),
+                               "attrs": {f"hardware.{k}": str(v) for k, v in vars(hw).items()}}
+    res.data["nn/spot_check"] = {"spice_column_currents_a": spot.spice_a, "numpy_column_currents_a": spot.numpy_a}
+    res.data["nn/energy"] = {"attrs": {"array_fj_per_mac": e.array_fj, "adc_fj_per_mac": e.adc_fj,
+                                       "dac_fj_per_mac": e.dac_fj, "total_fj_per_mac": e.total_fj,
+                                       **{f"digital {k} [fJ/MAC]": v for k, v in e.digital.items()},
+                                       **{f"model.{k}": v for k, v in vars(nn.ConverterEnergy()).items()}}}
+    return task
+
+
+def _nn_sweeps(cfg: DemoConfig, task: _Task, out: Path, res: DemoResult) -> None:
+    from tqdm import tqdm
+
+    base = NN_HARDWARE.replace(selector=None)  # 1R cells: the numpy engine solves a whole batch at once
+    sweeps = [("r_wire", "wire segment resistance [Ω]", cfg.r_wire_ohm,
+               [base.replace(r_wire=r) for r in cfg.r_wire_ohm]),
+              ("adc_bits", "ADC bits", cfg.adc_bits, [base.replace(adc_bits=b) for b in cfg.adc_bits]),
+              ("tile_size", f"tile size n (n×n, {cfg.tile_sweep_r_wire_ohm:g} Ω segments)", cfg.tile_sizes,
+               [base.replace(tile_rows=t, tile_cols=t, r_wire=cfg.tile_sweep_r_wire_ohm) for t in cfg.tile_sizes])]
+    panels = []
+    for key, label, values, variants in tqdm(sweeps, desc="sweeps", unit="sweep", leave=False):
+        acc = nn.accuracy_sweep(task.net, variants, task.x, task.y, task.digits.x_train, nn.engine_backend("numpy"))
+        panels.append((label, np.array(values, dtype=float), acc))
+        res.data[f"nn/sweep/{key}"] = {"value": np.array(values, dtype=float), "accuracy": acc}
+    references = {"float weights": res.accuracy["float weights"][0],
+                  "ideal crossbar": res.accuracy["ideal crossbar (quantized, no parasitics)"][0]}
+    res.figures["nn_accuracy"] = plots.save(plots.accuracy_sweeps(
+        panels, references, f"Digits MLP on crossbar tiles: exact circuit, 1R cells, σ={base.sigma_d2d:g} D2D, "
+                            f"{len(task.y)} test images"), out / "nn_accuracy.png")
+
+
+def _parity_figure(res: DemoResult, out: Path) -> None:
+    run, spot = res.data["spice_run"], res.spot_check
+    numpy_ua = 1e6 * np.concatenate([run["numpy_column_currents_a"].ravel(), spot.numpy_a.ravel()])
+    spice_ua = 1e6 * np.concatenate([run["spice_column_currents_a"].ravel(), spot.spice_a.ravel()])
+    res.figures["parity"] = plots.save(plots.parity(
+        numpy_ua, spice_ua, "numpy engine", "ngspice", "Column currents, 1S1R arrays", unit="µA"), out / "parity.png")
+
+
+def _print_table(res: DemoResult, echo) -> None:
+    width = max(len(name) for name in res.accuracy)
+    echo(f"\n  {'test accuracy':<{width}}  accuracy  images")
+    for name, (acc, n) in res.accuracy.items():
+        echo(f"  {name:<{width}}  {100 * acc:6.1f} %  {n:6d}")
+    e = res.energy
+    echo(f"\n  energy per MAC: array {e.array_fj:.2f} fJ (from the circuit's own power) + ADC {e.adc_fj:.1f} fJ "
+         f"+ DAC {e.dac_fj:.2f} fJ = {e.total_fj:.1f} fJ")
+    for name, value in e.digital.items():
+        echo(f"  digital reference, {name}: {value:g} fJ")
+
+
+def _write_hdf5(path: Path, data: dict) -> None:
+    """Layout: one group per tour step, arrays as datasets, scalars and text as group attributes."""
+    import h5py
+
+    from circuitsim import __version__
+
+    tmp = path.with_name(path.name + ".part")
+    with h5py.File(tmp, "w") as f:
+        f.attrs["circuitsim_version"] = __version__
+        for group_name, items in data.items():
+            group = f.require_group(group_name)
+            for key, value in items.items():
+                if key == "attrs":
+                    group.attrs.update(value)
+                elif value.dtype == object:
+                    group.create_dataset(key, data=value.astype(str).astype(h5py.string_dtype()))
+                else:
+                    group.create_dataset(key, data=value)
+    tmp.replace(path)  # nothing half-written under the final name
+
+
+def run_demo(out_dir: str | Path = "circuitsim-demo", config: DemoConfig = DemoConfig(),
+             echo: Callable[[str], None] = print) -> DemoResult:
+    """Run the tour, writing figures, the netlist and results.h5 into out_dir."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    res = DemoResult(out.resolve())
+    progress = _Progress(6, echo)
+    with SpiceWorker(timeout_s=120) as worker:
+        progress.step("SPICE: a small 1S1R crossbar in ngspice")
+        _spice_tour(config, out, worker, res, progress)
+        progress.step("IR-drop map")
+        _ir_drop(config, out, res, echo)
+        progress.step("Sneak-path read margin against array size (worst case: far corner cell)")
+        _read_margin(config, out, res, echo)
+        progress.step("Neural-network inference on crossbar tiles (digits MLP)")
+        task = _nn_accuracy(config, worker, res, echo)
+    progress.step("Accuracy against wire resistance, ADC bits and tile size (exact circuit, numpy engine)")
+    _nn_sweeps(config, task, out, res)
+    _parity_figure(res, out)
+    _print_table(res, echo)
+    res.hdf5 = out / "results.h5"
+    _write_hdf5(res.hdf5, res.data)
+    echo(f"\ndone in {time.perf_counter() - progress.start:.0f} s. Output folder: {res.out_dir}")
+    for path in [*res.figures.values(), res.hdf5, out / "crossbar.cir"]:
+        echo(f"  {path.name}")
+    return res
