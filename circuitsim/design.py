@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 
 from circuitsim.devices.access import NmosAccess
-from circuitsim.devices.selectors import SinhSelector
+from circuitsim.devices.selectors import Diode, SinhSelector
 from circuitsim.validate import broadcast_resistance, finite_array
 
-SELECTOR_TYPES = (SinhSelector,)
+SELECTOR_TYPES = (SinhSelector, Diode)  # DC selectors: current(v) -> (i, dI/dV), a subckt
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,7 +34,7 @@ class Crossbar:
     r_col: Any = 0.0
     r_driver: Any = 0.0
     r_sense: Any = 0.0
-    selector: SinhSelector | None = None
+    selector: SinhSelector | Diode | None = None
     transistor: NmosAccess | None = None
 
     def __post_init__(self):

@@ -3,13 +3,12 @@
 engine="spice" renders the crossbar (circuit.build_circuit + netlist.render, cells as device
 subckt instances, sources as PWL) with `.tran ... uic` and runs it through spice.run_job;
 engine="numpy" integrates the twins' dx/dt with scipy's LSODA (implicit BDF once stiff), solving the
-array's nodal equations (solver.solve, cells as their chord conductance I/V, iterated) at
+array's nodal equations (dense Newton, cells stamped with I and dI/dV at their state) at
 every evaluation. A single device is the 1×1 array without wires, so both paths are one.
 Every drive is piecewise linear (a `Drive`), so both engines see exactly the same stimulus.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass
@@ -22,15 +21,15 @@ from circuitsim.circuit import Circuit, build_circuit
 from circuitsim.design import Crossbar
 from circuitsim.devices.memristors import StateDevice
 from circuitsim.netlist import number, render
-from circuitsim.solver import solve
 from circuitsim.spice import SpiceJob, SpiceWorker, run_job
 from circuitsim.validate import finite_array, line_mask
 
 ENGINES = ("spice", "numpy")
 # ngspice accuracy for state trajectories: tight tolerances, gear integration (MODELS.md recipe)
 SPICE_OPTIONS = ".options klu method=gear reltol=1e-7 abstol=1e-15 chgtol=1e-18"
-CHORD_RTOL = 1e-10  # the numpy engine's cell-conductance iteration stops at this relative change
-CHORD_MAX_ITER = 50
+NEWTON_VTOL_V = 1e-12  # the numpy engine's Newton stops when the largest node update is below this [V]
+NEWTON_MAX_STEP_V = 0.2  # Newton steps are scaled down to this [V]
+NEWTON_MAX_ITER = 100
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,46 +170,79 @@ def _spice(circuit: Circuit, cells, drive: Drive, max_step_s: float, worker, tim
 
 
 class _NodalCells:
-    """The numpy engine's view of the array: node voltages and cell currents for given states."""
+    """The numpy engine's view of the array: node voltages and cell currents for given states.
+
+    Arrays in transients are small, so the nodal equations are dense: wires stamp a constant
+    Laplacian, cells and selectors stamp (i, dI/dV) and damped Newton solves KCL at the free
+    nodes, warm-started from the previous time point.
+    """
 
     def __init__(self, circuit: Circuit, cells: list[StateDevice], drive: Drive):
-        self.circuit, self.cells, self.drive = circuit, cells, drive
+        self.circuit, self.drive = circuit, drive
         self.has_cell = circuit.cell_g > 0
-        self.groups = {}  # devices that differ only in x0 share one vectorized evaluation
+        groups: dict[StateDevice, list[int]] = {}  # devices differing only in x0 share one evaluation
         for k, device in enumerate(cells):
-            self.groups.setdefault(device.with_state(0.5), []).append(k)
-        self.groups = {d: np.array(ks) for d, ks in self.groups.items()}
+            groups.setdefault(device.with_state(0.5), []).append(k)
+        self.groups = {d: np.array(ks) for d, ks in groups.items()}
         self.sources = _source_columns(circuit, drive)
+        n = circuit.n_nodes
+        self.free = np.setdiff1d(np.arange(n), circuit.fixed)
+        self.wires = np.zeros((n, n))
+        _stamp(self.wires, None, circuit.res_a, circuit.res_b, 1.0 / circuit.res_ohm)
+        self.v_last = np.zeros(n)
 
-    def _eval(self, method: str, v: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def cell_eval(self, method: str, v: np.ndarray, x: np.ndarray) -> np.ndarray:
         out = np.empty_like(x)
         for device, ks in self.groups.items():
             out[ks] = getattr(device, method)(v[ks], x[ks])
-        return out
+        return out * self.has_cell
 
     def solve(self, t: float, x: np.ndarray) -> np.ndarray:
-        """Node voltages at time t with cell states x, cells iterated as chord conductances."""
-        fixed = np.array([np.interp(t, self.drive.time_s, col) for col in self.sources.T])[None, :]
-        c = self.circuit
-        if c.n_nodes == len(c.fixed):  # every node is a source (a device driven directly)
-            v = np.empty(c.n_nodes)
-            v[c.fixed] = fixed[0]
-            return v
-        v_dev = np.zeros(len(x))
-        g = self._eval("chord_conductance", v_dev, x) * self.has_cell
-        for _ in range(CHORD_MAX_ITER):
-            v = solve(dataclasses.replace(c, cell_g=g), fixed)[0]
+        """Node voltages at time t with cell states x."""
+        c, free = self.circuit, self.free
+        v = self.v_last.copy()
+        v[c.fixed] = [np.interp(t, self.drive.time_s, col) for col in self.sources.T]
+        for _ in range(NEWTON_MAX_ITER):
+            if not len(free):
+                break
+            jac, resid = self.wires.copy(), self.wires @ v
             v_dev = v[c.cell_hi] - v[c.cell_lo]
-            g_new = self._eval("chord_conductance", v_dev, x) * self.has_cell
-            if np.all(np.abs(g_new - g) <= CHORD_RTOL * np.abs(g_new)):
-                return v
-            g = g_new
-        raise RuntimeError(f"transient: the cell conductances did not settle at t = {t:g} s")
+            _stamp(jac, resid, c.cell_hi, c.cell_lo, self.cell_eval("slope", v_dev, x),
+                   self.cell_eval("current", v_dev, x))
+            if c.xb.selector is not None:
+                i_sel, g_sel = c.xb.selector.current(v[c.sel_a] - v[c.sel_b])
+                _stamp(jac, resid, c.sel_a, c.sel_b, g_sel, i_sel)
+            try:
+                step = np.linalg.solve(jac[np.ix_(free, free)], -resid[free])
+            except np.linalg.LinAlgError:
+                raise RuntimeError(f"transient: singular nodal matrix at t = {t:g} s (a node lost its DC path, "
+                                   "e.g. a floating line whose cells are all open)") from None
+            largest = np.max(np.abs(step))
+            if largest > NEWTON_MAX_STEP_V:
+                step *= NEWTON_MAX_STEP_V / largest
+            v[free] += step
+            if largest < NEWTON_VTOL_V:
+                break
+        else:
+            raise RuntimeError(f"transient: Newton did not converge at t = {t:g} s")
+        self.v_last = v
+        return v
 
     def rate(self, t: float, x: np.ndarray) -> np.ndarray:
         v = self.solve(t, x)
-        v_dev = v[self.circuit.cell_hi] - v[self.circuit.cell_lo]
-        return self._eval("dxdt", v_dev, x) * self.has_cell
+        return self.cell_eval("dxdt", v[self.circuit.cell_hi] - v[self.circuit.cell_lo], x)
+
+
+def _stamp(jac: np.ndarray, resid: np.ndarray | None, a: np.ndarray, b: np.ndarray, g: np.ndarray,
+           i: np.ndarray | None = None) -> None:
+    """Add two-terminal branches a -> b with slope g [S] (and current i [A]) to the nodal system."""
+    np.add.at(jac, (a, a), g)
+    np.add.at(jac, (b, b), g)
+    np.add.at(jac, (a, b), -g)
+    np.add.at(jac, (b, a), -g)
+    if resid is not None:
+        np.add.at(resid, a, i)
+        np.add.at(resid, b, -i)
 
 
 def _numpy(circuit: Circuit, cells, drive: Drive, t_eval):
@@ -225,7 +257,7 @@ def _numpy(circuit: Circuit, cells, drive: Drive, t_eval):
     c = circuit
     v = np.array([nodal.solve(t, x) for t, x in zip(sol.t, sol.y.T)])
     v_dev = v[:, c.cell_hi] - v[:, c.cell_lo]
-    current = np.stack([nodal._eval("current", vd, x) * nodal.has_cell for vd, x in zip(v_dev, sol.y.T)])
+    current = np.stack([nodal.cell_eval("current", vd, x) for vd, x in zip(v_dev, sol.y.T)])
     cell_v = v[:, c.row_node.ravel()] - v[:, c.col_node.ravel()]
     return sol.t, cell_v, v_dev, current, sol.y.T, {"rhs_evaluations": int(sol.nfev)}
 

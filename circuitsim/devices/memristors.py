@@ -17,7 +17,7 @@ from circuitsim.devices.library import lib_field
 from circuitsim.validate import finite_array
 
 EXP_CLAMP = 80.0  # the same clamp as the exp arguments in the .lib files
-V_SMALL = 1e-9  # [V] below this |v| the chord conductance uses a small symmetric probe
+V_PROBE = 1e-6  # [V] half-width of the central difference in StateDevice.slope
 
 
 def sigmoid(z):
@@ -67,11 +67,9 @@ class StateDevice:
     def dxdt(self, v, x):
         raise NotImplementedError
 
-    def chord_conductance(self, v, x):
-        """I/V [S] (the small-signal conductance near v = 0): a cell's conductance at state x."""
-        v = np.asarray(v, dtype=float)
-        probe = np.where(np.abs(v) < V_SMALL, V_SMALL, v)
-        return self.current(probe, x) / probe
+    def slope(self, v, x):
+        """dI/dV [S] at fixed state, by a central difference (what the numpy nodal Newton needs)."""
+        return (self.current(v + V_PROBE, x) - self.current(v - V_PROBE, x)) / (2 * V_PROBE)
 
 
 class _LinearIonDrift(StateDevice):

@@ -36,3 +36,59 @@ class SinhSelector:
 
     def spice_params(self) -> dict[str, float]:
         return {"i0": self.i0, "v0": self.v0}
+
+
+BOLTZMANN_J_PER_K = 1.38064852e-23  # the constants ngspice uses for its thermal voltage
+ELEMENTARY_CHARGE_C = 1.6021766208e-19
+NGSPICE_TEMP_K = 300.15  # ngspice's default circuit temperature, 27 °C
+GMIN_S = 1e-12  # ngspice's gmin across every junction
+EXP_CLAMP = 80.0
+
+
+@dataclass(frozen=True)
+class Diode:
+    """Junction diode selector: ngspice's D model (models/selectors.lib, MODELS.md "Selectors").
+
+    isat: saturation current [A]; ideality: emission coefficient n [-]; bipolar: False for one
+    diode conducting p -> n (unipolar cells), True for an anti-parallel pair (bipolar cells).
+    I = isat·(exp(V/(n·Vt)) − 1) + gmin·V with Vt = kT/q at 27 °C; below −3·n·Vt ngspice uses
+    −isat·(1 + (3·n·Vt/(e·V))³), and so does this twin.
+    """
+
+    isat: float = field(default_factory=lambda: lib_default("selectors", "diode_selector", "isat"))
+    ideality: float = field(default_factory=lambda: lib_default("selectors", "diode_selector", "ideality"))
+    bipolar: bool = False
+
+    spice_lib = "selectors"
+
+    def __post_init__(self):
+        object.__setattr__(self, "isat", positive_scalar("Diode.isat", self.isat))
+        object.__setattr__(self, "ideality", positive_scalar("Diode.ideality", self.ideality))
+        if not isinstance(self.bipolar, bool):
+            raise TypeError(f"Diode.bipolar must be True or False, got {self.bipolar!r}")
+
+    @property
+    def spice_subckt(self) -> str:
+        return "diode_pair_selector" if self.bipolar else "diode_selector"
+
+    def _junction(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        vte = self.ideality * BOLTZMANN_J_PER_K * NGSPICE_TEMP_K / ELEMENTARY_CHARGE_C
+        forward = v >= -3 * vte
+        ev = np.exp(np.minimum(v / vte, EXP_CLAMP))
+        v_rev = np.where(forward, -1.0, v)  # the reverse formula, evaluated where it is finite
+        cube = (3 * vte / (np.e * v_rev)) ** 3
+        i = np.where(forward, self.isat * (ev - 1), -self.isat * (1 + cube))
+        g = np.where(forward, self.isat * ev / vte, self.isat * 3 * cube / v_rev)
+        return i + GMIN_S * v, g + GMIN_S
+
+    def current(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Current [A] and its derivative dI/dV [S] at voltage v [V]."""
+        v = np.asarray(v, dtype=float)
+        i, g = self._junction(v)
+        if self.bipolar:
+            i_rev, g_rev = self._junction(-v)
+            i, g = i - i_rev, g + g_rev
+        return i, g
+
+    def spice_params(self) -> dict[str, float]:
+        return {"isat": self.isat, "ideality": self.ideality}
