@@ -7,6 +7,7 @@ equations cannot describe different circuits. Zero-ohm segments are merged into 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -26,11 +27,11 @@ class Circuit:
     """
 
     xb: Crossbar
-    node_names: tuple[str, ...]
+    node_ids: np.ndarray  # position of each node in the unmerged numbering of _names()
     res_a: np.ndarray
     res_b: np.ndarray
     res_ohm: np.ndarray
-    res_names: tuple[str, ...]
+    res_ids: np.ndarray  # position of each resistor in the segment numbering of _segment_names()
     cell_hi: np.ndarray
     cell_lo: np.ndarray
     cell_g: np.ndarray
@@ -50,7 +51,19 @@ class Circuit:
 
     @property
     def n_nodes(self) -> int:
-        return len(self.node_names)
+        return len(self.node_ids)
+
+    @cached_property
+    def node_names(self) -> tuple[str, ...]:
+        """Netlist names of the nodes (built on demand: large arrays have many)."""
+        names = _names(*self.xb.shape, self.inner_node is not None)
+        return tuple(names[i] for i in self.node_ids)
+
+    @cached_property
+    def res_names(self) -> tuple[str, ...]:
+        """Netlist names of the wire resistors."""
+        names = _segment_names(*self.xb.shape, self.floating_rows, self.floating_cols)
+        return tuple(names[i] for i in self.res_ids)
 
     def fixed_voltages(self, v_rows: np.ndarray, v_cols: np.ndarray, v_gates: np.ndarray) -> np.ndarray:
         """(batch, n_fixed) source voltages from per-line drive arrays of shape (batch, lines)."""
@@ -67,6 +80,14 @@ def _names(rows: int, cols: int, inner: bool) -> list[str]:
     return names + [f"in{i}" for i in range(rows)] + [f"out{j}" for j in range(cols)] + [f"g{i}" for i in range(rows)]
 
 
+def _segment_names(rows: int, cols: int, floating_rows: np.ndarray, floating_cols: np.ndarray) -> list[str]:
+    """Wire segment names in the order build_circuit lists the segments."""
+    return ([f"Rrow{i}_{j}" for i in range(rows) for j in range(1, cols)]
+            + [f"Rcol{i}_{j}" for i in range(rows - 1) for j in range(cols)]
+            + [f"Rrow{i}_0" for i in np.flatnonzero(~floating_rows)]
+            + [f"Rcol{rows - 1}_{j}" for j in np.flatnonzero(~floating_cols)])
+
+
 def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.ndarray) -> Circuit:
     """Flatten a crossbar with the given floating lines into a Circuit."""
     rows, cols = xb.shape
@@ -77,7 +98,6 @@ def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.nda
     base = 3 * n if inner else 2 * n
     m_node = 2 * n + grid if inner else None
     in_node, out_node, g_node = base + np.arange(rows), base + rows + np.arange(cols), base + rows + cols + np.arange(rows)
-    names = _names(rows, cols, inner)
 
     # wire segments (driver/sense resistance is in series with the first/last segment)
     a = [r_node[:, :-1].ravel(), b_node[:-1, :].ravel()]
@@ -88,13 +108,8 @@ def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.nda
     b += [r_node[driven, 0], out_node[sensed]]
     ohm += [(xb.r_driver + xb.r_row[:, 0])[driven], (xb.r_col[-1, :] + xb.r_sense)[sensed]]
     a, b, ohm = np.concatenate(a), np.concatenate(b), np.concatenate(ohm)
-    seg_names = ([f"Rrow{i}_{j}" for i in range(rows) for j in range(1, cols)]
-                 + [f"Rcol{i}_{j}" for i in range(rows - 1) for j in range(cols)]
-                 + [f"Rrow{i}_0" for i in np.flatnonzero(driven)]
-                 + [f"Rcol{rows - 1}_{j}" for j in np.flatnonzero(sensed)])
-
     # merge nodes joined by 0 Ω; a fixed node (source) represents its group
-    total = len(names)
+    total = base + 2 * rows + cols
     zero = ohm == 0
     graph = coo_matrix((np.ones(zero.sum()), (a[zero], b[zero])), shape=(total, total))
     _, label = connected_components(graph, directed=False)
@@ -131,9 +146,9 @@ def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.nda
     cells = np.arange(n)
     return Circuit(
         xb=xb,
-        node_names=tuple(names[i] for i in used),
+        node_ids=used,
         res_a=node(a[keep]), res_b=node(b[keep]), res_ohm=ohm[keep],
-        res_names=tuple(name for name, k in zip(seg_names, keep) if k),
+        res_ids=np.flatnonzero(keep),
         cell_hi=hi, cell_lo=lo, cell_g=np.where(has_cell, g, 0.0),
         sel_a=node(m_node.ravel()) if xb.selector is not None else empty,
         sel_b=node(b_node.ravel()) if xb.selector is not None else empty,

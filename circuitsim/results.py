@@ -16,7 +16,8 @@ class Result:
     (batch, rows) it has it. column_currents flow into the sense nodes (> 0 for positive
     row voltages); row_currents flow out of the drivers; cell_voltages are row wire minus
     column wire at each cell; cell_currents flow from the row to the column side; power is
-    the total delivered by all sources. node_voltages follows node_names.
+    the total delivered by all sources. node_voltages follows node_names; circuit is the
+    flat circuit that was solved.
     """
 
     engine: str
@@ -26,8 +27,12 @@ class Result:
     cell_currents: np.ndarray
     power: np.ndarray
     node_voltages: np.ndarray
-    node_names: tuple[str, ...]
+    circuit: Circuit
     provenance: dict
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return self.circuit.node_names
 
     def node_voltage(self, name: str) -> np.ndarray:
         """Voltage of one node by its netlist name, e.g. 'r3c7'."""
@@ -54,4 +59,4 @@ def extract(circuit: Circuit, engine: str, v: np.ndarray, source_currents: np.nd
     arrays = [col_i, row_i, cell_v, cell_i, power, v]
     if single:
         arrays = [a[0] for a in arrays]
-    return Result(engine, *arrays, node_names=circuit.node_names, provenance=provenance)
+    return Result(engine, *arrays, circuit=circuit, provenance=provenance)

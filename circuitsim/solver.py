@@ -11,11 +11,13 @@ stepping is the last resort.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
+from threadpoolctl import ThreadpoolController
 
 from circuitsim.circuit import Circuit
 
@@ -51,6 +53,13 @@ def _laplacian(a, b, g, n: int) -> sp.csr_matrix:
     """Conductance matrix of branches a–b with conductances g, over n nodes."""
     return sp.csr_matrix((np.concatenate([g, g, -g, -g]),
                           (np.concatenate([a, b, a, b]), np.concatenate([a, b, b, a]))), shape=(n, n))
+
+
+def _incidence(a: np.ndarray, b: np.ndarray, n: int) -> sp.csr_matrix:
+    """(branches, n) matrix with +1 at node a and −1 at node b: branch currents @ it gives
+    the net current leaving every node."""
+    k = np.arange(len(a))
+    return sp.csr_matrix((np.r_[np.ones(len(a)), -np.ones(len(b))], (np.r_[k, k], np.r_[a, b])), shape=(len(a), n))
 
 
 def _factorize(matrix: sp.spmatrix, circuit: Circuit):
@@ -137,8 +146,22 @@ def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions = Newton
     return v_m, g * (v_r - v_m), g * f_m / denom, g * f_b / denom
 
 
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
 def solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions = NewtonOptions()) -> np.ndarray:
-    """Node voltages (batch, n_nodes) for source voltages fixed_volts (batch, n_fixed)."""
+    """Node voltages (batch, n_nodes) for source voltages fixed_volts (batch, n_fixed).
+
+    BLAS runs single-threaded here: SuperLU's multi-vector solves call small BLAS kernels,
+    and threaded BLAS made them 2-5x slower on the 2-core machines we measured.
+    """
+    with _blas().limit(limits=1, user_api="blas"):
+        return _solve(circuit, fixed_volts, opts)
+
+
+def _solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions) -> np.ndarray:
     batch = fixed_volts.shape[0]
     v = np.zeros((batch, circuit.n_nodes))
     v[:, circuit.fixed] = fixed_volts
@@ -172,6 +195,7 @@ class _ReducedSystem:
         index = np.full(n, -1)
         index[free] = np.arange(len(free))
         self.fa, self.fb = index[self.a], index[self.b]  # -1: not an unknown
+        self.cell_incidence = _incidence(self.a, self.b, n)
 
     def _jacobian(self, da: np.ndarray, db: np.ndarray) -> sp.csc_matrix:
         """Wire part plus the cell stamps (da, db: derivatives per cell) on the unknowns."""
@@ -187,9 +211,7 @@ class _ReducedSystem:
         """KCL residual on the unknowns (batch, free), the cell derivatives, and the inner-node
         voltages (v_m: the starting guess for them, e.g. from the previous iteration)."""
         v_m, i, da, db = solve_cells(self.circuit, v[:, self.a], v[:, self.b], gates, self.opts, v_m)
-        leaving = v @ self.lap.T  # lap is symmetric; rows of v are vectors
-        np.add.at(leaving.T, self.a, i.T)
-        np.add.at(leaving.T, self.b, -i.T)
+        leaving = v @ self.lap + i @ self.cell_incidence  # lap is symmetric; rows of v are vectors
         return leaving[:, self.free], da, db, v_m
 
     def newton(self, v: np.ndarray, gates, shared: bool) -> np.ndarray:
@@ -207,7 +229,7 @@ class _ReducedSystem:
             idx = np.flatnonzero(active)
             f, da, db, v_m[idx] = self.residual(v[idx], None if gates is None else gates[idx], v_m[idx])
             worst = np.max(np.abs(f), initial=0.0)
-            if lu is None or worst > 0.1 * previous:
+            if lu is None or worst > 0.5 * previous:
                 try:
                     lu = splu(self._jacobian(da.mean(axis=0), db.mean(axis=0)), permc_spec="MMD_AT_PLUS_A")
                 except RuntimeError:
@@ -244,13 +266,8 @@ class _ReducedSystem:
 
 def leaving_currents(circuit: Circuit, v: np.ndarray, gates) -> np.ndarray:
     """Net current (batch, n_nodes) leaving each node through all elements, from node voltages."""
-    out = np.zeros_like(v)
-    branches = [(circuit.res_a, circuit.res_b, (v[:, circuit.res_a] - v[:, circuit.res_b]) / circuit.res_ohm),
-                (circuit.cell_hi, circuit.cell_lo, (v[:, circuit.cell_hi] - v[:, circuit.cell_lo]) * circuit.cell_g)]
+    out = v @ _full_linear_laplacian(circuit)  # wires and linear cell devices; symmetric
     if not is_linear(circuit):
         m, b = circuit.inner_node.ravel(), circuit.col_node.ravel()
-        branches.append((m, b, _inner_current(circuit, v[:, m], v[:, b], gates)[0]))
-    for a, b, i in branches:
-        np.add.at(out.T, a, i.T)
-        np.add.at(out.T, b, -i.T)
+        out += _inner_current(circuit, v[:, m], v[:, b], gates)[0] @ _incidence(m, b, circuit.n_nodes)
     return out
