@@ -1,18 +1,14 @@
 """NMOS access transistor of a 1T1R cell: numpy twin of nmos_access in models/access.lib."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from circuitsim.devices.library import lib_default
+from circuitsim.devices.library import lib_field
 from circuitsim.validate import finite_array, positive_scalar
 
 GMIN_S = 1e-12  # ngspice's default gmin, which it puts across the drain junction of every MOSFET
-
-
-def _lib(parameter: str, element: str = "nmos_access"):
-    return field(default_factory=lambda: lib_default("access", element, parameter))
 
 
 @dataclass(frozen=True)
@@ -25,11 +21,11 @@ class NmosAccess:
     compliance.
     """
 
-    vto: float = _lib("vto")
-    kp: float = _lib("kp")
-    lam: float = _lib("lambda")
-    w: float = _lib("w", "access_nmos")
-    l: float = _lib("l", "access_nmos")  # noqa: E741 - SPICE's own name for channel length
+    vto: float = lib_field("access", "nmos_access", "vto")
+    kp: float = lib_field("access", "nmos_access", "kp")
+    lam: float = lib_field("access", "nmos_access", "lambda")
+    w: float = lib_field("access", "access_nmos", "w")
+    l: float = lib_field("access", "access_nmos", "l")  # noqa: E741 - SPICE's own name for channel length
     v_gate_on: float = 1.8
 
     spice_lib = "access"
