@@ -53,6 +53,13 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from circuitsim.sweep import run_sweep
+
+    run_sweep(args.config, args.out, workers=args.workers, scheduler=args.scheduler, retry_failed=args.retry_failed)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="circuitsim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,8 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_doctor)
     p = sub.add_parser("demo", help="a short tour (SPICE run, IR drop, read margin, NN inference) "
                                     "writing figures and an HDF5 file")
-    p.add_argument("--out", default="circuitsim-demo", help="output folder (default: ./circuitsim-demo)")
+    p.add_argument("--out", default="demo-output", help="output folder (default: ./demo-output)")
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("sweep", help="run a parameter sweep (TOML, see examples/sweep.toml) into an HDF5 store; "
+                                     "rerunning computes only the missing points")
+    p.add_argument("config")
+    p.add_argument("--out", required=True, help="HDF5 results file (created or extended)")
+    p.add_argument("--workers", type=int, help="local worker processes (default: one per CPU)")
+    p.add_argument("--scheduler", help="Dask scheduler address: run the points on that cluster instead")
+    p.add_argument("--retry-failed", action="store_true", help="compute the points that failed before again")
+    p.set_defaults(func=_cmd_sweep)
     return parser
 
 

@@ -1,0 +1,407 @@
+"""HDF5 results store: points keyed by a content hash of their inputs, with provenance.
+
+Crash safety: HDF5 files are not safe against a kill in the middle of an in-place write (a
+half-flushed metadata cache leaves an unreadable file), so the main file is never modified
+in place. A writer stores each point at once as its own small HDF5 file in `<file>.pending/`
+(written under a temporary name, then renamed: a point is there completely or not at all),
+and folds the pending points into the main file by copy-on-write (copy, append, atomic
+rename) at checkpoints, at close, and when it reopens a file a killed writer left behind.
+`read_points` and `Store` see the pending points too; plain h5py sees the main file.
+The layout is described in README.md ("Results store and sweeps").
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from circuitsim import __version__
+
+FORMAT = "circuitsim-store"
+FORMAT_VERSION = 1
+COMPRESS_MIN_ELEMENTS = 1024  # arrays at least this big are chunked and gzip-compressed
+GROUPS = ("inputs", "outputs", "provenance")
+_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_log = logging.getLogger(__name__)
+
+
+class StoreError(RuntimeError):
+    """A results file cannot be used as asked."""
+
+
+class StoreLockedError(StoreError):
+    """Another process is writing the file."""
+
+
+class StoreVersionError(StoreError):
+    """The file was written with another circuitsim store format."""
+
+
+class StoreCorruptError(StoreError):
+    """The file is not a readable HDF5 file (truncated or damaged)."""
+
+
+# ---- values <-> HDF5 -------------------------------------------------------------------
+
+def _leaf(path: str, value) -> np.ndarray:
+    """A storable numpy value (numbers, booleans, strings, or arrays of them)."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "U":
+        return arr.astype(object)
+    if arr.dtype.kind not in "biufc" and not (arr.dtype.kind == "O" and all(isinstance(v, str) for v in arr.flat)):
+        raise TypeError(f"{path}: cannot store a value of type {type(value).__name__} "
+                        "(numbers, booleans, strings, arrays of them, or dicts of those)")
+    return arr
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    """{'a/b': array} from nested dicts; None values are left out (absent)."""
+    if not isinstance(tree, dict):
+        raise TypeError(f"{prefix or 'value'} must be a dict, got {type(tree).__name__}")
+    out = {}
+    for name, value in tree.items():
+        if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+            raise ValueError(f"{prefix}{name!r}: names must be non-empty strings without '/'")
+        path = f"{prefix}{name}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, path + "/"))
+        elif value is not None:
+            out[path] = _leaf(path, value)
+    return out
+
+
+def point_key(inputs: dict) -> str:
+    """Content hash (sha256 hex) of a point's inputs: the same inputs always give the same key.
+
+    Integers and floats hash alike (8 and 8.0 are the same input)."""
+    digest = hashlib.sha256()
+    for path, arr in sorted(_flatten(inputs).items()):
+        if arr.dtype.kind in "iuf":
+            arr = arr.astype("<f8")
+        digest.update(f"{path}|{arr.dtype.kind}|{arr.shape}|".encode())
+        digest.update("\0".join(arr.ravel()).encode() if arr.dtype.kind == "O" else np.ascontiguousarray(arr).tobytes())
+    return digest.hexdigest()
+
+
+def _write_tree(group: h5py.Group, flat: dict[str, np.ndarray]) -> None:
+    for path, arr in flat.items():
+        if arr.dtype.kind == "O":
+            group.create_dataset(path, data=arr, dtype=h5py.string_dtype())
+        elif arr.size >= COMPRESS_MIN_ELEMENTS:
+            group.create_dataset(path, data=arr, chunks=True, compression="gzip", compression_opts=4, shuffle=True)
+        else:
+            group.create_dataset(path, data=arr)
+
+
+def _read_tree(group: h5py.Group) -> dict[str, Any]:
+    """{'a/b': value} of every dataset under `group` (strings decoded, 0-d as scalars)."""
+    out = {}
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            out[name] = obj.asstr()[()] if h5py.check_string_dtype(obj.dtype) else obj[()]
+
+    group.visititems(visit)
+    return out
+
+
+def _read_point(group: h5py.Group) -> dict[str, Any]:
+    """One point as a flat dict: 'status', 'error', 'written_unix_s' and 'inputs/...' etc."""
+    flat = {"status": str(group.attrs["status"]), "error": str(group.attrs["error"]),
+            "written_unix_s": float(group.attrs["written_unix_s"])}
+    for name in GROUPS:
+        if name in group:
+            flat.update({f"{name}/{k}": v for k, v in _read_tree(group[name]).items()})
+    return flat
+
+
+# ---- files -----------------------------------------------------------------------------
+
+def _pending_dir(path: Path) -> Path:
+    return path.with_name(path.name + ".pending")
+
+
+def _open_h5(path: Path, mode: str = "r") -> h5py.File:
+    """Open a store file, turning h5py's errors into messages that say what is wrong."""
+    try:
+        f = h5py.File(path, mode)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such results file") from None
+    except OSError as exc:
+        raise StoreCorruptError(f"{path}: not a readable HDF5 file (truncated or damaged: {exc}). "
+                                "circuitsim replaces its files atomically, so it was damaged elsewhere "
+                                "(an interrupted copy or download?); restore it or start a new file") from None
+    fmt, version = f.attrs.get("format"), f.attrs.get("format_version")
+    if fmt != FORMAT or "points" not in f:
+        f.close()
+        raise StoreVersionError(f"{path}: an HDF5 file but not a circuitsim results store (no format={FORMAT!r})")
+    if version != FORMAT_VERSION:
+        writer = f.attrs.get("circuitsim_version", "unknown")
+        f.close()
+        raise StoreVersionError(f"{path}: written by circuitsim {writer} in store format {version}; this circuitsim "
+                                f"({__version__}) reads format {FORMAT_VERSION}. Use the circuitsim version that wrote "
+                                "it, or start a new file")
+    return f
+
+
+def _pending_points(path: Path) -> dict[str, Path]:
+    """{key: part file} of complete pending points (temporary files are incomplete)."""
+    pending = _pending_dir(path)
+    if not pending.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(pending.glob("*.h5"))}
+
+
+def _snapshot(path: Path, read) -> dict[str, Any]:
+    """{key: read(point group)} over the main file and its pending points (pending win).
+
+    Pending parts are read first: a part that vanished meanwhile was folded into the main
+    file, which is opened afterwards and so already holds it."""
+    out = {}
+    for key, part in _pending_points(path).items():
+        try:
+            with h5py.File(part, "r") as f:
+                out[key] = read(f["point"])
+        except FileNotFoundError:
+            continue
+        except (OSError, KeyError) as exc:
+            _log.warning("%s: skipping an unreadable pending point (%s)", part, exc)
+    with _open_h5(path) as f:
+        for key, group in f["points"].items():
+            out.setdefault(key, read(group))
+    return out
+
+
+def _replace_atomically(path: Path, build) -> None:
+    """Write `path` by calling build(h5py.File) on a copy (or a new file), then renaming it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    if path.exists():
+        shutil.copyfile(path, tmp)
+    try:
+        with h5py.File(tmp, "r+" if path.exists() else "w") as f:
+            build(f)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _init_file(f: h5py.File) -> None:
+    f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "circuitsim_version": __version__})
+    f.create_group("points")
+
+
+# ---- the store -------------------------------------------------------------------------
+
+class Store:
+    """A results file. mode "r": read; "a": read and append (created if missing); "w": new
+    empty file (replaces an existing one). Writers hold an exclusive lock on `<file>.lock`
+    (released when the process ends, even by kill -9); a second writer gets StoreLockedError.
+
+    checkpoint_s: how often (at least) pending points are folded into the main file.
+    """
+
+    def __init__(self, path: Path, mode: str, checkpoint_s: float):
+        self.path, self.mode, self.checkpoint_s = path, mode, checkpoint_s
+        self._lock_fd: int | None = None
+        self._status: dict[str, str] = {}
+        self._last_commit = time.monotonic()
+        self._commit_cost_s = 0.0
+
+    @classmethod
+    def open(cls, path: str | Path, mode: str = "r", *, checkpoint_s: float = 30.0) -> Store:
+        if mode not in ("r", "a", "w"):
+            raise ValueError(f"mode must be 'r', 'a' or 'w', got {mode!r}")
+        store = cls(Path(path), mode, checkpoint_s)
+        if mode != "r":
+            store._lock()
+        try:
+            store._load()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _lock(self) -> None:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown process"
+            os.close(fd)
+            raise StoreLockedError(f"{self.path} is being written by another process ({holder}); two sweeps "
+                                   "cannot write one file at once: wait for it to finish or use another --out")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+        self._lock_fd = fd
+
+    def _load(self) -> None:
+        if self.mode != "w" and (self.mode == "r" or self.path.exists()):
+            _open_h5(self.path).close()  # a clear error for a missing, foreign, old or damaged file
+        if self.mode == "w" or (self.mode == "a" and not self.path.exists()):
+            shutil.rmtree(_pending_dir(self.path), ignore_errors=True)
+            self.path.unlink(missing_ok=True)
+            _replace_atomically(self.path, _init_file)
+        if self.mode != "r":
+            for stale in _pending_dir(self.path).glob(".*.tmp"):
+                stale.unlink()  # a part a killed writer did not finish
+            self._commit()  # recover points a killed writer left pending
+        self._status = _snapshot(self.path, lambda g: str(g.attrs["status"]))
+
+    # -- queries
+    def keys(self, status: str | None = None) -> list[str]:
+        """Keys of all points, or of those with status "ok" / "failed"."""
+        return [k for k, s in self._status.items() if status is None or s == status]
+
+    def status(self, key: str) -> str | None:
+        """"ok", "failed", or None for a point not in the store."""
+        return self._status.get(key)
+
+    def has(self, key: str) -> bool:
+        return key in self._status
+
+    def __len__(self) -> int:
+        return len(self._status)
+
+    def read(self, key: str) -> dict[str, Any]:
+        """One point as a flat dict ('status', 'error', 'inputs/...', 'outputs/...', 'provenance/...')."""
+        part = _pending_points(self.path).get(key)
+        if part is not None:
+            with h5py.File(part, "r") as f:
+                return _read_point(f["point"])
+        with _open_h5(self.path) as f:
+            if key not in f["points"]:
+                raise KeyError(f"{self.path}: no point {key}")
+            return _read_point(f["points"][key])
+
+    # -- writing
+    def append(self, key: str | None, inputs: dict, outputs: dict | None = None, provenance: dict | None = None,
+               error: str | None = None) -> str:
+        """Store one point at once and return its key (default: point_key(inputs)).
+
+        error: why the point failed (its outputs may then be empty). A failed point may be
+        replaced by a later append of the same key; a stored good point may not."""
+        if self._lock_fd is None:
+            raise StoreError(f"{self.path} is open read-only (mode 'r')")
+        key = point_key(inputs) if key is None else key
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise ValueError(f"point key must be 1-128 letters, digits, '-' or '_', got {key!r}")
+        if self._status.get(key) == "ok":
+            raise ValueError(f"{self.path}: point {key} is already stored")
+        trees = {name: _flatten(tree or {}, f"{name}/") for name, tree in zip(GROUPS, (inputs, outputs, provenance))}
+        status = "ok" if error is None else "failed"
+        pending = _pending_dir(self.path)
+        pending.mkdir(exist_ok=True)
+        tmp = pending / f".{key}.tmp"
+        try:
+            with h5py.File(tmp, "w") as f:
+                group = f.create_group("point")
+                group.attrs.update({"status": status, "error": error or "", "written_unix_s": time.time()})
+                for flat in trees.values():
+                    _write_tree(group, flat)
+            os.replace(tmp, pending / f"{key}.h5")
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._status[key] = status
+        if time.monotonic() - self._last_commit >= max(self.checkpoint_s, 20 * self._commit_cost_s):
+            self._commit()
+        return key
+
+    def _commit(self) -> None:
+        """Fold the pending points into the main file (copy-on-write, atomic rename)."""
+        parts = _pending_points(self.path)
+        if parts:
+            start = time.monotonic()
+
+            def fold(f):
+                points = f["points"]
+                for key, part in parts.items():
+                    with h5py.File(part, "r") as src:
+                        if key in points:
+                            if points[key].attrs["status"] == "ok":
+                                continue  # already folded in by a writer killed before it cleaned up
+                            del points[key]
+                        src.copy(src["point"], points, name=key)
+
+            _replace_atomically(self.path, fold)
+            for part in parts.values():
+                part.unlink()
+            self._commit_cost_s = time.monotonic() - start
+        self._last_commit = time.monotonic()
+
+    def close(self) -> None:
+        """Fold pending points into the main file and release the lock."""
+        if self._lock_fd is None:
+            return
+        try:
+            self._commit()
+            shutil.rmtree(_pending_dir(self.path), ignore_errors=True)
+        finally:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ---- reading in one call ---------------------------------------------------------------
+
+def _column(values: list) -> np.ndarray:
+    """Stack per-point values: a numeric array when shapes agree (NaN for missing scalars),
+    an array of str for strings, else an object array with one entry per point (None if missing)."""
+    present = [v for v in values if v is not None]
+    if all(isinstance(v, str) for v in present) and len(present) == len(values):
+        return np.array(values, dtype=str)
+    arrays = [np.asarray(v) for v in present]
+    numeric = all(a.dtype.kind in "biuf" for a in arrays)
+    same_shape = len({a.shape for a in arrays}) == 1
+    if numeric and same_shape and len(present) == len(values):
+        return np.stack(arrays)
+    if numeric and same_shape and arrays[0].shape == ():
+        return np.array([np.nan if v is None else float(v) for v in values])
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def read_points(path: str | Path, status: str | None = "ok") -> dict[str, np.ndarray]:
+    """Every point of a store as {name: array with one entry per point}, oldest first.
+
+    Names: 'key', 'status', 'error', 'written_unix_s', and 'inputs/...', 'outputs/...',
+    'provenance/...' as in the file. status: "ok" (default), "failed", or None for all."""
+    if status not in ("ok", "failed", None):
+        raise ValueError(f"status must be 'ok', 'failed' or None, got {status!r}")
+    points = _snapshot(Path(path), _read_point)
+    chosen = sorted(((k, p) for k, p in points.items() if status is None or p["status"] == status),
+                    key=lambda kp: kp[1]["written_unix_s"])
+    names = sorted({name for _, p in chosen for name in p})
+    out = {"key": np.array([k for k, _ in chosen], dtype=str)}
+    out.update({name: _column([p.get(name) for _, p in chosen]) for name in names})
+    return out
+
+
+def to_dataframe(path: str | Path, status: str | None = None):
+    """A pandas DataFrame, one row per point, of the scalar values (parameters, metrics,
+    provenance) plus key, status and error. Arrays stay in read_points()."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("to_dataframe needs pandas: pip install pandas") from None
+    points = read_points(path, status)
+    scalars = {name: col for name, col in points.items() if col.ndim == 1 and col.dtype != object}
+    return pd.DataFrame(scalars).set_index("key")

@@ -1,0 +1,360 @@
+"""Parameter sweeps from TOML: grid or seeded random points, run on a local process pool or a
+Dask cluster, each finished point written at once to a results store (circuitsim.store).
+
+A sweep file is a design file (tables [array] or [crossbar] conductance, [crossbar],
+[selector], [transistor], [drive]) plus [sweep] (mode, engine, metrics...) and [axes]
+("table.key" = values). The main process expands and validates every point before anything
+runs, skips points already stored (keyed by a content hash of their inputs), and is the
+only writer; workers only compute. See README.md ("Results store and sweeps").
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import platform
+import socket
+import threading
+import time
+import tomllib
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import as_completed as pool_completed
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from circuitsim import __version__
+from circuitsim.config import CROSSBAR_KEYS, crossbar_from_dict
+from circuitsim.design import Crossbar
+from circuitsim.engines import make_drive
+from circuitsim.store import Store, point_key
+
+MODES = ("grid", "random")
+SWEEP_KEYS = {"mode", "engine", "metrics", "samples", "seed", "timeout_s"}
+TABLES = {"array": {"rows", "cols", "g_min", "g_max", "seed"},
+          "crossbar": CROSSBAR_KEYS - {"conductance_file"},
+          "selector": None, "transistor": None,  # their keys are checked by the device classes
+          "drive": {"v_read", "vectors", "seed", "scheme", "row", "col", "v_rows", "v_cols", "v_gates"}}
+RESULT_METRICS = ("cell_voltages", "cell_currents", "node_voltages")
+METRICS = RESULT_METRICS + ("read_margin",)
+READ_SCHEMES = ("floating", "v/2", "v/3")
+
+
+@dataclass(frozen=True, eq=False)
+class Point:
+    """One sweep point: its parameters, the design and drive they make, and its store key."""
+
+    params: dict
+    crossbar: Crossbar
+    drive: dict
+    engine: str
+    metrics: tuple[str, ...]
+    timeout_s: float
+    key: str
+
+    def inputs(self) -> dict:
+        """What the store records as this point's inputs (and hashes into its key)."""
+        return {"params": _nest(self.params), "design": self.crossbar.as_dict(), "drive": self.drive,
+                "engine": self.engine, "metrics": ",".join(self.metrics)}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker sends back: outputs and provenance, or the error that stopped the point."""
+
+    key: str
+    outputs: dict
+    provenance: dict
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Sweep:
+    points: tuple[Point, ...]
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Counts of one sweep run: points in the sweep, already stored (skipped), failed ones kept
+    from earlier runs, and computed now (ok / failed), with the wall time [s]."""
+
+    total: int
+    stored: int
+    kept_failed: int
+    ok: int
+    failed: int
+    wall_s: float
+
+
+# ---- config -> points ------------------------------------------------------------------
+
+def _nest(flat: dict) -> dict:
+    out: dict = {}
+    for path, value in flat.items():
+        table, key = path.split(".")
+        out.setdefault(table, {})[key] = value
+    return out
+
+
+def _param_names(axis: str) -> list[str]:
+    names = axis.split("+")
+    for name in names:
+        table, _, key = name.partition(".")
+        if table not in TABLES or not key:
+            raise ValueError(f"[axes] {axis!r}: each parameter is 'table.key' with table one of {sorted(TABLES)}")
+        if TABLES[table] is not None and key not in TABLES[table]:
+            raise ValueError(f"[axes] {axis!r}: unknown key {key!r} of [{table}]; allowed: {sorted(TABLES[table])}")
+    return names
+
+
+def _grid(axes: dict) -> list[dict]:
+    for axis, values in axes.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"[axes] {axis!r}: a grid axis is a non-empty list of values")
+    names = [_param_names(a) for a in axes]
+    return [{n: v for group, v in zip(names, combo) for n in group} for combo in itertools.product(*axes.values())]
+
+
+def _draw(axis: str, spec, rng: np.random.Generator):
+    if isinstance(spec, list):
+        spec = {"choices": spec}
+    if not isinstance(spec, dict) or not ({"choices"} == set(spec) or {"low", "high"} <= set(spec) <= {"low", "high", "log"}):
+        raise ValueError(f"[axes] {axis!r}: a random axis is a list of choices, {{choices = [...]}} or "
+                         "{low = ..., high = ..., log = false}")
+    if "choices" in spec:
+        return spec["choices"][rng.integers(len(spec["choices"]))]
+    low, high, log = spec["low"], spec["high"], spec.get("log", False)
+    if not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and low <= high and (low > 0 or not log)):
+        raise ValueError(f"[axes] {axis!r}: need numbers low <= high (> 0 with log = true)")
+    value = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if log else rng.uniform(low, high)
+    return int(round(value)) if isinstance(low, int) and isinstance(high, int) else float(value)
+
+
+def _random(axes: dict, samples, seed) -> list[dict]:
+    if not isinstance(samples, int) or samples < 1 or not isinstance(seed, int):
+        raise ValueError("[sweep] mode = \"random\" needs samples (int >= 1) and seed (int)")
+    names = {axis: _param_names(axis) for axis in axes}
+    rng = np.random.default_rng(seed)
+    return [{n: value for axis, spec in axes.items() for n in names[axis] for value in [_draw(axis, spec, rng)]}
+            for _ in range(samples)]
+
+
+def _conductance(array: dict) -> np.ndarray:
+    missing = {"rows", "cols", "g_min", "g_max"} - set(array)
+    if missing:
+        raise ValueError(f"[array] needs {sorted(missing)} (or give [crossbar] conductance)")
+    if not 0 <= array["g_min"] <= array["g_max"]:
+        raise ValueError(f"[array] needs 0 <= g_min <= g_max, got {array['g_min']}, {array['g_max']}")
+    rng = np.random.default_rng(array.get("seed", 0))
+    return rng.uniform(array["g_min"], array["g_max"], (int(array["rows"]), int(array["cols"])))
+
+
+def _drive(xb: Crossbar, table: dict) -> dict:
+    """Drive keyword arguments for simulate(): input vectors for scheme "all", or the bias of
+    a read of cell (row, col) for a read scheme."""
+    rows, cols = xb.shape
+    scheme = table.get("scheme", "all")
+    if scheme in READ_SCHEMES:
+        from circuitsim.analysis import bias
+
+        b = bias(xb.shape, table.get("row", 0), table.get("col", cols - 1), table.get("v_read", 0.2), scheme)
+        drive = {"v_rows": b.v_rows, **b.kwargs()}
+    elif scheme == "all":
+        if "v_rows" in table:
+            v_rows = np.asarray(table["v_rows"], dtype=float)
+        else:
+            rng = np.random.default_rng(table.get("seed", 0))
+            v_rows = rng.uniform(0.0, table.get("v_read", 0.2), (int(table.get("vectors", 1)), rows))
+        drive = {"v_rows": np.atleast_2d(v_rows), "v_cols": table.get("v_cols")}
+    else:
+        raise ValueError(f"[drive] scheme must be 'all' or one of {READ_SCHEMES}, got {scheme!r}")
+    if "v_gates" in table:
+        drive["v_gates"] = table["v_gates"]
+    make_drive(xb, **drive)  # validates shapes and values now, before anything runs
+    return {k: v for k, v in drive.items() if v is not None}
+
+
+def make_point(params: dict, engine: str, metrics: tuple[str, ...], timeout_s: float) -> Point:
+    """A validated point from flat parameters {'table.key': value}."""
+    doc = _nest(params)
+    crossbar = dict(doc.get("crossbar", {}))
+    if "array" in doc:
+        if "conductance" in crossbar:
+            raise ValueError("give either [array] (generated conductances) or [crossbar] conductance, not both")
+        crossbar["conductance"] = _conductance(doc["array"])
+    xb = crossbar_from_dict({"crossbar": crossbar, **{t: doc[t] for t in ("selector", "transistor") if t in doc}})
+    drive = _drive(xb, doc.get("drive", {}))
+    if "read_margin" in metrics:
+        _read_margin_args(params, xb)  # fail now if the design cannot give a read margin
+    point = Point(params, xb, drive, engine, metrics, timeout_s, key="")
+    return Point(params, xb, drive, engine, metrics, timeout_s, key=point_key(point.inputs()))
+
+
+def _read_margin_args(params: dict, xb: Crossbar) -> dict:
+    scheme = params.get("drive.scheme", "v/2")
+    if scheme not in READ_SCHEMES or xb.transistor is not None or "array.g_min" not in params:
+        raise ValueError("metric read_margin needs [array] g_min/g_max (OFF/ON conductance), a read "
+                         f"[drive] scheme {READ_SCHEMES}, and no transistor")
+    r = params.get("crossbar.r_row", 0.0)
+    if np.ndim(r) or r != params.get("crossbar.r_col", 0.0):
+        raise ValueError("metric read_margin needs equal scalar crossbar.r_row and crossbar.r_col (one r_wire)")
+    rows, cols = xb.shape
+    return {"rows": rows, "cols": cols, "g_on": params["array.g_max"], "g_off": params["array.g_min"],
+            "r_wire": r, "v_read": params.get("drive.v_read", 0.2), "scheme": scheme, "selector": xb.selector}
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Every point of a sweep file, validated (clear errors before anything runs)."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    unknown = set(doc) - set(TABLES) - {"sweep", "axes"}
+    if unknown:
+        raise ValueError(f"{path}: unknown tables {sorted(unknown)}; allowed: {sorted(TABLES) + ['axes', 'sweep']}")
+    cfg = doc.get("sweep", {})
+    if set(cfg) - SWEEP_KEYS:
+        raise ValueError(f"[sweep]: unknown keys {sorted(set(cfg) - SWEEP_KEYS)}; allowed: {sorted(SWEEP_KEYS)}")
+    mode, engine = cfg.get("mode", "grid"), cfg.get("engine", "spice")
+    metrics = tuple(cfg.get("metrics", ()))
+    if mode not in MODES or engine not in ("spice", "numpy") or set(metrics) - set(METRICS):
+        raise ValueError(f"[sweep]: mode one of {MODES}, engine 'spice' or 'numpy', metrics from {METRICS}; "
+                         f"got {mode!r}, {engine!r}, {list(metrics)}")
+    timeout_s = float(cfg.get("timeout_s", 600.0))
+    base = {f"{table}.{k}": v for table in TABLES for k, v in doc.get(table, {}).items()}
+    for name in base:
+        _param_names(name)
+    axes = doc.get("axes", {})
+    varied = _grid(axes) if mode == "grid" else _random(axes, cfg.get("samples"), cfg.get("seed"))
+    points, seen = [], set()
+    for n, values in enumerate(varied):
+        try:
+            point = make_point({**base, **values}, engine, metrics, timeout_s)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: point {n} {values}: {exc}") from None
+        if point.key not in seen:
+            seen.add(point.key)
+            points.append(point)
+    return Sweep(tuple(points), cfg.get("seed"))
+
+
+# ---- computing one point (in a worker process) -----------------------------------------
+
+_SPICE_LOCK = threading.Lock()  # one ngspice per process: threads of a Dask worker take turns
+
+
+def evaluate(point: Point) -> Outcome:
+    """Compute one point; any failure becomes Outcome.error (the sweep goes on)."""
+    from circuitsim.spice import shared_worker
+
+    start = time.perf_counter()
+    provenance = {"circuitsim_version": __version__, "pyspice_version": metadata.version("PySpice"),
+                  "engine": point.engine, "host": socket.gethostname(), "python_version": platform.python_version(),
+                  "model_parameters": {k: v for k, v in point.crossbar.as_dict().items()
+                                       if k in ("selector", "transistor")},
+                  "seed": {"array": point.params.get("array.seed", 0), "drive": point.params.get("drive.seed", 0)}}
+    try:
+        with _SPICE_LOCK:
+            worker = shared_worker() if point.engine == "spice" else None
+            if worker is not None:
+                worker.timeout_s = point.timeout_s  # also bounds the runs analysis functions make
+            outputs, extra = _compute(point, worker)
+        provenance.update(extra)
+        error = None
+    except Exception as exc:  # noqa: BLE001 - a failed point is recorded, not fatal
+        outputs, error = {}, f"{type(exc).__name__}: {exc}"
+    provenance["wall_time_s"] = time.perf_counter() - start
+    return Outcome(point.key, outputs, provenance, error)
+
+
+def _compute(point: Point, worker) -> tuple[dict, dict]:
+    from circuitsim.analysis import read_margin
+    from circuitsim.engines import simulate
+
+    res = simulate(point.crossbar, engine=point.engine, worker=worker, timeout_s=point.timeout_s, **point.drive)
+    outputs = {"column_currents": res.column_currents, "row_currents": res.row_currents, "power": res.power}
+    outputs.update({m: getattr(res, m) for m in point.metrics if m in RESULT_METRICS})
+    if "read_margin" in point.metrics:
+        rm = read_margin(**_read_margin_args(point.params, point.crossbar), engine=point.engine)
+        outputs["read_margin"] = vars(rm)
+    extra = {k: v for k, v in res.provenance.items() if k in ("ngspice_version", "netlist_sha256", "convergence_aid")}
+    return outputs, extra
+
+
+def _exit_with_parent() -> None:
+    """Pool initializer: end this worker when the sweep process dies (even by kill -9),
+    instead of waiting forever for work that will not come."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+# ---- running a sweep -------------------------------------------------------------------
+
+def _pool_outcomes(points: list[Point], workers: int):
+    import multiprocessing
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_exit_with_parent) as pool:
+        futures = {pool.submit(evaluate, p): p for p in points}
+        for future in pool_completed(futures):
+            yield _outcome(future, futures[future])
+
+
+def _dask_outcomes(points: list[Point], scheduler: str):
+    from dask.distributed import Client, as_completed
+
+    with Client(scheduler) as client:
+        futures = {client.submit(evaluate, p, key=f"circuitsim-point-{p.key}", pure=False): p for p in points}
+        for future in as_completed(futures):
+            yield _outcome(future, futures[future])
+
+
+def _outcome(future, point: Point) -> Outcome:
+    """The worker's outcome, or a failed one if the worker itself died."""
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - e.g. a killed worker process
+        return Outcome(point.key, {}, {"host": socket.gethostname()}, f"worker lost: {type(exc).__name__}: {exc}")
+
+
+def run_sweep(config: str | Path, out: str | Path, *, workers: int | None = None, scheduler: str | None = None,
+              retry_failed: bool = False, progress: bool = True, log=print) -> Summary:
+    """Run the points of `config` that `out` lacks (and its failed ones with retry_failed)."""
+    from tqdm import tqdm
+
+    sweep = load_sweep(config)
+    workers = workers or len(os.sched_getaffinity(0))
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    start = time.perf_counter()
+    with Store.open(out, "a") as store:
+        status = {p.key: store.status(p.key) for p in sweep.points}
+        todo = [p for p in sweep.points if status[p.key] is None or (retry_failed and status[p.key] == "failed")]
+        stored = sum(s is not None for s in status.values())
+        kept = 0 if retry_failed else sum(s == "failed" for s in status.values())
+        where = f"Dask scheduler {scheduler}" if scheduler else f"{workers} local worker processes"
+        log(f"{out}: {len(sweep.points)} points, {stored} already stored ({kept} failed kept"
+            f"{'' if retry_failed else '; --retry-failed retries them'}), {len(todo)} to compute on {where}")
+        outcomes = _dask_outcomes(todo, scheduler) if scheduler else _pool_outcomes(todo, min(workers, len(todo) or 1))
+        inputs = {p.key: p for p in todo}
+        ok = failed = 0
+        with tqdm(total=len(todo), unit="point", desc="sweep", disable=not progress or not todo) as bar:
+            for outcome in outcomes:
+                store.append(outcome.key, inputs[outcome.key].inputs(), outcome.outputs, outcome.provenance,
+                             outcome.error)
+                ok, failed = ok + (outcome.error is None), failed + (outcome.error is not None)
+                bar.set_postfix(failed=failed, refresh=False)
+                bar.update()
+    summary = Summary(len(sweep.points), stored, kept, ok, failed, time.perf_counter() - start)
+    log(f"{out}: computed {ok} ok, {failed} failed in {summary.wall_s:.1f} s")
+    return summary
