@@ -60,6 +60,19 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
+def _cmd_calibrate(args) -> int:
+    from circuitsim.surrogate_data import calibrate_file
+
+    cal = calibrate_file(args.data, args.out, plot=args.plot, holdout_fraction=args.holdout, seed=args.seed)
+    print(f"# surrogate calibration from {args.data} -> {args.out}; errors as % of full scale")
+    print(f"{'form':<10}{'held-out max':>14}{'held-out p99':>14}{'train rms':>12}{'s/vector':>12}  fitted")
+    for form, fit in cal.forms.items():
+        print(f"{form:<10}{100 * fit.heldout_max:>13.3f}%{100 * fit.heldout_p99:>13.3f}%{100 * fit.train_rms:>11.3f}%"
+              f"{fit.seconds_per_vector:>12.2e}  " + ", ".join(f"{k}={v:.4g}" for k, v in fit.params.items()))
+    print(f"uses form {cal.form!r}; parity plot {args.plot or Path(args.out).with_suffix('.png')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="circuitsim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="Dask scheduler address: run the points on that cluster instead")
     p.add_argument("--retry-failed", action="store_true", help="compute the points that failed before again")
     p.set_defaults(func=_cmd_sweep)
+    p = sub.add_parser("calibrate", help="fit the surrogate to the SPICE points of an HDF5 store (README: Surrogate)")
+    p.add_argument("data", help="results store with calibration points (scripts/calibration_data.py)")
+    p.add_argument("--out", required=True, help="calibration file to write (.h5)")
+    p.add_argument("--plot", help="held-out parity plot (.png; default: next to --out)")
+    p.add_argument("--holdout", type=float, default=0.25, help="fraction of designs held out (default 0.25)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
+    p.set_defaults(func=_cmd_calibrate)
     return parser
 
 

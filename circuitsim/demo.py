@@ -27,11 +27,9 @@ from circuitsim.devices import SinhSelector
 from circuitsim.engines import netlist, simulate
 from circuitsim.spice import SpiceWorker
 
-# The NN hardware of the tour: 10 kΩ..200 kΩ cells on 16 levels, 32×32 tiles, 2 Ω wire
-# segments, a sinh selector per cell and 10 % device-to-device spread.
-NN_HARDWARE = nn.Hardware(g_min_s=5e-6, g_max_s=100e-6, levels=16, tile_rows=32, tile_cols=32, v_read=0.2,
-                          dac_bits=6, adc_bits=8, r_wire=2.0, selector=SinhSelector(i0=1e-5, v0=0.05),
-                          sigma_d2d=0.1, seed=0)
+# The NN hardware of the tour: nn.Hardware's defaults (10 kΩ..200 kΩ cells on 16 levels, 32×32
+# tiles, 6-bit DAC, 8-bit ADC) with 2 Ω wire segments, a sinh selector per cell and 10 % D2D spread.
+NN_HARDWARE = nn.Hardware(r_wire=2.0, selector=SinhSelector(i0=1e-5, v0=0.05), sigma_d2d=0.1, seed=0)
 TOUR_SELECTOR = SinhSelector(i0=1e-5, v0=0.05)  # the small SPICE crossbar of steps 1-2
 READ_SELECTOR = SinhSelector(i0=1e-8, v0=0.05)  # the read-margin curve (read at 0.5 V)
 R_WIRE_OHM = 2.0
@@ -72,7 +70,7 @@ class DemoResult:
     accuracy: dict[str, tuple[float, int]] = field(default_factory=dict)
     spot_check: nn.SpotCheck | None = None
     energy: nn.EnergyReport | None = None
-    data: dict = field(default_factory=dict)  # HDF5 groups: {group: {dataset: array, "attrs": {...}}}
+    data: dict = field(default_factory=dict)  # stored records: {key: {"inputs", "outputs", "provenance"}}
 
 
 class _Progress:
@@ -101,6 +99,15 @@ def netlist_excerpt(deck: str, per_run: int = ELEMENT_LINES_SHOWN) -> str:
     return "\n".join(out)
 
 
+def _point(inputs: dict, outputs: dict, provenance: dict) -> dict:
+    """One stored record of the tour."""
+    return {"inputs": inputs, "outputs": outputs, "provenance": provenance}
+
+
+def _hardware_tree(hw: nn.Hardware) -> dict:
+    return {**vars(hw), "selector": None if hw.selector is None else vars(hw.selector)}
+
+
 def _random_crossbar(size: int, selector, seed: int) -> Crossbar:
     g = np.random.default_rng(seed).uniform(5e-6, 100e-6, (size, size))
     return Crossbar(conductance=g, r_row=R_WIRE_OHM, r_col=R_WIRE_OHM, selector=selector)
@@ -125,12 +132,12 @@ def _spice_tour(cfg: DemoConfig, out: Path, worker: SpiceWorker, res: DemoResult
                                      / np.abs(spice.column_currents).max())
     echo(f"numpy engine in {exact.provenance['wall_time_s']:.3f} s; largest column-current difference: "
          f"{res.spice_numpy_rel_diff:.1e} of the largest current")
-    res.data["spice_run"] = {
-        "conductance_s": xb.conductance, "v_rows": v, "spice_column_currents_a": spice.column_currents,
-        "numpy_column_currents_a": exact.column_currents,
-        "attrs": {"netlist": deck, "netlist_sha256": spice.provenance["netlist_sha256"],
-                  "ngspice_version": spice.provenance["ngspice_version"], "r_wire_ohm": R_WIRE_OHM,
-                  "selector_i0_a": TOUR_SELECTOR.i0, "selector_v0_v": TOUR_SELECTOR.v0}}
+    res.data["spice_run"] = _point(
+        {"conductance_s": xb.conductance, "v_rows": v, "r_wire_ohm": R_WIRE_OHM, "selector": vars(TOUR_SELECTOR)},
+        {"spice_column_currents_a": spice.column_currents, "numpy_column_currents_a": exact.column_currents},
+        {"netlist": deck, "netlist_sha256": spice.provenance["netlist_sha256"],
+         "ngspice_version": spice.provenance["ngspice_version"], "spice_wall_time_s": spice.provenance["wall_time_s"],
+         "numpy_wall_time_s": exact.provenance["wall_time_s"], "seed": 0})
 
 
 def _ir_drop(cfg: DemoConfig, out: Path, res: DemoResult, echo) -> None:
@@ -140,7 +147,9 @@ def _ir_drop(cfg: DemoConfig, out: Path, res: DemoResult, echo) -> None:
          f"the worst cell loses {100 * drop.relative.max():.1f} % of its voltage to the wires")
     res.figures["ir_drop"] = plots.save(plots.ir_drop_map(
         drop, f"IR drop, {cfg.ir_size}×{cfg.ir_size} array, {R_WIRE_OHM:g} Ω segments"), out / "ir_drop.png")
-    res.data["ir_drop"] = {"effective_v": drop.effective, "ideal_v": drop.ideal, "conductance_s": xb.conductance}
+    res.data["ir_drop"] = _point({"conductance_s": xb.conductance, "v_rows": np.full(cfg.ir_size, 0.2),
+                                  "r_wire_ohm": R_WIRE_OHM},
+                                 {"effective_v": drop.effective, "ideal_v": drop.ideal}, {"engine": "numpy", "seed": 2})
 
 
 def _read_margin(cfg: DemoConfig, out: Path, res: DemoResult, echo) -> None:
@@ -149,9 +158,11 @@ def _read_margin(cfg: DemoConfig, out: Path, res: DemoResult, echo) -> None:
         found = [analysis.read_margin(n, n, 1e-4, 1e-6, r_wire=R_WIRE_OHM, v_read=0.5, scheme=scheme,
                                       selector=READ_SELECTOR) for n in cfg.margin_sizes]
         margins[scheme] = np.array([m.margin for m in found])
-        res.data[f"read_margin/{scheme.replace('/', '_')}"] = {
-            "size": np.array(cfg.margin_sizes), "margin": margins[scheme],
-            "i_on_a": np.array([m.i_on for m in found]), "i_off_a": np.array([m.i_off for m in found])}
+        res.data[f"read_margin-{scheme.replace('/', '_')}"] = _point(
+            {"size": np.array(cfg.margin_sizes), "scheme": scheme, "g_on_s": 1e-4, "g_off_s": 1e-6,
+             "r_wire_ohm": R_WIRE_OHM, "v_read": 0.5, "selector": vars(READ_SELECTOR)},
+            {"margin": margins[scheme], "i_on_a": np.array([m.i_on for m in found]),
+             "i_off_a": np.array([m.i_off for m in found])}, {"engine": "numpy"})
         echo(f"{scheme:>8}: " + ", ".join(f"{n}x{n} {100 * m:.0f} %" for n, m in zip(cfg.margin_sizes,
                                                                                    margins[scheme])))
     res.figures["read_margin"] = plots.save(plots.read_margin_curve(
@@ -236,15 +247,19 @@ def _nn_accuracy(cfg: DemoConfig, worker: SpiceWorker, res: DemoResult, echo) ->
         echo(f"surrogate and numpy engine predict the same digit for "
              f"{100 * np.mean(surrogate.predictions == run.predictions):.1f} % of the images")
     res.energy = e = nn.energy_per_mac(exact, run)
-    res.data["nn/accuracy"] = {"name": np.array(list(res.accuracy), dtype=object),
-                               "accuracy": np.array([a for a, _ in res.accuracy.values()]),
-                               "images": np.array([k for _, k in res.accuracy.values()]),
-                               "attrs": {f"hardware.{k}": str(v) for k, v in vars(hw).items()}}
-    res.data["nn/spot_check"] = {"spice_column_currents_a": spot.spice_a, "numpy_column_currents_a": spot.numpy_a}
-    res.data["nn/energy"] = {"attrs": {"array_fj_per_mac": e.array_fj, "adc_fj_per_mac": e.adc_fj,
-                                       "dac_fj_per_mac": e.dac_fj, "total_fj_per_mac": e.total_fj,
-                                       **{f"digital {k} [fJ/MAC]": v for k, v in e.digital.items()},
-                                       **{f"model.{k}": v for k, v in vars(nn.ConverterEnergy()).items()}}}
+    hardware = _hardware_tree(hw)
+    res.data["nn-accuracy"] = _point(
+        {"hardware": hardware, "hidden": cfg.hidden, "images": n},
+        {"name": list(res.accuracy), "accuracy": [a for a, _ in res.accuracy.values()],
+         "images": [k for _, k in res.accuracy.values()]}, {"training_seed": 0})
+    res.data["nn-spot_check"] = _point(
+        {"hardware": hardware, "tile": "layer 0, tile 0", "images": cfg.spice_images},
+        {"spice_column_currents_a": spot.spice_a, "numpy_column_currents_a": spot.numpy_a}, {"engine": "spice+numpy"})
+    res.data["nn-energy"] = _point(
+        {"hardware": hardware, "converter_model": vars(nn.ConverterEnergy())},
+        {"array_fj_per_mac": e.array_fj, "adc_fj_per_mac": e.adc_fj, "dac_fj_per_mac": e.dac_fj,
+         "total_fj_per_mac": e.total_fj, "digital_reference_name": list(e.digital),
+         "digital_reference_fj_per_mac": list(e.digital.values())}, {"engine": "numpy"})
     return task
 
 
@@ -261,7 +276,8 @@ def _nn_sweeps(cfg: DemoConfig, task: _Task, out: Path, res: DemoResult) -> None
     for key, label, values, variants in tqdm(sweeps, desc="sweeps", unit="sweep", leave=False):
         acc = nn.accuracy_sweep(task.net, variants, task.x, task.y, task.digits.x_train, nn.engine_backend("numpy"))
         panels.append((label, np.array(values, dtype=float), acc))
-        res.data[f"nn/sweep/{key}"] = {"value": np.array(values, dtype=float), "accuracy": acc}
+        res.data[f"nn-sweep-{key}"] = _point({"hardware": _hardware_tree(base), "swept": key, "value": values},
+                                             {"accuracy": acc}, {"engine": "numpy"})
     references = {"float weights": res.accuracy["float weights"][0],
                   "ideal crossbar": res.accuracy["ideal crossbar (quantized, no parasitics)"][0]}
     res.figures["nn_accuracy"] = plots.save(plots.accuracy_sweeps(
@@ -270,7 +286,7 @@ def _nn_sweeps(cfg: DemoConfig, task: _Task, out: Path, res: DemoResult) -> None
 
 
 def _parity_figure(res: DemoResult, out: Path) -> None:
-    run, spot = res.data["spice_run"], res.spot_check
+    run, spot = res.data["spice_run"]["outputs"], res.spot_check
     numpy_ua = 1e6 * np.concatenate([run["numpy_column_currents_a"].ravel(), spot.numpy_a.ravel()])
     spice_ua = 1e6 * np.concatenate([run["spice_column_currents_a"].ravel(), spot.spice_a.ravel()])
     res.figures["parity"] = plots.save(plots.parity(
@@ -289,28 +305,17 @@ def _print_table(res: DemoResult, echo) -> None:
         echo(f"  digital reference, {name}: {value:g} fJ")
 
 
-def _write_hdf5(path: Path, data: dict) -> None:
-    """Layout: one group per tour step, arrays as datasets, scalars and text as group attributes."""
-    import h5py
+def _write_results(path: Path, data: dict) -> None:
+    """Every record of the tour becomes one point of a circuitsim results store, keyed by its name
+    (inputs/, outputs/, provenance/ groups; read back with circuitsim.store.read_points)."""
+    from circuitsim.store import Store
 
-    from circuitsim import __version__
-
-    tmp = path.with_name(path.name + ".part")
-    with h5py.File(tmp, "w") as f:
-        f.attrs["circuitsim_version"] = __version__
-        for group_name, items in data.items():
-            group = f.require_group(group_name)
-            for key, value in items.items():
-                if key == "attrs":
-                    group.attrs.update(value)
-                elif value.dtype == object:
-                    group.create_dataset(key, data=value.astype(str).astype(h5py.string_dtype()))
-                else:
-                    group.create_dataset(key, data=value)
-    tmp.replace(path)  # nothing half-written under the final name
+    with Store.open(path, "w") as store:
+        for key, point in data.items():
+            store.append(key, point["inputs"], point["outputs"], point["provenance"])
 
 
-def run_demo(out_dir: str | Path = "circuitsim-demo", config: DemoConfig = DemoConfig(),
+def run_demo(out_dir: str | Path = "demo-output", config: DemoConfig = DemoConfig(),
              echo: Callable[[str], None] = print) -> DemoResult:
     """Run the tour, writing figures, the netlist and results.h5 into out_dir."""
     out = Path(out_dir)
@@ -333,7 +338,7 @@ def run_demo(out_dir: str | Path = "circuitsim-demo", config: DemoConfig = DemoC
     _parity_figure(res, out)
     _print_table(res, echo)
     res.hdf5 = out / "results.h5"
-    _write_hdf5(res.hdf5, res.data)
+    _write_results(res.hdf5, res.data)
     echo(f"\ndone in {time.perf_counter() - progress.start:.0f} s. Output folder: {res.out_dir}")
     for path in [*res.figures.values(), res.hdf5, out / "crossbar.cir"]:
         echo(f"  {path.name}")
