@@ -1,0 +1,179 @@
+"""The HDF5 results store, on real files (and a real killed writer process)."""
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+from circuitsim import __version__
+from circuitsim.store import (FORMAT_VERSION, Store, StoreCorruptError, StoreError, StoreLockedError,
+                              StoreVersionError, point_key, read_points, to_dataframe)
+
+
+def _point(n: int) -> tuple[dict, dict, dict]:
+    """Inputs, outputs, provenance of a point whose arrays grow with n (varying shapes per point)."""
+    rng = np.random.default_rng(n)
+    inputs = {"design": {"conductance": rng.uniform(1e-6, 1e-4, (n, n + 1)), "r_row": 2.0,
+                         "selector": {"type": "SinhSelector", "v0": 0.1}},
+              "drive": {"v_rows": rng.uniform(0, 0.5, (2, n)), "floating_rows": np.zeros(n, dtype=bool)},
+              "params": {"rows": n, "scheme": "v/2"}}
+    outputs = {"column_currents": rng.uniform(0, 1e-4, (2, n + 1)), "power": 1e-5 * n,
+               "read_margin": {"margin": 0.5 / n}}
+    provenance = {"engine": "spice", "host": "testhost", "seed": {"array": n}, "wall_time_s": 0.1}
+    return inputs, outputs, provenance
+
+
+def test_points_round_trip_with_varying_shapes(tmp_path):
+    path = tmp_path / "r.h5"
+    with Store.open(path, "a") as store:
+        keys = [store.append(None, *_point(n)) for n in (2, 3, 5)]
+        assert len(store) == 3 and all(store.status(k) == "ok" for k in keys)
+    pts = read_points(path)
+    assert list(pts["key"]) == keys  # oldest first
+    assert pts["outputs/power"].shape == (3,) and pts["outputs/power"][2] == pytest.approx(5e-5)
+    conductances = pts["inputs/design/conductance"]
+    assert conductances.dtype == object and [g.shape for g in conductances] == [(2, 3), (3, 4), (5, 6)]
+    np.testing.assert_array_equal(conductances[1], _point(3)[0]["design"]["conductance"])
+    assert list(pts["inputs/params/scheme"]) == ["v/2"] * 3
+    assert pts["inputs/drive/floating_rows"][0].dtype == bool
+    assert pts["outputs/read_margin/margin"][0] == pytest.approx(0.25)
+    assert list(pts["provenance/host"]) == ["testhost"] * 3
+
+
+def test_layout_is_readable_with_plain_h5py(tmp_path):
+    path = tmp_path / "plain.h5"
+    big = np.arange(5000.0)
+    with Store.open(path, "a") as store:
+        key = store.append(None, {"x": big}, {"y": np.ones(3)}, {"host": "h"})
+    with h5py.File(path, "r") as f:
+        assert f.attrs["format"] == "circuitsim-store" and f.attrs["format_version"] == FORMAT_VERSION
+        assert f.attrs["circuitsim_version"] == __version__
+        point = f["points"][key]
+        assert point.attrs["status"] == "ok" and point.attrs["error"] == ""
+        x = point["inputs/x"]
+        assert x.compression == "gzip" and x.chunks is not None
+        np.testing.assert_array_equal(x[()], big)
+        assert point["outputs/y"].compression is None  # small arrays stay contiguous
+        assert point["provenance/host"].asstr()[()] == "h"
+
+
+def test_point_key_is_a_content_hash():
+    inputs = {"a": 8, "b": {"c": np.arange(3.0), "d": "v/2"}}
+    same = {"b": {"d": "v/2", "c": [0.0, 1.0, 2.0]}, "a": 8.0}
+    assert point_key(inputs) == point_key(same)
+    assert point_key(inputs) != point_key({**inputs, "a": 9})
+    assert point_key(inputs) != point_key({"a": 8, "b": {"c": np.arange(3.0), "d": "v/3"}})
+    assert len(point_key(inputs)) == 64
+
+
+def test_failed_points_are_recorded_and_can_be_replaced(tmp_path):
+    path = tmp_path / "f.h5"
+    inputs, outputs, provenance = _point(2)
+    with Store.open(path, "a") as store:
+        key = store.append(None, inputs, None, {"host": "h"}, error="SpiceTimeout: too slow")
+    failed = read_points(path, status="failed")
+    assert list(failed["error"]) == ["SpiceTimeout: too slow"] and "outputs/power" not in failed
+    assert len(read_points(path)["key"]) == 0
+    assert to_dataframe(path).loc[key, "status"] == "failed"
+    with Store.open(path, "a") as store:
+        assert store.status(key) == "failed"
+        store.append(key, inputs, outputs, provenance)
+        with pytest.raises(ValueError, match="already stored"):
+            store.append(key, inputs, outputs, provenance)
+    assert list(read_points(path)["key"]) == [key] and len(read_points(path, "failed")["key"]) == 0
+
+
+def test_points_are_readable_while_the_writer_is_open(tmp_path):
+    path = tmp_path / "live.h5"
+    with Store.open(path, "a", checkpoint_s=3600) as store:
+        store.append(None, *_point(2))
+        assert len(read_points(path)["key"]) == 1  # pending point, before any checkpoint
+        assert len(Store.open(path, "r")) == 1
+        with h5py.File(path, "r") as f:
+            assert len(f["points"]) == 0  # the main file is replaced only at checkpoints and close
+    with h5py.File(path, "r") as f:
+        assert len(f["points"]) == 1
+    assert not (tmp_path / "live.h5.pending").exists()
+
+
+def test_dataframe_has_scalar_parameters_and_metrics(tmp_path):
+    path = tmp_path / "df.h5"
+    with Store.open(path, "a") as store:
+        for n in (2, 3):
+            store.append(None, *_point(n))
+    df = to_dataframe(path)
+    assert list(df["inputs/params/rows"]) == [2, 3]
+    assert df["outputs/read_margin/margin"].tolist() == pytest.approx([0.25, 1 / 6])
+    assert "inputs/design/conductance" not in df and "outputs/column_currents" not in df
+
+
+def test_second_writer_gets_a_clear_error(tmp_path):
+    path = tmp_path / "lock.h5"
+    with Store.open(path, "a"):
+        with pytest.raises(StoreLockedError, match="being written by another process"):
+            Store.open(path, "a")
+        Store.open(path, "r")  # readers need no lock
+    Store.open(path, "a").close()  # released at close
+
+
+def test_bad_values_are_rejected_before_anything_is_written(tmp_path):
+    path = tmp_path / "bad.h5"
+    with Store.open(path, "a") as store:
+        with pytest.raises(TypeError, match="outputs/x: cannot store"):
+            store.append(None, {"a": 1.0}, {"x": object()})
+        with pytest.raises(ValueError, match="point key"):
+            store.append("../etc", {"a": 1.0})
+        assert len(store) == 0 and not any((tmp_path / "bad.h5.pending").glob("*"))
+    with pytest.raises(StoreError, match="read-only"):
+        Store.open(path, "r").append(None, {"a": 1.0})
+
+
+def test_another_format_version_gives_a_clear_message(tmp_path):
+    path = tmp_path / "v.h5"
+    Store.open(path, "a").close()
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = FORMAT_VERSION + 1
+    with pytest.raises(StoreVersionError, match=f"store format {FORMAT_VERSION + 1}.*reads format {FORMAT_VERSION}"):
+        read_points(path)
+    with pytest.raises(StoreVersionError, match="store format"):
+        Store.open(path, "a")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = 1
+    with pytest.raises(StoreVersionError, match="not a circuitsim results store"):
+        Store.open(tmp_path / "other.h5", "r")
+
+
+def test_truncated_file_gives_a_clear_message(tmp_path):
+    path = tmp_path / "t.h5"
+    with Store.open(path, "a") as store:
+        for n in (4, 5, 6):
+            store.append(None, *_point(n))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(StoreCorruptError, match="truncated or damaged"):
+        read_points(path)
+    with pytest.raises(StoreCorruptError, match="truncated or damaged"):
+        Store.open(path, "a")
+
+
+def test_points_of_a_killed_writer_are_recovered(tmp_path):
+    """A writer that dies without closing leaves its points pending; the next writer folds them in."""
+    path = tmp_path / "killed.h5"
+    script = textwrap.dedent(f"""
+        import os
+        from circuitsim.store import Store
+        store = Store.open({str(path)!r}, "a", checkpoint_s=3600)
+        for n in range(3):
+            store.append(None, {{"n": n}}, {{"y": float(n)}})
+        open({str(path)!r} + ".pending/.half.tmp", "w").write("a part the writer did not finish")
+        os._exit(0)  # no close: as after kill -9
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    assert sorted(read_points(path)["outputs/y"]) == [0.0, 1.0, 2.0]
+    with Store.open(path, "a") as store:
+        assert len(store) == 3
+    with h5py.File(path, "r") as f:
+        assert len(f["points"]) == 3
+    assert not (tmp_path / "killed.h5.pending").exists()
