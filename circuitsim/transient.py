@@ -1,7 +1,7 @@
 """Transient simulation of one stateful device or of an array of them, with two engines.
 
 engine="spice" renders the crossbar (circuit.build_circuit + netlist.render, cells as device
-subckt instances, sources as PWL) with `.tran ... uic` and runs it through spice.run_job;
+subckt instances, sources as PWL) with `.ic` states and `.tran`, and runs it through spice.run_job;
 engine="numpy" integrates the twins' dx/dt with scipy's LSODA (implicit BDF once stiff), solving the
 array's nodal equations (dense Newton, cells stamped with I and dI/dV at their state) at
 every evaluation. A single device is the 1×1 array without wires, so both paths are one.
@@ -96,7 +96,8 @@ class ArrayTransient:
     """Waveforms of an array: time_s (T,) [s]; cell_voltages (T, rows, cols) [V] row wire minus
     column wire; device_voltages (T, rows, cols) [V] across the stateful device itself;
     cell_currents (T, rows, cols) [A] from row to column; state (T, rows, cols) normalized
-    state of each device (open cells: 0 current, state held at its start)."""
+    state of each device (open cells: 0 current, state held at its start); initial_state
+    (rows, cols) the states at t = 0 (ngspice's first output point is one step later)."""
 
     engine: str
     time_s: np.ndarray
@@ -104,6 +105,7 @@ class ArrayTransient:
     device_voltages: np.ndarray
     cell_currents: np.ndarray
     state: np.ndarray
+    initial_state: np.ndarray
     provenance: dict
 
 
@@ -145,11 +147,16 @@ def _source_columns(circuit: Circuit, drive: Drive) -> np.ndarray:
 def _spice(circuit: Circuit, cells, drive: Drive, max_step_s: float, worker, timeout_s):
     volts = _source_columns(circuit, drive)
     waveforms = [_pwl(drive.time_s, volts[:, k]) for k in range(volts.shape[1])]
-    tran = f".tran {number(max_step_s)} {number(drive.duration_s)} 0 {number(max_step_s)} uic"
+    rows, cols = circuit.xb.shape
+    tags = [f"xc{k // cols}_{k % cols}" for k in range(rows * cols)]
+    open_cell = circuit.cell_g <= 0
+    # .ic (not uic): ngspice solves a consistent operating point with every state held at its
+    # x0, so floating lines see the cells' true conductance from the first step
+    ics = " ".join(f"v({tag}.x)={number(d.x0)}" for tag, d, o in zip(tags, cells, open_cell) if not o)
+    tran = f".ic {ics}\n.tran {number(max_step_s)} {number(drive.duration_s)} 0 {number(max_step_s)}"
     deck = render(circuit, volts[0], tran, waveforms=waveforms, cells=cells).replace(
         ".options klu", SPICE_OPTIONS, 1)
     sha = hashlib.sha256(deck.encode()).hexdigest()
-    rows, cols = circuit.xb.shape
     out = run_job(SpiceJob(deck, label=f"{rows}x{cols} transient (netlist sha256 {sha[:12]})"), worker, timeout_s)
     vec = out.vectors[0]
     t = vec["time"]
@@ -159,8 +166,6 @@ def _spice(circuit: Circuit, cells, drive: Drive, max_step_s: float, worker, tim
         return np.stack([vec[names[i]] for i in idx], axis=1)
 
     v_hi, v_lo = node(circuit.cell_hi), node(circuit.cell_lo)
-    open_cell = circuit.cell_g <= 0
-    tags = [f"xc{k // cols}_{k % cols}" for k in range(rows * cols)]
     state = np.stack([np.full(len(t), cells[k].x0) if open_cell[k] else vec[f"{tag}.x"]
                       for k, tag in enumerate(tags)], axis=1)
     current = np.stack([np.zeros(len(t)) if open_cell[k] else vec[f"v.{tag}.vi#branch"]
@@ -300,7 +305,7 @@ def array_transient(xb: Crossbar, cells, drive: Drive, *, engine: str = "spice",
                   "max_step_s": step, "cells": [{"type": type(d).__name__, **d.spice_params()} for d in device_list],
                   **extra}
     return ArrayTransient(engine, t, cell_v.reshape(grid), dev_v.reshape(grid), current.reshape(grid),
-                          state.reshape(grid), provenance)
+                          state.reshape(grid), np.array([d.x0 for d in device_list]).reshape(rows, cols), provenance)
 
 
 def transient(device: StateDevice, drive: Drive, *, engine: str = "spice", max_step_s: float | None = None,

@@ -1,0 +1,76 @@
+"""Programming one cell of a memristor array with a write pulse, and the write disturb it causes.
+
+The pulse is applied with the bias schemes of circuitsim.analysis (floating, V/2, V/3): every
+driven line follows the same trapezoid, scaled to its bias voltage, and the array is run as a
+transient (circuitsim.transient, SPICE by default) so the half-selected cells' states move
+exactly as much as their device models make them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuitsim.analysis import bias
+from circuitsim.design import Crossbar
+from circuitsim.spice import SpiceWorker
+from circuitsim.transient import ArrayTransient, Drive, array_transient, pulse_times
+
+
+@dataclass(frozen=True, eq=False)
+class Programming:
+    """Outcome of one write pulse.
+
+    states_before / states_after: (rows, cols) normalized states; change = after − before;
+    selected_change: the written cell's change; half_selected: mask of the cells sharing its row
+    or column; half_selected_max_change / unselected_max_change: largest |change| among them
+    (the write disturb); waveforms: the full transient.
+    """
+
+    row: int
+    col: int
+    v_write: float
+    scheme: str
+    states_before: np.ndarray
+    states_after: np.ndarray
+    half_selected: np.ndarray
+    waveforms: ArrayTransient
+
+    @property
+    def change(self) -> np.ndarray:
+        return self.states_after - self.states_before
+
+    @property
+    def selected_change(self) -> float:
+        return float(self.change[self.row, self.col])
+
+    @property
+    def half_selected_max_change(self) -> float:
+        return float(np.abs(self.change[self.half_selected]).max(initial=0.0))
+
+    @property
+    def unselected_max_change(self) -> float:
+        rest = ~self.half_selected
+        rest[self.row, self.col] = False
+        return float(np.abs(self.change[rest]).max(initial=0.0))
+
+
+def program_cell(xb: Crossbar, cells, row: int, col: int, v_write: float, width_s: float, *,
+                 scheme: str = "v/2", edge_s: float | None = None, engine: str = "spice",
+                 max_step_s: float | None = None, worker: SpiceWorker | None = None) -> Programming:
+    """Write cell (row, col) with one pulse of v_write [V] lasting width_s [s].
+
+    cells: the array's stateful devices (one, or a (rows, cols) array of them, see
+    transient.array_transient); edge_s: rise and fall time [s] (default width/100); the
+    pulse is followed by one edge of rest so the states settle at 0 V.
+    """
+    edge = width_s / 100 if edge_s is None else float(edge_s)
+    b = bias(xb.shape, row, col, v_write, scheme)
+    t, envelope = pulse_times([1.0], width_s, width_s + 3 * edge, edge)
+    drive = Drive(t, envelope[:, None] * b.v_rows, envelope[:, None] * b.v_cols)
+    res = array_transient(xb, cells, drive, engine=engine, max_step_s=max_step_s, floating_rows=b.floating_rows,
+                          floating_cols=b.floating_cols, worker=worker)
+    half = np.zeros(xb.shape, dtype=bool)
+    half[row, :] = half[:, col] = True
+    half[row, col] = False
+    return Programming(row, col, float(v_write), scheme, res.initial_state, res.state[-1], half, res)
