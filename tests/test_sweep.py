@@ -1,0 +1,213 @@
+"""Sweeps: config expansion, real ngspice on a process pool and on a Dask LocalCluster, a real
+kill -9 of a running sweep, resuming, failed points and the file lock."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import circuitsim
+from circuitsim.store import Store, StoreLockedError, read_points
+from circuitsim.sweep import load_sweep, run_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SMALL = """
+[sweep]
+mode = "grid"
+engine = "spice"
+timeout_s = {timeout_s}
+metrics = ["cell_currents"]
+
+[array]
+rows = 3
+cols = 4
+g_min = 1e-6
+g_max = 1e-4
+seed = 0
+
+[crossbar]
+r_row = 2.0
+r_col = 2.0
+
+[selector]
+type = "sinh"
+i0 = 1e-8
+v0 = 0.1
+
+[drive]
+v_read = 0.5
+vectors = 2
+seed = 1
+
+[axes]
+{axes}
+"""
+
+
+def _config(tmp_path, axes='"crossbar.r_row+crossbar.r_col" = [1.0, 5.0]\n"selector.v0" = [0.05, 0.1]',
+            timeout_s=60, name="sweep.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(SMALL.format(axes=axes, timeout_s=timeout_s))
+    return path
+
+
+def test_grid_and_random_points_are_expanded_and_validated(tmp_path):
+    grid = load_sweep(_config(tmp_path, axes='"array.rows" = [2, 3, 4]\n"selector.v0" = [0.05, 0.1]'))
+    assert len(grid.points) == 6
+    assert sorted({p.crossbar.shape for p in grid.points}) == [(2, 4), (3, 4), (4, 4)]
+    assert len({p.key for p in grid.points}) == 6
+    random_axes = '"crossbar.r_row" = {low = 0.5, high = 20.0, log = true}\n"array.cols" = {low = 2, high = 6}'
+    cfg = _config(tmp_path, axes=random_axes).read_text().replace('mode = "grid"', 'mode = "random"\nsamples = 5\nseed = 3')
+    (tmp_path / "random.toml").write_text(cfg)
+    first, again = load_sweep(tmp_path / "random.toml"), load_sweep(tmp_path / "random.toml")
+    assert [p.key for p in first.points] == [p.key for p in again.points]  # seeded
+    assert all(0.5 <= p.params["crossbar.r_row"] <= 20 and p.crossbar.shape[1] in range(2, 7) for p in first.points)
+
+
+@pytest.mark.parametrize("axes, message", [
+    ('"wires.r" = [1.0]', "table one of"),
+    ('"crossbar.r_wire" = [1.0]', "unknown key 'r_wire'"),
+    ('"crossbar.r_row" = [-1.0]', "r_row must be non-negative"),
+    ('"selector.v0" = 0.1', "non-empty list"),
+    ('"drive.scheme" = ["v/4"]', "scheme must be"),
+    ('"selector.w0" = [0.1]', "w0"),
+])
+def test_bad_sweep_config_fails_before_anything_runs(tmp_path, axes, message):
+    out = tmp_path / "never.h5"
+    with pytest.raises(ValueError, match=message):
+        run_sweep(_config(tmp_path, axes=axes), out, workers=1, progress=False)
+    assert not out.exists()
+
+
+def _check_against_numpy(points: dict, n: int) -> None:
+    """Stored SPICE column currents agree with the numpy engine for the stored design and drive."""
+    g, v_rows = points["inputs/design/conductance"][n], points["inputs/drive/v_rows"][n]
+    selector = circuitsim.devices.SinhSelector(i0=points["inputs/design/selector/i0"][n],
+                                               v0=points["inputs/design/selector/v0"][n])
+    xb = circuitsim.Crossbar(conductance=g, r_row=points["inputs/design/r_row"][n],
+                             r_col=points["inputs/design/r_col"][n], selector=selector)
+    exact = circuitsim.simulate(xb, v_rows, engine="numpy")
+    np.testing.assert_allclose(points["outputs/column_currents"][n], exact.column_currents, rtol=1e-6, atol=1e-15)
+
+
+def test_sweep_on_a_process_pool_stores_spice_results_with_provenance(tmp_path):
+    out = tmp_path / "pool.h5"
+    summary = run_sweep(_config(tmp_path), out, workers=2, progress=False, log=lambda _: None)
+    assert (summary.total, summary.ok, summary.failed) == (4, 4, 0)
+    pts = read_points(out)
+    assert pts["outputs/column_currents"].shape == (4, 2, 4) and pts["outputs/cell_currents"].shape == (4, 2, 3, 4)
+    assert pts["outputs/power"].shape == (4, 2) and pts["outputs/row_currents"].shape == (4, 2, 3)
+    for n in range(4):
+        _check_against_numpy(pts, n)
+    assert set(pts["provenance/ngspice_version"]) == {"46"}
+    assert all(len(s) == 64 for s in pts["provenance/netlist_sha256"])
+    assert set(pts["provenance/engine"]) == {"spice"} and set(pts["provenance/host"]) == {os.uname().nodename}
+    assert (pts["provenance/wall_time_s"] > 0).all() and "provenance/pyspice_version" in pts
+    assert set(pts["provenance/model_parameters/selector/v0"]) == {0.05, 0.1}
+    again = run_sweep(_config(tmp_path), out, workers=2, progress=False, log=lambda _: None)
+    assert (again.stored, again.ok) == (4, 0)  # nothing recomputed
+
+
+def test_failed_points_are_recorded_and_retried(tmp_path):
+    out = tmp_path / "fail.h5"
+    summary = run_sweep(_config(tmp_path, timeout_s=1e-4), out, workers=1, progress=False, log=lambda _: None)
+    assert (summary.ok, summary.failed) == (0, 4)
+    failed = read_points(out, status="failed")
+    assert all(e.startswith("SpiceTimeout:") and "time limit" in e for e in failed["error"])
+    kept = run_sweep(_config(tmp_path, timeout_s=60), out, workers=1, progress=False, log=lambda _: None)
+    assert (kept.kept_failed, kept.ok) == (4, 0)
+    retried = run_sweep(_config(tmp_path, timeout_s=60), out, workers=2, retry_failed=True, progress=False,
+                        log=lambda _: None)
+    assert (retried.ok, retried.failed) == (4, 0) and len(read_points(out)["key"]) == 4
+
+
+def test_read_margin_metric_for_a_bias_scheme(tmp_path):
+    axes = '"drive.scheme" = ["v/2", "v/3"]'
+    cfg = _config(tmp_path, axes=axes).read_text().replace('["cell_currents"]', '["read_margin"]')
+    (tmp_path / "rm.toml").write_text(cfg)
+    run_sweep(tmp_path / "rm.toml", tmp_path / "rm.h5", workers=2, progress=False, log=lambda _: None)
+    pts = read_points(tmp_path / "rm.h5")
+    expected = {s: circuitsim.analysis.read_margin(3, 4, 1e-4, 1e-6, r_wire=2.0, v_read=0.5, scheme=s,
+                                                   selector=circuitsim.devices.SinhSelector(i0=1e-8, v0=0.1))
+                for s in ("v/2", "v/3")}
+    for scheme, margin in zip(pts["inputs/params/drive/scheme"], pts["outputs/read_margin/margin"]):
+        assert margin == pytest.approx(expected[scheme].margin, rel=1e-5)
+
+
+def test_sweep_on_a_dask_local_cluster(tmp_path):
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        summary = run_sweep(_config(tmp_path), tmp_path / "dask.h5", scheduler=cluster.scheduler_address,
+                            progress=False, log=lambda _: None)
+    assert (summary.ok, summary.failed) == (4, 0)
+    pts = read_points(tmp_path / "dask.h5")
+    assert len(set(pts["provenance/ngspice_version"])) == 1
+    for n in range(4):
+        _check_against_numpy(pts, n)
+
+
+def _sweep_command(config: Path, out: Path, *extra) -> list[str]:
+    return [sys.executable, "-m", "circuitsim.cli", "sweep", str(config), "--out", str(out), *extra]
+
+
+def test_killed_sweep_leaves_a_readable_file_and_resumes(tmp_path):
+    axes = '"array.rows" = [16, 17, 18, 19, 20, 21]\n"selector.v0" = [0.05, 0.07, 0.1, 0.12]'
+    config = _config(tmp_path, axes=axes)
+    out = tmp_path / "killed.h5"
+    proc = subprocess.Popen(_sweep_command(config, out, "--workers", "2"), cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not out.exists() or len(Store.open(out, "r")) < 3:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with pytest.raises(StoreLockedError, match="being written by another process"):
+            Store.open(out, "a")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 20  # its workers notice and end on their own
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _group_alive(proc.pid)
+    finally:
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+    done = read_points(out)
+    assert 3 <= len(done["key"]) < 24
+    with h5py.File(out, "r") as f:  # the main file itself opens with plain h5py
+        assert f.attrs["format"] == "circuitsim-store"
+    rerun = subprocess.run(_sweep_command(config, out, "--workers", "2"), cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    stored = len(done["key"])
+    assert f"24 points, {stored} already stored" in rerun.stdout and f"{24 - stored} to compute" in rerun.stdout
+    assert f"computed {24 - stored} ok, 0 failed" in rerun.stdout
+    final = read_points(out)
+    assert len(final["key"]) == 24
+    before = dict(zip(done["key"], done["written_unix_s"]))
+    after = dict(zip(final["key"], final["written_unix_s"]))
+    assert all(after[k] == t for k, t in before.items())  # the points done before the kill were kept
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_second_sweep_on_the_same_file_gets_a_clear_error(tmp_path):
+    config, out = _config(tmp_path), tmp_path / "locked.h5"
+    with Store.open(out, "a"):
+        second = subprocess.run(_sweep_command(config, out), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2 and "being written by another process" in second.stderr
+    assert len(Store.open(out, "r")) == 0
