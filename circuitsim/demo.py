@@ -27,7 +27,7 @@ from circuitsim.devices import SinhSelector
 from circuitsim.engines import netlist, simulate
 from circuitsim.spice import SpiceWorker
 
-# The NN hardware of the tour: nn.Hardware's defaults (10 kΩ..200 kΩ cells on 16 levels, 32×32
+# The NN hardware of the tour: nn.Hardware's defaults (2-60 µS cells on 16 levels, 32×32
 # tiles, 6-bit DAC, 8-bit ADC) with 2 Ω wire segments, a sinh selector per cell and 10 % D2D spread.
 NN_HARDWARE = nn.Hardware(r_wire=2.0, selector=SinhSelector(i0=1e-5, v0=0.05), sigma_d2d=0.1, seed=0)
 TOUR_SELECTOR = SinhSelector(i0=1e-5, v0=0.05)  # the small SPICE crossbar of steps 1-2

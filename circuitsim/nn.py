@@ -100,8 +100,8 @@ class Hardware:
     spread; t_read_s: duration of one analog read [s] (for energy).
     """
 
-    g_min_s: float = 5e-6
-    g_max_s: float = 100e-6
+    g_min_s: float = 2e-6
+    g_max_s: float = 60e-6
     levels: int = 16
     tile_rows: int = 32
     tile_cols: int = 32
