@@ -1,0 +1,151 @@
+"""Surrogate vs SPICE vs the exact numpy solver, side by side in one run, ratios printed.
+
+1S1R (default sinh selector) n×n array: per-vector time of engine="spice" (one deck,
+`alter` per vector), engine="numpy" (batched exact Newton) and every surrogate form
+(batch of input vectors, the design prepared once; end-to-end simulate() too), each
+with its error against SPICE on the SPICE vectors (fraction of full scale).
+1R: the exact transfer-matrix path I = V·T against a plain matmul V·G of the same shape.
+--error-map: the calibrated form's and the ideal model's largest error against SPICE over
+a grid of array sizes × wire resistances (fresh random designs and inputs), as a table and
+a PNG.
+
+    .venv/bin/python benchmarks/bench_surrogate.py [--size 64] [--r-wire 2] [--batch 10000]
+        [--spice-vectors 4] [--numpy-vectors 100] [--calibration data/default_calibration.h5]
+        [--error-map error_map.png]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import circuitsim
+from circuitsim import surrogate as sur
+from circuitsim import surrogate_models as models
+from circuitsim.devices import SinhSelector
+from circuitsim.spice import SpiceWorker
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    """Smallest wall time of `repeat` calls [s] (the least disturbed by other load)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def inputs(rng, batch: int, rows: int, v_max: float) -> np.ndarray:
+    return rng.uniform(0, v_max, (batch, rows)) * (rng.random((batch, rows)) < 0.7)
+
+
+def bench_1s1r(args, cal: sur.Calibration) -> None:
+    rng = np.random.default_rng(args.seed)
+    n, v_max = args.size, cal.domain.v_abs_max
+    xb = circuitsim.Crossbar(conductance=rng.uniform(1e-6, 1e-4, (n, n)), r_row=args.r_wire, r_col=args.r_wire,
+                             selector=SinhSelector())
+    v_spice = inputs(rng, args.spice_vectors, n, v_max)
+    v_batch = inputs(rng, args.batch, n, v_max)
+    with SpiceWorker() as worker:
+        circuitsim.simulate(xb, v_spice[:1], engine="spice", worker=worker)           # warm the worker
+        start = time.perf_counter()
+        truth = circuitsim.simulate(xb, v_spice, engine="spice", worker=worker).column_currents
+        t_spice = (time.perf_counter() - start) / len(v_spice)
+    full_scale = np.abs(truth).max()
+    v_numpy = v_batch[:args.numpy_vectors]
+    t_numpy = best_of(lambda: circuitsim.simulate(xb, v_numpy, engine="numpy"), 1) / len(v_numpy)
+    numpy_err = np.abs(circuitsim.simulate(xb, v_spice, engine="numpy").column_currents - truth).max() / full_scale
+    print(f"# {n}x{n} 1S1R, sinh selector i0={xb.selector.i0:g} A v0={xb.selector.v0:g} V, "
+          f"r_row = r_col = {args.r_wire} Ω, inputs in [0, {v_max:.2f}] V (30% zeros)")
+    print(f"{'engine / form':<28}{'s per vector':>14}{'x SPICE':>12}{'x numpy':>10}{'max err/FS':>12}  prepare [s]")
+    print(f"{'spice':<28}{t_spice:>14.3e}{1:>12.0f}{t_numpy / t_spice:>10.3f}{0:>12.1e}")
+    print(f"{'numpy (exact)':<28}{t_numpy:>14.3e}{t_spice / t_numpy:>12.0f}{1:>10.0f}{numpy_err:>12.1e}")
+    for form in ("ideal", "chen", "relax", "lowrank"):
+        start = time.perf_counter()
+        prep = sur.prepare(xb, cal, form)
+        t_prep = time.perf_counter() - start
+        batch = v_batch if form != "relax" else v_batch[:max(1, len(v_batch) // 20)]
+        t_form = best_of(lambda: models.column_currents(prep, batch)) / len(batch)
+        err = np.abs(models.column_currents(prep, v_spice) - truth).max() / full_scale
+        print(f"{form + ' (batch ' + str(len(batch)) + ')':<28}{t_form:>14.3e}{t_spice / t_form:>12.0f}"
+              f"{t_numpy / t_form:>10.0f}{err:>12.1e}  {t_prep:.3f}")
+    t_end = best_of(lambda: circuitsim.simulate(xb, v_batch, engine="surrogate", calibration=cal)) / len(v_batch)
+    print(f"{'simulate(surrogate) e2e':<28}{t_end:>14.3e}{t_spice / t_end:>12.0f}{t_numpy / t_end:>10.0f}"
+          f"{'':>12}  (calibration form {cal.form}, prepare included)")
+
+
+def bench_linear(args) -> None:
+    rng = np.random.default_rng(args.seed + 1)
+    n = args.size
+    xb = circuitsim.Crossbar(conductance=rng.uniform(1e-6, 1e-4, (n, n)), r_row=args.r_wire, r_col=args.r_wire)
+    transfer = sur.linear_transfer(xb)
+    print(f"\n# {n}x{n} 1R, exact transfer matrix I = V·T (v_cols = 0) vs a plain matmul V·G")
+    print(f"{'batch':>8}{'V·T [s]':>12}{'V·G [s]':>12}{'ratio':>8}{'max err/FS vs numpy':>22}")
+    for batch in (1000, args.batch):
+        v = rng.uniform(-1, 1, (batch, n))
+        t_t = best_of(lambda: v @ transfer, 5)
+        t_g = best_of(lambda: v @ xb.conductance, 5)
+        exact = circuitsim.simulate(xb, v[:200], engine="numpy").column_currents
+        err = np.abs(v[:200] @ transfer - exact).max() / np.abs(exact).max()
+        print(f"{batch:>8}{t_t:>12.3e}{t_g:>12.3e}{t_t / t_g:>8.2f}{err:>22.1e}")
+
+
+def error_map(args, cal: sur.Calibration) -> None:
+    """Max |I_surrogate − I_spice| / full scale on fresh designs, sizes × wire resistances."""
+    from matplotlib.figure import Figure
+
+    rng = np.random.default_rng(args.seed + 2)
+    sizes, r_wires = (8, 16, 32, 64), (0.5, 1.0, 2.0, 3.5, 5.0)
+    grid = {form: np.zeros((len(sizes), len(r_wires))) for form in (cal.form, "ideal")}
+    with SpiceWorker() as worker:
+        for a, n in enumerate(sizes):
+            for b, r in enumerate(r_wires):
+                xb = circuitsim.Crossbar(conductance=rng.uniform(1e-6, 1e-4, (n, n)), r_row=r, r_col=r,
+                                         selector=SinhSelector())
+                v = np.vstack([np.full(n, cal.domain.v_abs_max), inputs(rng, 3, n, cal.domain.v_abs_max)])
+                truth = circuitsim.simulate(xb, v, engine="spice", worker=worker).column_currents
+                for form in grid:
+                    got = models.column_currents(sur.prepare(xb, cal, form), v)
+                    grid[form][a, b] = np.abs(got - truth).max() / np.abs(truth).max()
+    print(f"\n# error map: max |I − I_spice| / full scale, fresh random {sizes} square arrays, 4 vectors each")
+    for form, errors in grid.items():
+        print(f"{form:>10} | " + " ".join(f"r={r:<4g}Ω" for r in r_wires))
+        for n, row in zip(sizes, errors):
+            print(f"{n:>7}x{n:<2}| " + " ".join(f"{100 * e:>6.3f}%" for e in row))
+    fig = Figure(figsize=(5.4, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(100 * grid[cal.form], cmap="viridis", origin="lower")
+    for (a, b), e in np.ndenumerate(grid[cal.form]):
+        ax.text(b, a, f"{100 * e:.2f}", ha="center", va="center", color="w", fontsize=8)
+    ax.set_xticks(range(len(r_wires)), [f"{r:g}" for r in r_wires])
+    ax.set_yticks(range(len(sizes)), [f"{n}x{n}" for n in sizes])
+    ax.set_xlabel("wire resistance per segment [Ω]")
+    ax.set_ylabel("array size")
+    ax.set_title(f"surrogate ({cal.form}) vs SPICE: max error [% of full scale]")
+    fig.colorbar(image, ax=ax, label="% of full scale")
+    fig.savefig(args.error_map, dpi=110)
+    print(f"wrote {args.error_map}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--r-wire", type=float, default=2.0, help="wire segment resistance [Ω]")
+    parser.add_argument("--batch", type=int, default=10000)
+    parser.add_argument("--spice-vectors", type=int, default=4)
+    parser.add_argument("--numpy-vectors", type=int, default=100)
+    parser.add_argument("--calibration", default=None, help="calibration .h5 (default: the shipped one)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--error-map", help="also measure the error map against SPICE and write this PNG")
+    args = parser.parse_args()
+    cal = sur.load(args.calibration) if args.calibration else sur.load_default()
+    bench_1s1r(args, cal)
+    bench_linear(args)
+    if args.error_map:
+        error_map(args, cal)
+
+
+if __name__ == "__main__":
+    main()
