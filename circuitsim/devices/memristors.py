@@ -33,11 +33,15 @@ class StateDevice:
     """Shared behaviour of two-terminal devices with one normalized state (memristors, the
     threshold switch): validation, SPICE parameters, the subckt it renders as.
 
-    Subclasses are frozen dataclasses; `_positive` names fields that must be > 0.
+    Subclasses are frozen dataclasses; `_positive` names fields that must be > 0;
+    `bound_params` set the ON/OFF levels and `rate_params` the switching speed (what
+    circuitsim.variability spreads device-to-device and cycle-to-cycle).
     """
 
     spice_lib: ClassVar[str] = "memristors"
     spice_subckt: ClassVar[str]
+    bound_params: ClassVar[tuple[str, ...]] = ()
+    rate_params: ClassVar[tuple[str, ...]] = ()
     _positive: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self):
@@ -74,6 +78,9 @@ class StateDevice:
 
 class _LinearIonDrift(StateDevice):
     """Shared equations of the linear ion drift model (Strukov et al., Nature 453, 2008)."""
+
+    bound_params = ("ron", "roff")
+    rate_params = ("uv",)
 
     def resistance(self, x):
         """R(x) = ron·x + roff·(1 − x) [Ω], with x clamped to [0, 1] as in the .lib."""
@@ -172,6 +179,8 @@ class VTEAM(StateDevice):
     x0: float = lib_field("memristors", "vteam", "x0")
 
     spice_subckt = "vteam"
+    bound_params = ("ron", "roff")
+    rate_params = ("kon", "koff")
     _positive = ("ron", "roff", "koff", "alphaon", "alphaoff", "voff", "wc")
 
     def _check(self):
@@ -219,6 +228,8 @@ class Yakopcic(StateDevice):
     xw: float = lib_field("memristors", "yakopcic", "xw")
 
     spice_subckt = "yakopcic"
+    bound_params = ("a1", "a2")
+    rate_params = ("ap", "an")
     _positive = ("a1", "a2", "b", "vp", "vn", "ap", "an", "alphap", "alphan", "vw", "xw")
 
     def _check(self):
