@@ -65,7 +65,7 @@ def single_drive(time_s, volts) -> Drive:
 
 def sine(amplitude_v: float, frequency_hz: float, cycles: float = 1.0, points_per_cycle: int = 400) -> Drive:
     """amplitude·sin(2π·f·t) for `cycles` periods, sampled as a PWL (both engines see the same)."""
-    n = int(round(cycles * points_per_cycle))
+    n = round(cycles * points_per_cycle)
     t = np.linspace(0.0, cycles / frequency_hz, n + 1)
     return single_drive(t, amplitude_v * np.sin(2 * np.pi * frequency_hz * t))
 

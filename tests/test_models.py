@@ -6,8 +6,15 @@ import pytest
 from model_agreement import assert_twin_agrees
 
 import circuitsim
-from circuitsim.devices import (VTEAM, Diode, LinearIonDriftBiolek, LinearIonDriftJoglekar, SinhSelector,
-                                ThresholdSwitch, Yakopcic)
+from circuitsim.devices import (
+    VTEAM,
+    Diode,
+    LinearIonDriftBiolek,
+    LinearIonDriftJoglekar,
+    SinhSelector,
+    ThresholdSwitch,
+    Yakopcic,
+)
 from circuitsim.devices.library import lib_default, lib_path
 from circuitsim.netlist import number
 from circuitsim.spice import SpiceJob, run_job

@@ -4,7 +4,14 @@ import pytest
 
 import circuitsim
 from circuitsim.devices import VTEAM, Diode, SinhSelector, ThresholdSwitch, Yakopcic
-from circuitsim.transient import Drive, array_transient, pulse_times, pulse_train, sine, single_drive, transient
+from circuitsim.transient import (
+    Drive,
+    array_transient,
+    pulse_times,
+    sine,
+    single_drive,
+    transient,
+)
 
 
 def test_pulse_train_shape():

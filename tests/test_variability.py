@@ -3,8 +3,13 @@ import numpy as np
 import pytest
 
 from circuitsim.devices import VTEAM, LinearIonDriftJoglekar, Yakopcic
-from circuitsim.variability import (cycle_to_cycle, device_to_device, flicker_noise, switching_cycles,
-                                    telegraph_noise)
+from circuitsim.variability import (
+    cycle_to_cycle,
+    device_to_device,
+    flicker_noise,
+    switching_cycles,
+    telegraph_noise,
+)
 
 
 def _params(devices, name):
