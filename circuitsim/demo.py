@@ -166,7 +166,7 @@ def _read_margin(cfg: DemoConfig, out: Path, res: DemoResult, echo) -> None:
         echo(f"{scheme:>8}: " + ", ".join(f"{n}x{n} {100 * m:.0f} %" for n, m in zip(cfg.margin_sizes,
                                                                                    margins[scheme])))
     res.figures["read_margin"] = plots.save(plots.read_margin_curve(
-        cfg.margin_sizes, margins, f"Read margin, 1S1R (sinh selector), {R_WIRE_OHM:g} Ω segments, 0.5 V"),
+        cfg.margin_sizes, margins, f"Read margin, 1S1R, {R_WIRE_OHM:g} Ω segments, 0.5 V read"),
         out / "read_margin.png")
 
 
