@@ -1,7 +1,9 @@
 """The HDF5 results store, on real files (and a real killed writer process)."""
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import h5py
 import numpy as np
@@ -177,3 +179,31 @@ def test_points_of_a_killed_writer_are_recovered(tmp_path):
     with h5py.File(path, "r") as f:
         assert len(f["points"]) == 3
     assert not (tmp_path / "killed.h5.pending").exists()
+
+
+@pytest.mark.slow
+def test_kill_at_random_moments_never_leaves_an_unreadable_file(tmp_path):
+    """A writer that checkpoints after every point (most of its time in the copy-and-rename path)
+    is killed with SIGKILL at random moments; every time the file reads back and reopens."""
+    path = tmp_path / "stress.h5"
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from circuitsim.store import Store
+        store = Store.open({str(path)!r}, "a", checkpoint_s=0)
+        n = len(store)
+        while True:
+            store.append(None, {{"n": n}}, {{"y": np.full(3000, float(n))}})
+            n += 1
+    """)
+    rng = np.random.default_rng(1)
+    counts = []
+    for _ in range(20):
+        proc = subprocess.Popen([sys.executable, "-c", script])
+        time.sleep(1.0 + rng.uniform(0, 1.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        points = read_points(path)
+        assert sorted(points["inputs/n"]) == list(range(len(points["key"])))
+        np.testing.assert_array_equal(points["outputs/y"][:, 0], points["inputs/n"])
+        counts.append(len(points["key"]))
+    assert counts == sorted(counts) and counts[-1] > counts[0]
