@@ -92,7 +92,7 @@ class _Session:
             raise SpiceError(text.strip()[-2000:])
         plot = self.ng.plot(None, self.ng.last_plot)
         values = {name.lower(): np.array(vec._data, copy=True) for name, vec in plot.items()}
-        if not all(np.all(np.isfinite(v)) for v in values.values()):
+        if not np.isfinite(np.concatenate(list(values.values()))).all():
             raise SpiceError("ngspice returned non-finite values")
         self._command(f"destroy {self.ng.last_plot}")
         return values
