@@ -235,7 +235,7 @@ def _nn_accuracy(cfg: DemoConfig, worker: SpiceWorker, res: DemoResult, echo) ->
             ("float weights", net.predict(task.x), task.y),
             ("ideal crossbar (quantized, no parasitics)", nn.infer(ideal, task.x).predictions, task.y),
             (f"exact circuit (numpy engine: {circuit})", run.predictions, task.y),
-            *([("calibrated surrogate (same circuit)", surrogate.predictions, task.y)] if surrogate else []),
+            *([("calibrated surrogate (same circuit)", surrogate.predictions, task.y)] if surrogate is not None else []),
             ("SPICE, whole network (ngspice, same circuit)", spice.predictions, task.y[:cfg.spice_images])]:
         res.accuracy[name] = (nn.accuracy(predictions, labels), len(labels))
     res.spot_check = spot = nn.spice_spot_check(exact, task.x[:cfg.spice_images], worker)
@@ -243,7 +243,7 @@ def _nn_accuracy(cfg: DemoConfig, worker: SpiceWorker, res: DemoResult, echo) ->
     echo(f"SPICE spot check: tile {spot.tile_shape[0]}x{spot.tile_shape[1]} {spot.cell_type} on "
          f"{cfg.spice_images} images agrees with numpy to {spot.max_rel_diff:.1e} (max |Δ| / max |I|); "
          f"whole network in ngspice: {same}/{cfg.spice_images} predictions equal numpy's")
-    if surrogate:
+    if surrogate is not None:
         echo(f"surrogate and numpy engine predict the same digit for "
              f"{100 * np.mean(surrogate.predictions == run.predictions):.1f} % of the images")
     res.energy = e = nn.energy_per_mac(exact, run)
