@@ -43,7 +43,7 @@ def inputs(rng, batch: int, rows: int, v_max: float) -> np.ndarray:
 
 def bench_1s1r(args, cal: sur.Calibration) -> None:
     rng = np.random.default_rng(args.seed)
-    n, v_max = args.size, cal.domain.v_abs_max
+    n, v_max = args.size, cal.domain.v_rows_v[1]
     xb = circuitsim.Crossbar(conductance=rng.uniform(1e-6, 1e-4, (n, n)), r_row=args.r_wire, r_col=args.r_wire,
                              selector=SinhSelector())
     v_spice = inputs(rng, args.spice_vectors, n, v_max)
@@ -104,7 +104,7 @@ def error_map(args, cal: sur.Calibration) -> None:
             for b, r in enumerate(r_wires):
                 xb = circuitsim.Crossbar(conductance=rng.uniform(1e-6, 1e-4, (n, n)), r_row=r, r_col=r,
                                          selector=SinhSelector())
-                v = np.vstack([np.full(n, cal.domain.v_abs_max), inputs(rng, 3, n, cal.domain.v_abs_max)])
+                v = np.vstack([np.full(n, cal.domain.v_rows_v[1]), inputs(rng, 3, n, cal.domain.v_rows_v[1])])
                 truth = circuitsim.simulate(xb, v, engine="spice", worker=worker).column_currents
                 for form in grid:
                     got = models.column_currents(sur.prepare(xb, cal, form), v)

@@ -155,3 +155,49 @@ def test_default_calibration_meets_one_percent_against_spice_on_a_new_design(rng
     ideal = v @ xb.conductance
     assert full_scale_error(got, truth) < 0.01
     assert full_scale_error(ideal, truth) > 1.0
+
+
+SWEEP = """
+[sweep]
+mode = "grid"
+engine = "{engine}"
+[array]
+rows = 4
+cols = 4
+g_min = 1e-6
+g_max = 1e-4
+[crossbar]
+r_row = 1.0
+r_col = 1.0
+[selector]
+type = "sinh"
+[drive]
+v_read = 0.8
+vectors = 3
+[axes]
+"array.rows+array.cols" = [4, 6]
+"crossbar.r_row+crossbar.r_col" = [0.5, 3.0]
+"array.seed+drive.seed" = [1, 2]
+"""
+
+
+def test_cli_calibrates_from_a_sweep_store(tmp_path, capsys):
+    from circuitsim.cli import main
+
+    data, out = tmp_path / "data.h5", tmp_path / "cal.h5"
+    config = tmp_path / "sweep.toml"
+    config.write_text(SWEEP.format(engine="spice"))
+    assert main(["sweep", str(config), "--out", str(data), "--workers", "1"]) == 0
+    assert main(["calibrate", str(data), "--out", str(out), "--holdout", "0.25"]) == 0
+    assert "uses form" in capsys.readouterr().out
+    cal = sur.load(out)
+    assert cal.provenance["data_sha256"] == sur.file_sha256(data) and cal.provenance["data_points"] == 8
+    assert cal.provenance["n_designs_heldout"] == 2 and cal.domain.rows == (4, 6)
+    assert cal.forms["lowrank"].heldout_max < 1e-3 and out.with_suffix(".png").stat().st_size > 1000
+
+    numpy_data = tmp_path / "numpy.h5"
+    config.write_text(SWEEP.format(engine="numpy"))
+    assert main(["sweep", str(config), "--out", str(numpy_data), "--workers", "1"]) == 0
+    assert main(["calibrate", str(numpy_data), "--out", str(tmp_path / "no.h5")]) == 2
+    assert "none of its 8 points is a SPICE result" in capsys.readouterr().err
+    assert not (tmp_path / "no.h5").exists()
