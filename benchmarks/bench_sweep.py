@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -18,30 +19,17 @@ import numpy as np
 from circuitsim.store import read_points
 from circuitsim.sweep import run_sweep
 
-CONFIG = """
-[sweep]
-engine = "spice"
-[array]
-rows = {size}
-cols = {size}
-g_min = 1e-6
-g_max = 1e-4
-[crossbar]
-r_row = 2.0
-r_col = 2.0
-[selector]
-type = "sinh"
-i0 = 1e-8
-v0 = 0.1
-[drive]
-v_read = 0.5
-vectors = 4
-[axes]
-"array.seed" = {seeds}
-"""
+
+def sweep_config(points: int, size: int) -> dict:
+    """The example sweep's design, resized, with `points` seeds of the conductance draw as its axis."""
+    doc = tomllib.loads((Path(__file__).resolve().parents[1] / "examples" / "sweep.toml").read_text())
+    doc["sweep"].pop("metrics")
+    doc["array"].update(rows=size, cols=size)
+    doc["axes"] = {"array.seed": list(range(points))}
+    return doc
 
 
-def one_run(config: Path, out: Path, workers: int) -> tuple[float, float]:
+def one_run(config: dict, out: Path, workers: int) -> tuple[float, float]:
     """(end-to-end, steady) throughput [points/s] of one sweep into a new file."""
     summary = run_sweep(config, out, workers=workers, progress=False, log=lambda _: None)
     if summary.failed:
@@ -57,13 +45,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "bench.toml"
-        config.write_text(CONFIG.format(size=args.size, seeds=list(range(args.points))))
+        config = sweep_config(args.points, args.size)
         rates: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
         for r in range(args.rounds):
             for workers in (1, 2):
                 rates[workers].append(one_run(config, Path(tmp) / f"r{r}w{workers}.h5", workers))
-    print(f"# {args.points} SPICE points, {args.size}x{args.size} 1S1R, 4 input vectors each; "
+    print(f"# {args.points} SPICE points (examples/sweep.toml design at {args.size}x{args.size}); "
           f"best of {args.rounds} rounds [points/s]")
     print(f"{'workers':>8} {'end-to-end':>11} {'steady':>8}")
     best = {w: (max(e for e, _ in v), max(s for _, s in v)) for w, v in rates.items()}

@@ -21,7 +21,6 @@ from concurrent.futures import as_completed as pool_completed
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -130,7 +129,7 @@ def _draw(axis: str, spec, rng: np.random.Generator):
     if not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and low <= high and (low > 0 or not log)):
         raise ValueError(f"[axes] {axis!r}: need numbers low <= high (> 0 with log = true)")
     value = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if log else rng.uniform(low, high)
-    return int(round(value)) if isinstance(low, int) and isinstance(high, int) else float(value)
+    return round(value) if isinstance(low, int) and isinstance(high, int) else float(value)
 
 
 def _random(axes: dict, samples, seed) -> list[dict]:
@@ -206,13 +205,17 @@ def _read_margin_args(params: dict, xb: Crossbar) -> dict:
             "r_wire": r, "v_read": params.get("drive.v_read", 0.2), "scheme": scheme, "selector": xb.selector}
 
 
-def load_sweep(path: str | Path) -> Sweep:
-    """Every point of a sweep file, validated (clear errors before anything runs)."""
-    path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+def load_sweep(config: str | Path | dict) -> Sweep:
+    """Every point of a sweep (a TOML file, or the same tables as a dict), validated: clear
+    errors before anything runs."""
+    if isinstance(config, dict):
+        path, doc = "sweep config", config
+    else:
+        path = Path(config)
+        try:
+            doc = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not valid TOML: {exc}") from None
     unknown = set(doc) - set(TABLES) - {"sweep", "axes"}
     if unknown:
         raise ValueError(f"{path}: unknown tables {sorted(unknown)}; allowed: {sorted(TABLES) + ['axes', 'sweep']}")
@@ -327,7 +330,7 @@ def _outcome(future, point: Point) -> Outcome:
         return Outcome(point.key, {}, {"host": socket.gethostname()}, f"worker lost: {type(exc).__name__}: {exc}")
 
 
-def run_sweep(config: str | Path, out: str | Path, *, workers: int | None = None, scheduler: str | None = None,
+def run_sweep(config: str | Path | dict, out: str | Path, *, workers: int | None = None, scheduler: str | None = None,
               retry_failed: bool = False, progress: bool = True, log=print) -> Summary:
     """Run the points of `config` that `out` lacks (and its failed ones with retry_failed)."""
     from tqdm import tqdm

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import h5py
@@ -62,6 +63,8 @@ def test_grid_and_random_points_are_expanded_and_validated(tmp_path):
     assert len(grid.points) == 6
     assert sorted({p.crossbar.shape for p in grid.points}) == [(2, 4), (3, 4), (4, 4)]
     assert len({p.key for p in grid.points}) == 6
+    as_dict = tomllib.loads(_config(tmp_path, axes='"array.rows" = [2, 3, 4]\n"selector.v0" = [0.05, 0.1]').read_text())
+    assert [p.key for p in load_sweep(as_dict).points] == [p.key for p in grid.points]
     random_axes = '"crossbar.r_row" = {low = 0.5, high = 20.0, log = true}\n"array.cols" = {low = 2, high = 6}'
     cfg = _config(tmp_path, axes=random_axes).read_text().replace('mode = "grid"', 'mode = "random"\nsamples = 5\nseed = 3')
     (tmp_path / "random.toml").write_text(cfg)
@@ -185,7 +188,7 @@ def test_killed_sweep_leaves_a_readable_file_and_resumes(tmp_path):
     with h5py.File(out, "r") as f:  # the main file itself opens with plain h5py
         assert f.attrs["format"] == "circuitsim-store"
     rerun = subprocess.run(_sweep_command(config, out, "--workers", "2"), cwd=ROOT, capture_output=True, text=True,
-                           timeout=300)
+                           timeout=300, check=False)
     assert rerun.returncode == 0, rerun.stderr
     stored = len(done["key"])
     assert f"24 points, {stored} already stored" in rerun.stdout and f"{24 - stored} to compute" in rerun.stdout
@@ -208,6 +211,7 @@ def _group_alive(pgid: int) -> bool:
 def test_second_sweep_on_the_same_file_gets_a_clear_error(tmp_path):
     config, out = _config(tmp_path), tmp_path / "locked.h5"
     with Store.open(out, "a"):
-        second = subprocess.run(_sweep_command(config, out), cwd=ROOT, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(_sweep_command(config, out), cwd=ROOT, capture_output=True, text=True, timeout=120,
+                                check=False)
     assert second.returncode == 2 and "being written by another process" in second.stderr
     assert len(Store.open(out, "r")) == 0
