@@ -19,22 +19,13 @@ import argparse
 import time
 
 import numpy as np
+from bench_core import best_of  # benchmarks/ is on sys.path when this file runs as a script
 
 import circuitsim
 from circuitsim import surrogate as sur
 from circuitsim import surrogate_models as models
 from circuitsim.devices import SinhSelector
 from circuitsim.spice import SpiceWorker
-
-
-def best_of(fn, repeat: int = 3) -> float:
-    """Smallest wall time of `repeat` calls [s] (the least disturbed by other load)."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def inputs(rng, batch: int, rows: int, v_max: float) -> np.ndarray:
@@ -67,11 +58,11 @@ def bench_1s1r(args, cal: sur.Calibration) -> None:
         prep = sur.prepare(xb, cal, form)
         t_prep = time.perf_counter() - start
         batch = v_batch if form != "relax" else v_batch[:max(1, len(v_batch) // 20)]
-        t_form = best_of(lambda: models.column_currents(prep, batch)) / len(batch)
+        t_form = best_of(lambda prep=prep, batch=batch: models.column_currents(prep, batch), 3) / len(batch)
         err = np.abs(models.column_currents(prep, v_spice) - truth).max() / full_scale
         print(f"{form + ' (batch ' + str(len(batch)) + ')':<28}{t_form:>14.3e}{t_spice / t_form:>12.0f}"
               f"{t_numpy / t_form:>10.0f}{err:>12.1e}  {t_prep:.3f}")
-    t_end = best_of(lambda: circuitsim.simulate(xb, v_batch, engine="surrogate", calibration=cal)) / len(v_batch)
+    t_end = best_of(lambda: circuitsim.simulate(xb, v_batch, engine="surrogate", calibration=cal), 3) / len(v_batch)
     print(f"{'simulate(surrogate) e2e':<28}{t_end:>14.3e}{t_spice / t_end:>12.0f}{t_numpy / t_end:>10.0f}"
           f"{'':>12}  (calibration form {cal.form}, prepare included)")
 
@@ -85,8 +76,8 @@ def bench_linear(args) -> None:
     print(f"{'batch':>8}{'V·T [s]':>12}{'V·G [s]':>12}{'ratio':>8}{'max err/FS vs numpy':>22}")
     for batch in (1000, args.batch):
         v = rng.uniform(-1, 1, (batch, n))
-        t_t = best_of(lambda: v @ transfer, 5)
-        t_g = best_of(lambda: v @ xb.conductance, 5)
+        t_t = best_of(lambda v=v: v @ transfer, 5)
+        t_g = best_of(lambda v=v: v @ xb.conductance, 5)
         exact = circuitsim.simulate(xb, v[:200], engine="numpy").column_currents
         err = np.abs(v[:200] @ transfer - exact).max() / np.abs(exact).max()
         print(f"{batch:>8}{t_t:>12.3e}{t_g:>12.3e}{t_t / t_g:>8.2f}{err:>22.1e}")
@@ -106,9 +97,9 @@ def error_map(args, cal: sur.Calibration) -> None:
                                          selector=SinhSelector())
                 v = np.vstack([np.full(n, cal.domain.v_rows_v[1]), inputs(rng, 3, n, cal.domain.v_rows_v[1])])
                 truth = circuitsim.simulate(xb, v, engine="spice", worker=worker).column_currents
-                for form in grid:
+                for form, errors in grid.items():
                     got = models.column_currents(sur.prepare(xb, cal, form), v)
-                    grid[form][a, b] = np.abs(got - truth).max() / np.abs(truth).max()
+                    errors[a, b] = np.abs(got - truth).max() / np.abs(truth).max()
     print(f"\n# error map: max |I − I_spice| / full scale, fresh random {sizes} square arrays, 4 vectors each")
     for form, errors in grid.items():
         print(f"{form:>10} | " + " ".join(f"r={r:<4g}Ω" for r in r_wires))

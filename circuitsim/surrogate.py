@@ -227,6 +227,11 @@ def _row_volts_of_1s1r(drive) -> np.ndarray:
     return v
 
 
+def has_sinh_selector(xb: Crossbar) -> bool:
+    """A 1S1R array with a sinh selector: what the reduced forms describe."""
+    return isinstance(xb.selector, SinhSelector)
+
+
 def load_default() -> Calibration:
     """The calibration shipped in data/ (see README, "## Surrogate", for how it is made)."""
     if not DEFAULT_CALIBRATION.exists():
@@ -249,7 +254,7 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None) -> Result:
         to_cols, to_rows = _column_transfer(xb, drive.circuit)
         provenance.update(form="transfer-matrix", wall_time_s=time.perf_counter() - start)
         return _result(drive, drive.fixed_volts @ to_cols, drive.fixed_volts @ to_rows, provenance)
-    if not isinstance(xb.selector, SinhSelector):
+    if not has_sinh_selector(xb):
         what = xb.cell_type if xb.selector is None else f"1S1R with a {type(xb.selector).__name__}"
         raise ValueError(f"the surrogate covers 1R arrays and 1S1R arrays with a SinhSelector, not {what}; "
                          "use engine='numpy'")
@@ -331,7 +336,7 @@ def split(samples: list[Sample], holdout_fraction: float, seed: int) -> tuple[li
 
 def _check_samples(samples: list[Sample]) -> None:
     for k, s in enumerate(samples):
-        if not isinstance(s.xb.selector, SinhSelector):
+        if not has_sinh_selector(s.xb):
             raise ValueError(f"sample {k}: the surrogate is calibrated on 1S1R arrays with a SinhSelector, "
                              f"got a {s.xb.cell_type} array")
         if s.full_scale == 0:

@@ -60,7 +60,7 @@ def test_linear_arrays_use_the_exact_transfer_matrix(rng):
     v, v_cols = rng.uniform(-1, 1, (5, 10)), rng.uniform(-0.1, 0.1, (5, 7))
     floating = np.zeros(10, dtype=bool)
     floating[3] = True
-    kw = dict(v_cols=v_cols, floating_rows=floating)
+    kw = {"v_cols": v_cols, "floating_rows": floating}
     exact = circuitsim.simulate(xb, v, engine="numpy", **kw)
     fast = circuitsim.simulate(xb, v, engine="surrogate", **kw)
     for name in ("column_currents", "row_currents", "power"):
