@@ -1,0 +1,535 @@
+"""Device characterization protocols: the datasets a lab measures, produced in ngspice.
+
+Each protocol drives memristor models (circuitsim.devices.memristors) with the stimulus a
+lab would apply, records the waveforms, and extracts the figures with circuitsim.extract
+from voltage and current alone, so engine="numpy" (the twin) gives comparable figures.
+
+Several devices of one protocol run side by side in one transient: a 1×N array without
+wire resistance whose row is held at 0 V and whose column j is driven with −V_j(t), so
+device j sees exactly its own V_j(t) (all on one merged time grid).
+
+Laws the models do not have are applied here, at protocol level, and recorded in the
+provenance (`LAWS`):
+- temperature: the model's rate parameters (device.rate_params) scale with an Arrhenius
+  factor exp(−Ea/kB·(1/T − 1/T_ref)); levels (ron, roff, ...) do not change.
+- retention: at rest the normalized state relaxes towards x_rest as a power law,
+  x(t) = x_rest + (x_p − x_rest)·(1 + t/τ)^(−ν), τ = τ0·exp(Ea/kB·(1/T − 1/T_ref));
+  each relaxed state is read in the simulator.
+- endurance: after n cycles the ON/OFF levels close towards their geometric mean,
+  ln(roff/ron)(n) = ln(roff/ron)·(1 + n/n_c)^(−κ) (models with ron/roff levels); at
+  each checkpoint a degraded device is SET, read, RESET and read in the simulator.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from circuitsim import __version__
+from circuitsim import extract
+from circuitsim.design import Crossbar
+from circuitsim.devices.memristors import MEMRISTORS, StateDevice
+from circuitsim.transient import Drive, array_transient
+from circuitsim.validate import finite_array, spice_name
+
+KB_EV_PER_K = 8.617333262e-5  # Boltzmann constant [eV/K]
+EDGE_FRACTION = 0.02  # pulse edges are this fraction of the pulse width
+START_MARGIN = 0.05  # programmed start states sit this far inside [0, 1]
+LAWS = {
+    "temperature": "rate parameters × exp(−Ea/kB·(1/T − 1/T_ref)); level parameters unchanged",
+    "retention": "x(t) = x_rest + (x_p − x_rest)·(1 + t/τ)^(−ν), τ = τ0·exp(Ea/kB·(1/T − 1/T_ref))",
+    "endurance": "ln(roff/ron)(n) = ln(roff/ron)·(1 + n/n_c)^(−κ), geometric mean sqrt(ron·roff) kept",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Protocol settings (SI units); the voltage and time scales default per model
+    (MODEL_SCALES), everything else is shared. Magnitudes: the protocol applies them with
+    the model's own SET/RESET polarity."""
+
+    sweep_v: float = 1.0  # DC loop: peak |V| of the triangle [V]
+    sweep_period_s: float = 1e-3  # DC loop: one triangle 0 → +peak → 0 → −peak → 0 [s]
+    loop_cycles: int = 2  # DC loop: cycles run; figures come from the last one
+    switch_fraction: float = 0.5  # share of the log-conductance change that defines V_set/V_reset, t_switch
+    read_v: float = 0.1  # read voltage [V] (between the thresholds of a threshold model)
+    read_width_s: float = 1e-6  # flat top of one read pulse [s]
+    pulse_set_v: tuple[float, ...] = (0.5, 1.0)  # pulse protocol: SET magnitudes [V]
+    pulse_reset_v: tuple[float, ...] = (0.5, 1.0)  # pulse protocol: RESET magnitudes [V]
+    pulse_widths_s: tuple[float, ...] = (1e-6, 1e-5)  # pulse protocol: flat-top widths [s]
+    train_set_v: float = 0.5  # potentiation pulse magnitude [V]
+    train_reset_v: float = 0.5  # depression pulse magnitude [V]
+    train_width_s: float = 1e-6  # potentiation/depression pulse width [s]
+    train_pulses: int = 20  # pulses per direction
+    n_devices: int = 4  # variability: devices (device-to-device)
+    n_cycles: int = 3  # variability: loops per device (cycle-to-cycle)
+    sigma_d2d: float = 0.1  # σ of ln(level parameters) between devices
+    sigma_c2c: float = 0.1  # σ of ln(rate parameters) between cycles
+    seed: int = 0  # variability and read noise
+    n_reads: int = 50  # read protocol: reads per state
+    noise_q_lrs: float = 1e-6  # read protocol: 1/f relative PSD S_I/I² = q/f [1/Hz·Hz] in LRS
+    noise_q_hrs: float = 1e-5  # ... in HRS (larger: HRS is noisier)
+    temperatures_k: tuple[float, ...] = (250.0, 300.0, 350.0, 400.0)  # temperature protocol [K]
+    t_ref_k: float = 300.0  # temperature at which the model's parameters hold [K]
+    ea_ev: float = 0.6  # activation energy of switching and retention [eV]
+    retention_times_s: tuple[float, ...] = tuple(np.logspace(0, 8, 17))  # rest times [s]
+    retention_tau_s: float = 1e3  # τ0 of the relaxation at t_ref_k [s]
+    retention_nu: float = 0.3  # exponent ν of the relaxation [-]
+    retention_x_rest: float = 0.5  # state the relaxation tends to [-]
+    retention_temperature_k: float = 300.0  # temperature of the rest [K]
+    window_criterion: float = 2.0  # retention / endurance fail when R_off/R_on falls to this
+    endurance_cycles: tuple[float, ...] = tuple(np.logspace(0, 8, 9))  # checkpoints n [cycles]
+    endurance_onset_cycles: float = 1e4  # n_c of the endurance law
+    endurance_kappa: float = 0.25  # κ of the endurance law
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(f.default, tuple):
+                arr = finite_array(f"settings.{f.name}", value, positive=True).reshape(-1)
+                if not len(arr):
+                    raise ValueError(f"settings.{f.name} needs at least one value")
+                object.__setattr__(self, f.name, tuple(float(v) for v in arr))
+            elif isinstance(f.default, int):
+                if int(value) != value or value < (0 if f.name == "seed" else 1):
+                    raise ValueError(f"settings.{f.name} must be a whole number >= 1 (seed >= 0), got {value!r}")
+                object.__setattr__(self, f.name, int(value))
+            else:
+                v = float(finite_array(f"settings.{f.name}", value, shape=()))
+                if v <= 0 and f.name not in ("sigma_d2d", "sigma_c2c", "noise_q_lrs", "noise_q_hrs"):
+                    raise ValueError(f"settings.{f.name} must be > 0, got {v:g}")
+                if v < 0:
+                    raise ValueError(f"settings.{f.name} must be >= 0, got {v:g}")
+                object.__setattr__(self, f.name, v)
+        if not 0 < self.switch_fraction < 1 or not 0 <= self.retention_x_rest <= 1:
+            raise ValueError("settings.switch_fraction must be in (0, 1) and retention_x_rest in [0, 1]")
+        if self.train_pulses < 2 or self.n_reads < 3 or self.window_criterion <= 1:
+            raise ValueError("settings need train_pulses >= 2, n_reads >= 3 and window_criterion > 1")
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# Voltage and time scales of each model's switching (its defaults): VTEAM switches in
+# nanoseconds, Yakopcic's published fit in ~0.1 ms, the linear ion drift set in ~1 s.
+MODEL_SCALES = {
+    "vteam": dict(sweep_v=0.5, sweep_period_s=1e-4, read_v=0.01, read_width_s=1e-8,
+                  pulse_set_v=(0.25, 0.3, 0.4), pulse_reset_v=(0.3, 0.6, 1.5), pulse_widths_s=(1e-9, 1e-8, 1e-7),
+                  train_set_v=0.23, train_reset_v=0.5, train_width_s=1e-8),
+    "yakopcic": dict(sweep_v=1.0, sweep_period_s=2e-2, read_v=0.1, read_width_s=1e-5,
+                     pulse_set_v=(0.5, 0.75, 1.0), pulse_reset_v=(0.5, 0.75, 1.0),
+                     pulse_widths_s=(1e-4, 1e-3),
+                     train_set_v=0.5, train_reset_v=0.5, train_width_s=1e-4),
+    "lid_biolek": dict(sweep_v=1.0, sweep_period_s=2.0, read_v=0.1, read_width_s=1e-3,
+                       pulse_set_v=(0.5, 1.0), pulse_reset_v=(0.5, 1.0),
+                       pulse_widths_s=(0.1, 0.5),
+                       train_set_v=1.0, train_reset_v=1.0, train_width_s=0.01),
+    "lid_joglekar": dict(sweep_v=1.0, sweep_period_s=2.0, read_v=0.1, read_width_s=1e-3,
+                         pulse_set_v=(0.5, 1.0), pulse_reset_v=(0.5, 1.0),
+                       pulse_widths_s=(0.1, 0.5),
+                         train_set_v=1.0, train_reset_v=1.0, train_width_s=0.01),
+}
+
+
+def default_settings(model: str, **overrides) -> Settings:
+    """The model's settings: MODEL_SCALES[model] over the shared defaults, then overrides."""
+    _model_class(model)
+    unknown = set(overrides) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)}; known: {[f.name for f in fields(Settings)]}")
+    return Settings(**{**MODEL_SCALES.get(model, {}), **overrides})
+
+
+def _model_class(model: str) -> type[StateDevice]:
+    if model not in MEMRISTORS:
+        raise ValueError(f"unknown model {model!r}; choose one of {sorted(MEMRISTORS)}")
+    return MEMRISTORS[model]
+
+
+def make_device(model: str, params: dict | None = None) -> StateDevice:
+    """The model with some parameters changed; names must be the model's parameters and values
+    finite numbers (the model validates them), so nothing else can reach a netlist."""
+    cls = _model_class(model)
+    params = dict(params or {})
+    names = {f.name for f in fields(cls)}
+    for name in params:
+        spice_name(name)
+        if name not in names:
+            raise ValueError(f"{model} has no parameter {name!r}; its parameters: {sorted(names)}")
+    return cls(**{k: float(finite_array(f"{model}.{k}", v, shape=())) for k, v in params.items()})
+
+
+# ---- polarity and start states ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Polarity:
+    """x_lrs, x_hrs: programmed ON and OFF start states [-]; set_sign: sign of the voltage
+    that SETs (lowers R)."""
+
+    x_lrs: float
+    x_hrs: float
+    set_sign: float
+
+
+def polarity(device: StateDevice, s: Settings) -> Polarity:
+    """Which end of x is ON (larger read current) and which voltage sign moves x towards it."""
+    on_end = 1.0 if device.current(s.read_v, 1.0) > device.current(s.read_v, 0.0) else 0.0
+    toward_on = np.sign(on_end - 0.5) * device.dxdt(s.sweep_v, 0.5) > 0
+    x_lrs = abs(on_end - START_MARGIN)
+    return Polarity(x_lrs, 1.0 - x_lrs, 1.0 if toward_on else -1.0)
+
+
+# ---- drives and runs -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Stimulus:
+    """One device's PWL voltage (time_s, volts) and the flat tops of its pulses:
+    flats[k] = (start, end) [s]; reads marks which pulses are reads."""
+
+    time_s: np.ndarray
+    volts: np.ndarray
+    flats: tuple[tuple[float, float], ...] = ()
+    reads: tuple[bool, ...] = ()
+
+    @property
+    def read_times_s(self) -> np.ndarray:
+        return np.array([0.5 * (a + b) for (a, b), r in zip(self.flats, self.reads) if r])
+
+
+def pulse_sequence(pulses: list[tuple[float, float]], read_v: float, read_width_s: float,
+                   read_after: bool = True, read_first: bool = True) -> Stimulus:
+    """Trapezoidal pulses [(volts, width_s)], each followed by a read pulse (read_v for
+    read_width_s) when read_after; a read before the first when read_first. Every edge (and
+    the rest after each pulse) lasts EDGE_FRACTION of the shortest width in the sequence."""
+    seq = [(read_v, read_width_s, True)] if read_first else []
+    for v, w in pulses:
+        seq.append((v, w, False))
+        if read_after:
+            seq.append((read_v, read_width_s, True))
+    t, volts, flats, reads, now = [0.0], [0.0], [], [], 0.0
+    edge = EDGE_FRACTION * min(w for _, w, _ in seq)
+    for v, w, is_read in seq:
+        t += [now + edge, now + 2 * edge, now + 2 * edge + w, now + 3 * edge + w, now + 4 * edge + w]
+        volts += [0.0, v, v, 0.0, 0.0]
+        flats.append((now + 2 * edge, now + 2 * edge + w))
+        reads.append(is_read)
+        now += 4 * edge + w
+    return Stimulus(np.array(t), np.array(volts), tuple(flats), tuple(reads))
+
+
+def triangle(peak_v: float, period_s: float, cycles: int, first_sign: float = 1.0) -> Stimulus:
+    """`cycles` triangles 0 → first_sign·peak → 0 → −first_sign·peak → 0."""
+    shape = first_sign * peak_v * np.array([0.0, 1.0, 0.0, -1.0])
+    t = np.arange(4 * cycles + 1) * period_s / 4
+    return Stimulus(t, np.append(np.tile(shape, cycles), 0.0))
+
+
+@dataclass(frozen=True, eq=False)
+class Waves:
+    """Waveforms of devices run side by side: time_s (T,), voltage_v, current_a, state (T, n)."""
+
+    time_s: np.ndarray
+    voltage_v: np.ndarray
+    current_a: np.ndarray
+    state: np.ndarray
+    provenance: dict
+
+
+def run(devices: list[StateDevice], stimuli: list[Stimulus], engine: str, max_step_s: float) -> Waves:
+    """Run each device with its own stimulus in one transient (see the module docstring)."""
+    grid = np.unique(np.concatenate([s.time_s for s in stimuli]))
+    volts = np.stack([np.interp(grid, s.time_s, s.volts, right=0.0) for s in stimuli], axis=1)
+    drive = Drive(grid, np.zeros((len(grid), 1)), -volts)
+    extra = [s.read_times_s for s in stimuli if s.reads] + [f for s in stimuli for f in np.ravel(s.flats)]
+    t_eval = np.union1d(np.linspace(0.0, grid[-1], 2001), np.concatenate([np.ravel(e) for e in extra])
+                        if extra else [])
+    xb = Crossbar(conductance=np.ones((1, len(devices))))
+    cells = np.empty((1, len(devices)), dtype=object)
+    cells[0, :] = devices
+    res = array_transient(xb, cells, drive, engine=engine, max_step_s=min(max_step_s, grid[-1]),
+                          t_eval=t_eval if engine == "numpy" else None)
+    return Waves(res.time_s, res.device_voltages[:, 0, :], res.cell_currents[:, 0, :], res.state[:, 0, :],
+                 res.provenance)
+
+
+def _step(shortest_s: float) -> float:
+    """ngspice's largest step: 1/50 of the shortest flat top."""
+    return shortest_s / 50
+
+
+def _runinfo(waves: Waves) -> dict:
+    p = waves.provenance
+    return {k: p[k] for k in ("ngspice_version", "netlist_sha256", "rhs_evaluations", "wall_time_s") if k in p}
+
+
+# ---- protocols -------------------------------------------------------------------------
+
+def _loop_figure_arrays(waves: Waves, s: Settings, t_start_s: float) -> dict[str, np.ndarray]:
+    """LoopFigures of every device over the loop that starts at t_start_s, as arrays (n,)."""
+    last = waves.time_s >= t_start_s
+    per_device = [extract.loop_figures(waves.voltage_v[last, k], waves.current_a[last, k], s.read_v,
+                                       s.switch_fraction).as_dict() for k in range(waves.voltage_v.shape[1])]
+    return {name: np.array([f[name] for f in per_device]) for name in per_device[0]}
+
+
+def dc_loop(device: StateDevice, s: Settings, engine: str = "spice"):
+    """Triangular DC sweep, s.loop_cycles cycles: V_set, V_reset, R_on, R_off, on/off of the last."""
+    waves = run([device], [triangle(s.sweep_v, s.sweep_period_s, s.loop_cycles)], engine, s.sweep_period_s / 2000)
+    figures = {k: float(v[0]) for k, v in
+               _loop_figure_arrays(waves, s, (s.loop_cycles - 1) * s.sweep_period_s).items()}
+    return figures, _single_waves(waves), [_runinfo(waves)]
+
+
+def _single_waves(waves: Waves, k: int = 0) -> dict[str, np.ndarray]:
+    return {"time_s": waves.time_s, "voltage_v": waves.voltage_v[:, k], "current_a": waves.current_a[:, k],
+            "state": waves.state[:, k]}
+
+
+def pulse_response(device: StateDevice, s: Settings, engine: str = "spice"):
+    """Single SET pulses from HRS (s.pulse_set_v) and RESET pulses from LRS (s.pulse_reset_v),
+    each width of s.pulse_widths_s, framed by reads: R after each pulse, and the switching
+    time vs amplitude (from the longest pulses)."""
+    pol = polarity(device, s)
+    widths = np.array(s.pulse_widths_s)
+    plan = [(pol.set_sign * a, w, pol.x_hrs) for a in s.pulse_set_v for w in widths]
+    plan += [(-pol.set_sign * a, w, pol.x_lrs) for a in s.pulse_reset_v for w in widths]
+    stimuli = [pulse_sequence([(v, w)], s.read_v, s.read_width_s) for v, w, _ in plan]
+    waves = run([device.with_state(x0) for _, _, x0 in plan], stimuli, engine,
+                _step(min(widths.min(), s.read_width_s)))
+    reads = np.array([extract.read_resistances(waves.time_s, waves.voltage_v[:, k], waves.current_a[:, k],
+                                               stim.read_times_s) for k, stim in enumerate(stimuli)])
+    n_set = len(s.pulse_set_v) * len(widths)
+    r_hrs, r_lrs = reads[0, 0], reads[n_set, 0]  # where the SET and the RESET pulses start
+
+    def switching(k, g_from, g_to):
+        t0, t1 = stimuli[k].flats[1]
+        return extract.switching_time(waves.time_s, waves.voltage_v[:, k], waves.current_a[:, k], t0, t1,
+                                      g_from, g_to, s.switch_fraction)
+
+    longest = np.arange(len(widths) - 1, len(plan), len(widths))
+    t_switch = np.array([switching(k, 1 / r_hrs, 1 / r_lrs) if k < n_set else switching(k, 1 / r_lrs, 1 / r_hrs)
+                         for k in longest])
+    n_set_amps = len(s.pulse_set_v)
+    figures = {"set_v": np.array(s.pulse_set_v), "reset_v": np.array(s.pulse_reset_v), "widths_s": widths,
+               "r_after_set_ohm": reads[:n_set, 1].reshape(n_set_amps, -1),
+               "r_after_reset_ohm": reads[n_set:, 1].reshape(len(s.pulse_reset_v), -1),
+               "r_hrs_start_ohm": float(r_hrs), "r_lrs_start_ohm": float(r_lrs),
+               "t_switch_set_s": t_switch[:n_set_amps], "t_switch_reset_s": t_switch[n_set_amps:],
+               "set_sign": pol.set_sign}
+    return figures, _all_waves(waves), [_runinfo(waves)]
+
+
+def _all_waves(waves: Waves) -> dict[str, np.ndarray]:
+    return {"time_s": waves.time_s, "voltage_v": waves.voltage_v, "current_a": waves.current_a, "state": waves.state}
+
+
+def potentiation_depression(device: StateDevice, s: Settings, engine: str = "spice"):
+    """s.train_pulses identical SET pulses from HRS, then as many identical RESET pulses, a
+    read after each: conductance levels and the hardware-aware-training figures."""
+    pol = polarity(device, s)
+    pulses = ([(pol.set_sign * s.train_set_v, s.train_width_s)] * s.train_pulses
+              + [(-pol.set_sign * s.train_reset_v, s.train_width_s)] * s.train_pulses)
+    stim = pulse_sequence(pulses, s.read_v, s.read_width_s)
+    waves = run([device.with_state(pol.x_hrs)], [stim], engine, _step(min(s.train_width_s, s.read_width_s)))
+    g = 1.0 / extract.read_resistances(waves.time_s, waves.voltage_v[:, 0], waves.current_a[:, 0],
+                                       stim.read_times_s)
+    n = s.train_pulses
+    figures = {"conductance_s": g, **extract.weight_update_figures(g[:n + 1], g[n:])}
+    return figures, _single_waves(waves), [_runinfo(waves)]
+
+
+def variability(device: StateDevice, s: Settings, engine: str = "spice"):
+    """s.n_devices devices (levels spread by sigma_d2d) × s.n_cycles loops (rates spread by
+    sigma_c2c per cycle, state carried over), seeded: per-loop figures and their distributions."""
+    from circuitsim.variability import cycle_to_cycle, device_to_device
+
+    pol = polarity(device, s)
+    x_start = pol.x_hrs if pol.set_sign > 0 else pol.x_lrs  # the loop's first (positive) half switches it
+    fleet = device_to_device(device.with_state(x_start), (s.n_devices,), s.sigma_d2d, seed=s.seed)
+    cycles = [cycle_to_cycle(d, s.n_cycles, s.sigma_c2c, seed=(s.seed, k)) for k, d in enumerate(fleet)]
+    states = [x_start] * s.n_devices
+    per_cycle, waveforms, runs = [], {}, []
+    for c in range(s.n_cycles):
+        devices = [cycles[k][c].with_state(float(np.clip(states[k], 0, 1))) for k in range(s.n_devices)]
+        stim = triangle(s.sweep_v, s.sweep_period_s, 1)
+        waves = run(devices, [stim] * s.n_devices, engine, s.sweep_period_s / 2000)
+        per_cycle.append(_loop_figure_arrays(waves, s, 0.0))
+        states = waves.state[-1]
+        waveforms[f"cycle_{c}"] = _all_waves(waves)
+        runs.append(_runinfo(waves))
+    figures = {}
+    for name in ("v_set_v", "v_reset_v", "r_on_ohm", "r_off_ohm", "on_off_ratio"):
+        table = np.stack([c[name] for c in per_cycle], axis=1)  # (devices, cycles)
+        figures[name] = table
+        figures[f"{name}_distribution"] = extract.distribution(table)
+        figures[f"{name}_d2d"] = extract.distribution(table.mean(axis=1))
+    for name in device.bound_params:
+        figures[f"device_{name}"] = np.array([getattr(d, name) for d in fleet])
+    return figures, waveforms, runs
+
+
+def read_repeat(device: StateDevice, s: Settings, engine: str = "spice"):
+    """s.n_reads reads at s.read_v in LRS and in HRS: read disturb (R trend over the reads,
+    from the simulator) and read noise (seeded 1/f current noise of relative PSD q/f added to
+    each read, circuitsim.variability.flicker_noise)."""
+    from circuitsim.variability import flicker_noise
+
+    pol = polarity(device, s)
+    stim = pulse_sequence([(s.read_v, s.read_width_s)] * (s.n_reads - 1), s.read_v, s.read_width_s, read_after=False)
+    stim = dataclasses.replace(stim, reads=(True,) * s.n_reads)
+    waves = run([device.with_state(pol.x_lrs), device.with_state(pol.x_hrs)], [stim, stim], engine,
+                _step(s.read_width_s))
+    period_s = stim.flats[1][0] - stim.flats[0][0]
+    figures = {}
+    for k, (name, q) in enumerate((("lrs", s.noise_q_lrs), ("hrs", s.noise_q_hrs))):
+        r_clean = extract.read_resistances(waves.time_s, waves.voltage_v[:, k], waves.current_a[:, k],
+                                           stim.read_times_s)
+        gain = flicker_noise(1.0, s.n_reads, period_s, q, seed=(s.seed, k))
+        r_read = r_clean / gain
+        disturb, noise = extract.trend_and_noise(r_read)
+        figures.update({f"r_{name}_reads_ohm": r_read, f"r_{name}_mean_ohm": float(r_read.mean()),
+                        f"disturb_{name}": disturb, f"noise_{name}": noise})
+    return figures, _all_waves(waves), [_runinfo(waves)]
+
+
+def arrhenius(temperature_k: float, s: Settings) -> float:
+    """exp(−Ea/kB·(1/T − 1/T_ref)): how much faster a thermally activated process runs at T."""
+    return float(np.exp(-s.ea_ev / KB_EV_PER_K * (1.0 / temperature_k - 1.0 / s.t_ref_k)))
+
+
+def at_temperature(device: StateDevice, temperature_k: float, s: Settings) -> StateDevice:
+    """The device at temperature_k under the temperature law (LAWS['temperature'])."""
+    if not device.rate_params:
+        raise ValueError(f"{type(device).__name__} declares no rate parameters, so it has no temperature law")
+    factor = arrhenius(temperature_k, s)
+    return dataclasses.replace(device, **{p: getattr(device, p) * factor for p in device.rate_params})
+
+
+def temperature(device: StateDevice, s: Settings, engine: str = "spice"):
+    """The DC loop at each of s.temperatures_k (side by side in one run)."""
+    temps = np.array(s.temperatures_k)
+    devices = [at_temperature(device, t, s) for t in temps]
+    stim = triangle(s.sweep_v, s.sweep_period_s, s.loop_cycles)
+    waves = run(devices, [stim] * len(devices), engine, s.sweep_period_s / 2000)
+    figures = {"temperatures_k": temps, "rate_factor": np.array([arrhenius(t, s) for t in temps]),
+               **_loop_figure_arrays(waves, s, (s.loop_cycles - 1) * s.sweep_period_s)}
+    return figures, _all_waves(waves), [_runinfo(waves)]
+
+
+def relaxed_state(x_programmed: float, t_s, s: Settings):
+    """The state after resting t_s [s] at s.retention_temperature_k (LAWS['retention'])."""
+    tau = s.retention_tau_s / arrhenius(s.retention_temperature_k, s)
+    return s.retention_x_rest + (x_programmed - s.retention_x_rest) * (1.0 + np.asarray(t_s) / tau) ** -s.retention_nu
+
+
+def _read_states(device: StateDevice, states, s: Settings, engine: str) -> tuple[np.ndarray, Waves]:
+    """R [Ω] of the device at each state, one read each, side by side in one run."""
+    stim = pulse_sequence([], s.read_v, s.read_width_s)
+    waves = run([device.with_state(float(x)) for x in states], [stim] * len(states), engine,
+                _step(s.read_width_s))
+    r = np.array([extract.read_resistances(waves.time_s, waves.voltage_v[:, k], waves.current_a[:, k],
+                                           stim.read_times_s)[0] for k in range(len(states))])
+    return r, waves
+
+
+def retention(device: StateDevice, s: Settings, engine: str = "spice"):
+    """LRS and HRS after resting s.retention_times_s under the retention law, each read in
+    the simulator: R vs time, window vs time and the retention time (window = criterion)."""
+    pol = polarity(device, s)
+    times = np.array(s.retention_times_s)
+    x_lrs, x_hrs = relaxed_state(pol.x_lrs, times, s), relaxed_state(pol.x_hrs, times, s)
+    r, waves = _read_states(device, np.concatenate([x_lrs, x_hrs]), s, engine)
+    r_lrs, r_hrs = r[:len(times)], r[len(times):]
+    window = r_hrs / r_lrs
+    figures = {"times_s": times, "r_lrs_ohm": r_lrs, "r_hrs_ohm": r_hrs, "window": window,
+               "state_lrs": x_lrs, "state_hrs": x_hrs,
+               "retention_time_s": extract.crossing_in_log(times, window, s.window_criterion)}
+    return figures, _all_waves(waves), [_runinfo(waves)]
+
+
+def worn(device: StateDevice, cycles: float, s: Settings) -> StateDevice:
+    """The device after `cycles` switching cycles under the endurance law (LAWS['endurance'])."""
+    if set(device.bound_params) != {"ron", "roff"}:
+        raise ValueError(f"{type(device).__name__} has no ron/roff levels, so the endurance law does not apply")
+    mean = np.sqrt(device.ron * device.roff)
+    half = 0.5 * np.log(device.roff / device.ron) * (1.0 + cycles / s.endurance_onset_cycles) ** -s.endurance_kappa
+    return dataclasses.replace(device, ron=mean * np.exp(-half), roff=mean * np.exp(half))
+
+
+def endurance(device: StateDevice, s: Settings, engine: str = "spice"):
+    """At each checkpoint of s.endurance_cycles the worn device is SET, read, RESET and read
+    in the simulator: R_on, R_off and the window vs cycles, and the cycles to failure."""
+    pol = polarity(device, s)
+    n = np.array(s.endurance_cycles)
+    pulses = [(pol.set_sign * max(s.pulse_set_v), max(s.pulse_widths_s)),
+              (-pol.set_sign * max(s.pulse_reset_v), max(s.pulse_widths_s))]
+    stim = pulse_sequence(pulses, s.read_v, s.read_width_s, read_first=False)
+    devices = [worn(device, c, s).with_state(pol.x_hrs) for c in n]
+    waves = run(devices, [stim] * len(devices), engine, _step(min(s.read_width_s, max(s.pulse_widths_s))))
+    reads = np.array([extract.read_resistances(waves.time_s, waves.voltage_v[:, k], waves.current_a[:, k],
+                                               stim.read_times_s) for k in range(len(n))])
+    r_on, r_off = reads[:, 0], reads[:, 1]
+    figures = {"cycles": n, "r_on_ohm": r_on, "r_off_ohm": r_off, "window": r_off / r_on,
+               "cycles_to_failure": extract.crossing_in_log(n, r_off / r_on, s.window_criterion)}
+    return figures, _all_waves(waves), [_runinfo(waves)]
+
+
+PROTOCOLS = {"loop": dc_loop, "pulse": pulse_response, "ptdp": potentiation_depression,
+             "variability": variability, "read": read_repeat, "temperature": temperature,
+             "retention": retention, "endurance": endurance}
+PROTOCOL_LAWS = {"temperature": ("temperature",), "retention": ("retention", "temperature"),
+                 "endurance": ("endurance",)}
+
+
+@dataclass(frozen=True, eq=False)
+class Characterization:
+    """One protocol's dataset: what was run (protocol, model, engine, params, settings), the
+    extracted figures, the waveforms, and the provenance (versions, netlists, laws, time)."""
+
+    protocol: str
+    model: str
+    engine: str
+    params: dict
+    settings: dict
+    figures: dict
+    waveforms: dict
+    provenance: dict = field(default_factory=dict)
+
+    def inputs(self) -> dict:
+        return _inputs(self.protocol, self.model, self.engine, self.params, self.settings)
+
+
+def _inputs(protocol: str, model: str, engine: str, params: dict, settings: dict) -> dict:
+    return {"protocol": protocol, "model": model, "engine": engine, "params": params, "settings": settings}
+
+
+def characterize(protocol: str, model: str, params: dict | None = None, *, engine: str = "spice",
+                 settings: Settings | None = None, **overrides) -> Characterization:
+    """Run one protocol (a key of PROTOCOLS) on a model (a key of MEMRISTORS) with some of
+    its parameters changed; settings default to default_settings(model, **overrides)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
+    if engine not in ("spice", "numpy"):
+        raise ValueError(f"engine must be 'spice' or 'numpy', got {engine!r}")
+    device = make_device(model, params)
+    s = settings if settings is not None else default_settings(model, **overrides)
+    start = time.perf_counter()
+    figures, waveforms, runs = PROTOCOLS[protocol](device, s, engine)
+    provenance = {"circuitsim_version": __version__, "engine": engine, "wall_time_s": time.perf_counter() - start,
+                  "seed": s.seed, "device_type": type(device).__name__,
+                  "netlist_sha256": [r["netlist_sha256"] for r in runs if "netlist_sha256" in r],
+                  "ngspice_version": next((r["ngspice_version"] for r in runs if "ngspice_version" in r), ""),
+                  "laws": {k: LAWS[k] for k in PROTOCOL_LAWS.get(protocol, ())}}
+    return Characterization(protocol, model, engine, device.spice_params(), s.as_dict(), figures, waveforms,
+                            provenance)
+
+
+def save(result: Characterization, path) -> str:
+    """Append the dataset to the HDF5 store at path (circuitsim.store) and return its key."""
+    from circuitsim.store import Store
+
+    with Store.open(path, "a") as store:
+        return store.append(None, result.inputs(), {"figures": result.figures, "waveforms": result.waveforms},
+                            result.provenance)
