@@ -260,5 +260,84 @@ class Yakopcic(StateDevice):
         return self.eta * (g_pos * (up * f_rise + down * f_fall) - g_neg * (up * f_fall + down * f_rise))
 
 
+KB_OVER_Q = 1.380649e-23 / 1.602176634e-19  # [V/K] kB/q, the same expression as the .lib's kq
+NM = 1e-9  # [m] the unit of the gap in gamma = gamma0 - beta·(g/1 nm)^alpha (and of the .lib's gap node)
+
+
+@dataclass(frozen=True)
+class StanfordPKU(StateDevice):
+    """Stanford-PKU gap-based RRAM with Joule heating (Jiang, Wong et al., SISPAD 2014 and
+    IEEE TED 63(5), 2016; the Stanford RRAM model v1.0), without the optional variability kick.
+
+    i0: current scale [A]; g0: gap decay length [m]; v0: sinh voltage scale [V]; vel0: gap
+    velocity prefactor [m/s]; alpha, beta, gamma0: field enhancement γ = γ0 − β·(g/1 nm)^α [-];
+    ea: activation energy [eV]; a0: hopping distance [m]; tox: oxide thickness [m]; f_min:
+    field below which nothing switches [V/m]; rth: thermal resistance [K/W]; t0: ambient
+    temperature [K]; g_min, g_max: gap bounds [m]; x0: initial normalized gap [-]; vw: width
+    [V] of the threshold and polarity blends; xw: width [-] of the bound windows.
+
+    State x = (g − g_min)/(g_max − g_min): x = 0 is LRS (smallest gap), x = 1 HRS.
+    I = i0·exp(−g/g0)·sinh(V/v0); T = t0 + |V·I|·rth; dg/dt = −vel0·exp(−ea/kT)·
+    sinh(γ·a0/tox·V/kT) (kT in eV), switched off smoothly where γ·|V|/tox < f_min. Positive V
+    shrinks the gap (SET), negative V grows it (RESET). I depends on (V, g) only, so T is
+    explicit: quasi-static heating, no algebraic loop.
+    """
+
+    i0: float = lib_field("memristors", "stanford_pku", "i0")
+    g0: float = lib_field("memristors", "stanford_pku", "g0")
+    v0: float = lib_field("memristors", "stanford_pku", "v0")
+    vel0: float = lib_field("memristors", "stanford_pku", "vel0")
+    alpha: float = lib_field("memristors", "stanford_pku", "alpha")
+    beta: float = lib_field("memristors", "stanford_pku", "beta")
+    gamma0: float = lib_field("memristors", "stanford_pku", "gamma0")
+    ea: float = lib_field("memristors", "stanford_pku", "ea")
+    a0: float = lib_field("memristors", "stanford_pku", "a0")
+    tox: float = lib_field("memristors", "stanford_pku", "tox")
+    f_min: float = lib_field("memristors", "stanford_pku", "f_min")
+    rth: float = lib_field("memristors", "stanford_pku", "rth")
+    t0: float = lib_field("memristors", "stanford_pku", "t0")
+    g_min: float = lib_field("memristors", "stanford_pku", "g_min")
+    g_max: float = lib_field("memristors", "stanford_pku", "g_max")
+    x0: float = lib_field("memristors", "stanford_pku", "x0")
+    vw: float = lib_field("memristors", "stanford_pku", "vw")
+    xw: float = lib_field("memristors", "stanford_pku", "xw")
+
+    spice_subckt = "stanford_pku"
+    bound_params = ("g_min", "g_max")
+    rate_params = ("vel0",)
+    _positive = ("i0", "g0", "v0", "vel0", "alpha", "ea", "a0", "tox", "f_min", "rth", "t0", "g_min", "g_max",
+                 "vw", "xw")
+
+    def _check(self):
+        if self.g_max <= self.g_min:
+            raise ValueError("StanfordPKU needs g_max > g_min")
+        if self.gamma(self.g_max) <= 0:
+            raise ValueError("StanfordPKU needs gamma0 - beta·(g_max/1 nm)^alpha > 0")
+
+    def gap(self, x):
+        """Gap [m] at normalized state x (clamped to [0, 1], as in the .lib)."""
+        return self.g_min + (self.g_max - self.g_min) * clamp01(x)
+
+    def gamma(self, g):
+        """Field enhancement factor γ [-] at gap g [m]."""
+        return self.gamma0 - self.beta * (g / NM) ** self.alpha
+
+    def current(self, v, x):
+        return self.i0 * np.exp(-self.gap(x) / self.g0) * np.sinh(np.clip(v / self.v0, -EXP_CLAMP, EXP_CLAMP))
+
+    def temperature(self, v, x):
+        """Filament temperature T = t0 + |V·I|·rth [K] at port voltage v [V] and state x."""
+        return self.t0 + np.abs(v * self.current(v, x)) * self.rth
+
+    def dxdt(self, v, x):
+        kt_ev = KB_OVER_Q * self.temperature(v, x)
+        gamma = self.gamma(self.gap(x))
+        drive = np.sinh(np.clip(gamma * self.a0 / self.tox * v / kt_ev, -EXP_CLAMP, EXP_CLAMP))
+        field_on = sigmoid((gamma * np.abs(v) - self.f_min * self.tox) / (gamma * self.vw))
+        window = (sigmoid(v / self.vw) * (1.0 - np.exp(np.minimum(-x / self.xw, EXP_CLAMP)))
+                  + sigmoid(-v / self.vw) * (1.0 - np.exp(np.minimum((x - 1.0) / self.xw, EXP_CLAMP))))
+        return -self.vel0 / (self.g_max - self.g_min) * np.exp(-self.ea / kt_ev) * drive * field_on * window
+
+
 MEMRISTORS = {"lid_joglekar": LinearIonDriftJoglekar, "lid_biolek": LinearIonDriftBiolek,
-              "vteam": VTEAM, "yakopcic": Yakopcic}
+              "vteam": VTEAM, "yakopcic": Yakopcic, "stanford_pku": StanfordPKU}
