@@ -533,3 +533,45 @@ def save(result: Characterization, path) -> str:
     with Store.open(path, "a") as store:
         return store.append(None, result.inputs(), {"figures": result.figures, "waveforms": result.waveforms},
                             result.provenance)
+
+
+def parse_assignments(items: list[str] | None, what: str) -> dict[str, float | tuple[float, ...]]:
+    """{name: number or tuple} from command-line 'name=value' or 'name=v1,v2,...' items.
+    Names must be identifiers and values finite numbers; anything else is refused here."""
+    out = {}
+    for item in items or ():
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"{what} {item!r} must look like name=value")
+        spice_name(name)
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            raise ValueError(f"{what} {name}: {text!r} is not a number or a comma-separated list of numbers") from None
+        if not all(np.isfinite(values)):
+            raise ValueError(f"{what} {name}: values must be finite")
+        out[name] = values if len(values) > 1 else values[0]
+    return out
+
+
+def characterize_to_store(protocol: str, model: str, params: dict, overrides: dict, out, *,
+                          engine: str = "spice", plot_path=None) -> tuple[str, Characterization | None]:
+    """Run a protocol into the HDF5 store `out` unless the same inputs are already stored (then
+    nothing runs and None is returned with the key), and write its figure to plot_path."""
+    from circuitsim.store import Store, point_key
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
+    device, s = make_device(model, params), default_settings(model, **overrides)
+    key = point_key(_inputs(protocol, model, engine, device.spice_params(), s.as_dict()))
+    with Store.open(out, "a") as store:
+        if store.status(key) == "ok":
+            return key, None
+    result = characterize(protocol, model, params, engine=engine, settings=s)
+    save(result, out)
+    if plot_path is not None:
+        from circuitsim.characterize_plots import plot
+        from circuitsim.plots import save as save_figure
+
+        save_figure(plot(result), plot_path)
+    return key, result

@@ -56,7 +56,12 @@ def _cmd_demo(args) -> int:
 def _cmd_sweep(args) -> int:
     from circuitsim.sweep import run_sweep
 
-    run_sweep(args.config, args.out, workers=args.workers, scheduler=args.scheduler, retry_failed=args.retry_failed)
+    try:
+        run_sweep(args.config, args.out, workers=args.workers, scheduler=args.scheduler,
+                  retry_failed=args.retry_failed)
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished points are in {args.out}; run the same command to go on", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -70,6 +75,24 @@ def _cmd_calibrate(args) -> int:
         print(f"{form:<10}{100 * fit.heldout_max:>13.3f}%{100 * fit.heldout_p99:>13.3f}%{100 * fit.train_rms:>11.3f}%"
               f"{fit.seconds_per_vector:>12.2e}  " + ", ".join(f"{k}={v:.4g}" for k, v in fit.params.items()))
     print(f"uses form {cal.form!r}; parity plot {args.plot or Path(args.out).with_suffix('.png')}")
+    return 0
+
+
+def _cmd_characterize(args) -> int:
+    from circuitsim.characterize import characterize_to_store, parse_assignments
+
+    out = Path(args.out)
+    plot = Path(args.plot) if args.plot else out.with_name(f"{out.stem}-{args.protocol}.png")
+    key, result = characterize_to_store(args.protocol, args.model, parse_assignments(args.param, "--param"),
+                                        parse_assignments(args.setting, "--setting"), out, engine=args.engine,
+                                        plot_path=plot)
+    if result is None:
+        print(f"{out} already holds this dataset (point {key[:12]}); nothing to run")
+        return 0
+    for name, value in result.figures.items():
+        if np.ndim(value) == 0:
+            print(f"{name} = {value:.6g}")
+    print(f"wrote point {key[:12]} to {out} and the figure {plot}")
     return 0
 
 
@@ -105,6 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout", type=float, default=0.25, help="fraction of designs held out (default 0.25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
     p.set_defaults(func=_cmd_calibrate)
+    p = sub.add_parser("characterize", help="run a device characterization protocol in ngspice into an HDF5 store "
+                                            "(loop, pulse, ptdp, variability, read, temperature, retention, "
+                                            "endurance)")
+    p.add_argument("protocol")
+    p.add_argument("--model", required=True, help="lid_joglekar, lid_biolek, vteam or yakopcic")
+    p.add_argument("--param", action="append", metavar="K=V", help="model parameter (repeatable)")
+    p.add_argument("--setting", action="append", metavar="K=V[,V...]",
+                   help="protocol setting, see circuitsim.characterize.Settings (repeatable)")
+    p.add_argument("--engine", choices=("spice", "numpy"), default="spice")
+    p.add_argument("--out", required=True, help="HDF5 results file (created or extended)")
+    p.add_argument("--plot", help="figure file (default: <out stem>-<protocol>.png next to --out)")
+    p.set_defaults(func=_cmd_characterize)
     return parser
 
 
