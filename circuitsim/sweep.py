@@ -18,6 +18,7 @@ import time
 import tomllib
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import as_completed as pool_completed
+from contextlib import closing
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -306,11 +307,13 @@ def _exit_with_parent() -> None:
 def _pool_outcomes(points: list[Point], workers: int):
     import multiprocessing
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_exit_with_parent) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with_parent)
+    try:
         futures = {pool.submit(evaluate, p): p for p in points}
         for future in pool_completed(futures):
             yield _outcome(future, futures[future])
+    finally:  # on Ctrl-C or an error: wait only for the points in flight
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _dask_outcomes(points: list[Point], scheduler: str):
@@ -336,7 +339,7 @@ def run_sweep(config: str | Path | dict, out: str | Path, *, workers: int | None
     from tqdm import tqdm
 
     sweep = load_sweep(config)
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = len(os.sched_getaffinity(0)) if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     start = time.perf_counter()
@@ -351,7 +354,7 @@ def run_sweep(config: str | Path | dict, out: str | Path, *, workers: int | None
         outcomes = _dask_outcomes(todo, scheduler) if scheduler else _pool_outcomes(todo, min(workers, len(todo) or 1))
         inputs = {p.key: p for p in todo}
         ok = failed = 0
-        with tqdm(total=len(todo), unit="point", desc="sweep", disable=not progress or not todo) as bar:
+        with closing(outcomes), tqdm(total=len(todo), unit="point", desc="sweep", disable=not progress or not todo) as bar:
             for outcome in outcomes:
                 store.append(outcome.key, inputs[outcome.key].inputs(), outcome.outputs, outcome.provenance,
                              outcome.error)

@@ -10,8 +10,17 @@ import numpy as np
 import pytest
 
 from circuitsim import __version__
-from circuitsim.store import (FORMAT_VERSION, Store, StoreCorruptError, StoreError, StoreLockedError,
-                              StoreVersionError, point_key, read_points, to_dataframe)
+from circuitsim.store import (
+    FORMAT_VERSION,
+    Store,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    StoreVersionError,
+    point_key,
+    read_points,
+    to_dataframe,
+)
 
 
 def _point(n: int) -> tuple[dict, dict, dict]:

@@ -88,6 +88,12 @@ def test_bad_sweep_config_fails_before_anything_runs(tmp_path, axes, message):
     assert not out.exists()
 
 
+def test_bad_worker_count_fails_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        run_sweep(_config(tmp_path), tmp_path / "never.h5", workers=0, progress=False)
+    assert not (tmp_path / "never.h5").exists()
+
+
 def _check_against_numpy(points: dict, n: int) -> None:
     """Stored SPICE column currents agree with the numpy engine for the stored design and drive."""
     g, v_rows = points["inputs/design/conductance"][n], points["inputs/drive/v_rows"][n]
