@@ -138,8 +138,11 @@ def _random(axes: dict, samples, seed) -> list[dict]:
         raise ValueError("[sweep] mode = \"random\" needs samples (int >= 1) and seed (int)")
     names = {axis: _param_names(axis) for axis in axes}
     rng = np.random.default_rng(seed)
-    return [{n: value for axis, spec in axes.items() for n in names[axis] for value in [_draw(axis, spec, rng)]}
-            for _ in range(samples)]
+    points = []
+    for _ in range(samples):
+        drawn = {axis: _draw(axis, spec, rng) for axis, spec in axes.items()}
+        points.append({n: drawn[axis] for axis in axes for n in names[axis]})
+    return points
 
 
 def _conductance(array: dict) -> np.ndarray:
@@ -177,9 +180,11 @@ def _drive(xb: Crossbar, table: dict) -> dict:
     return {k: v for k, v in drive.items() if v is not None}
 
 
-def make_point(params: dict, engine: str, metrics: tuple[str, ...], timeout_s: float) -> Point:
-    """A validated point from flat parameters {'table.key': value}."""
-    doc = _nest(params)
+def make_point(params: dict, engine: str, metrics: tuple[str, ...], timeout_s: float,
+               tables: tuple[str, ...] = ()) -> Point:
+    """A validated point from flat parameters {'table.key': value}; `tables` names tables that
+    are there even without keys (an empty [transistor] is an access transistor with defaults)."""
+    doc = {table: {} for table in tables} | _nest(params)
     crossbar = dict(doc.get("crossbar", {}))
     if "array" in doc:
         if "conductance" in crossbar:
@@ -237,7 +242,7 @@ def load_sweep(config: str | Path | dict) -> Sweep:
     points, seen = [], set()
     for n, values in enumerate(varied):
         try:
-            point = make_point({**base, **values}, engine, metrics, timeout_s)
+            point = make_point({**base, **values}, engine, metrics, timeout_s, tuple(set(doc) & set(TABLES)))
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{path}: point {n} {values}: {exc}") from None
         if point.key not in seen:

@@ -65,12 +65,21 @@ def test_grid_and_random_points_are_expanded_and_validated(tmp_path):
     assert len({p.key for p in grid.points}) == 6
     as_dict = tomllib.loads(_config(tmp_path, axes='"array.rows" = [2, 3, 4]\n"selector.v0" = [0.05, 0.1]').read_text())
     assert [p.key for p in load_sweep(as_dict).points] == [p.key for p in grid.points]
-    random_axes = '"crossbar.r_row" = {low = 0.5, high = 20.0, log = true}\n"array.cols" = {low = 2, high = 6}'
+    random_axes = ('"crossbar.r_row+crossbar.r_col" = {low = 0.5, high = 20.0, log = true}\n'
+                   '"array.cols" = {low = 2, high = 6}')
     cfg = _config(tmp_path, axes=random_axes).read_text().replace('mode = "grid"', 'mode = "random"\nsamples = 5\nseed = 3')
     (tmp_path / "random.toml").write_text(cfg)
     first, again = load_sweep(tmp_path / "random.toml"), load_sweep(tmp_path / "random.toml")
     assert [p.key for p in first.points] == [p.key for p in again.points]  # seeded
     assert all(0.5 <= p.params["crossbar.r_row"] <= 20 and p.crossbar.shape[1] in range(2, 7) for p in first.points)
+    assert all(p.params["crossbar.r_row"] == p.params["crossbar.r_col"] for p in first.points)  # one draw per axis
+    assert len({p.params["crossbar.r_row"] for p in first.points}) == 5
+
+
+def test_an_empty_device_table_means_its_defaults():
+    doc = {"array": {"rows": 2, "cols": 3, "g_min": 1e-6, "g_max": 1e-4}, "transistor": {},
+           "axes": {"array.seed": [1, 2]}}
+    assert [p.crossbar.cell_type for p in load_sweep(doc).points] == ["1T1R", "1T1R"]
 
 
 @pytest.mark.parametrize("axes, message", [
