@@ -265,7 +265,8 @@ def evaluate(point: Point) -> Outcome:
                   "engine": point.engine, "host": socket.gethostname(), "python_version": platform.python_version(),
                   "model_parameters": {k: v for k, v in point.crossbar.as_dict().items()
                                        if k in ("selector", "transistor")},
-                  "seed": {"array": point.params.get("array.seed", 0), "drive": point.params.get("drive.seed", 0)}}
+                  "seed": {name.split(".")[0]: v for name, v in point.params.items() if name.endswith(".seed")},
+                  "worker_pid": os.getpid()}
     try:
         with _SPICE_LOCK:
             worker = shared_worker() if point.engine == "spice" else None

@@ -128,6 +128,7 @@ def test_sweep_on_a_process_pool_stores_spice_results_with_provenance(tmp_path):
     assert set(pts["provenance/engine"]) == {"spice"} and set(pts["provenance/host"]) == {os.uname().nodename}
     assert (pts["provenance/wall_time_s"] > 0).all() and "provenance/pyspice_version" in pts
     assert set(pts["provenance/model_parameters/selector/v0"]) == {0.05, 0.1}
+    assert set(pts["provenance/seed/array"]) == {0} and set(pts["provenance/seed/drive"]) == {1}
     again = run_sweep(_config(tmp_path), out, workers=2, progress=False, log=lambda _: None)
     assert (again.stored, again.ok) == (4, 0)  # nothing recomputed
 
@@ -167,6 +168,7 @@ def test_sweep_on_a_dask_local_cluster(tmp_path):
     assert (summary.ok, summary.failed) == (4, 0)
     pts = read_points(tmp_path / "dask.h5")
     assert len(set(pts["provenance/ngspice_version"])) == 1
+    assert len(set(pts["provenance/worker_pid"])) == 2 and os.getpid() not in pts["provenance/worker_pid"]
     for n in range(4):
         _check_against_numpy(pts, n)
 
