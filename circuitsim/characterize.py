@@ -117,7 +117,7 @@ class Settings:
 MODEL_SCALES = {
     "vteam": dict(sweep_v=0.5, sweep_period_s=1e-4, read_v=0.01, read_width_s=1e-8,
                   pulse_set_v=(0.25, 0.3, 0.4), pulse_reset_v=(0.3, 0.6, 1.5), pulse_widths_s=(1e-9, 1e-8, 1e-7),
-                  train_set_v=0.23, train_reset_v=0.5, train_width_s=1e-8),
+                  train_set_v=0.222, train_reset_v=0.5, train_width_s=1e-8),
     "yakopcic": dict(sweep_v=1.0, sweep_period_s=2e-2, read_v=0.1, read_width_s=1e-5,
                      pulse_set_v=(0.5, 0.75, 1.0), pulse_reset_v=(0.5, 0.75, 1.0),
                      pulse_widths_s=(1e-4, 1e-3),
@@ -199,17 +199,17 @@ class Stimulus:
 
 
 def pulse_sequence(pulses: list[tuple[float, float]], read_v: float, read_width_s: float,
-                   read_after: bool = True, read_first: bool = True) -> Stimulus:
+                   read_after: bool = True, read_first: bool = True, edge_s: float | None = None) -> Stimulus:
     """Trapezoidal pulses [(volts, width_s)], each followed by a read pulse (read_v for
     read_width_s) when read_after; a read before the first when read_first. Every edge (and
-    the rest after each pulse) lasts EDGE_FRACTION of the shortest width in the sequence."""
+    the rest after each pulse) lasts edge_s, by default EDGE_FRACTION of the shortest width."""
     seq = [(read_v, read_width_s, True)] if read_first else []
     for v, w in pulses:
         seq.append((v, w, False))
         if read_after:
             seq.append((read_v, read_width_s, True))
     t, volts, flats, reads, now = [0.0], [0.0], [], [], 0.0
-    edge = EDGE_FRACTION * min(w for _, w, _ in seq)
+    edge = EDGE_FRACTION * min(w for _, w, _ in seq) if edge_s is None else edge_s
     for v, w, is_read in seq:
         t += [now + edge, now + 2 * edge, now + 2 * edge + w, now + 3 * edge + w, now + 4 * edge + w]
         volts += [0.0, v, v, 0.0, 0.0]
@@ -295,9 +295,10 @@ def pulse_response(device: StateDevice, s: Settings, engine: str = "spice"):
     widths = np.array(s.pulse_widths_s)
     plan = [(pol.set_sign * a, w, pol.x_hrs) for a in s.pulse_set_v for w in widths]
     plan += [(-pol.set_sign * a, w, pol.x_lrs) for a in s.pulse_reset_v for w in widths]
-    stimuli = [pulse_sequence([(v, w)], s.read_v, s.read_width_s) for v, w, _ in plan]
-    waves = run([device.with_state(x0) for _, _, x0 in plan], stimuli, engine,
-                _step(min(widths.min(), s.read_width_s)))
+    shortest = min(widths.min(), s.read_width_s)  # one edge for all: switching times are comparable
+    stimuli = [pulse_sequence([(v, w)], s.read_v, s.read_width_s, edge_s=EDGE_FRACTION * shortest)
+               for v, w, _ in plan]
+    waves = run([device.with_state(x0) for _, _, x0 in plan], stimuli, engine, _step(shortest))
     reads = np.array([extract.read_resistances(waves.time_s, waves.voltage_v[:, k], waves.current_a[:, k],
                                                stim.read_times_s) for k, stim in enumerate(stimuli)])
     n_set = len(s.pulse_set_v) * len(widths)

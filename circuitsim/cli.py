@@ -90,8 +90,9 @@ def _cmd_characterize(args) -> int:
         print(f"{out} already holds this dataset (point {key[:12]}); nothing to run")
         return 0
     for name, value in result.figures.items():
-        if np.ndim(value) == 0:
-            print(f"{name} = {value:.6g}")
+        for sub, number in (value.items() if isinstance(value, dict) else [("", value)]):
+            if np.ndim(number) == 0:
+                print(f"{name}{'.' if sub else ''}{sub} = {number:.6g}")
     print(f"wrote point {key[:12]} to {out} and the figure {plot}")
     return 0
 
