@@ -229,7 +229,7 @@ class Store:
         try:
             store._load()
         except BaseException:
-            store.close()
+            store._release()
             raise
         return store
 
@@ -242,7 +242,7 @@ class Store:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown process"
             os.close(fd)
             raise StoreLockedError(f"{self.path} is being written by another process ({holder}); two sweeps "
-                                   "cannot write one file at once: wait for it to finish or use another --out")
+                                   "cannot write one file at once: wait for it to finish or write another file")
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
         self._lock_fd = fd
@@ -349,6 +349,10 @@ class Store:
             self._commit()
             shutil.rmtree(_pending_dir(self.path), ignore_errors=True)
         finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
 
