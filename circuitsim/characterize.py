@@ -27,8 +27,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from circuitsim import __version__
-from circuitsim import extract
+from circuitsim import __version__, extract
 from circuitsim.design import Crossbar
 from circuitsim.devices.memristors import MEMRISTORS, StateDevice
 from circuitsim.transient import Drive, array_transient
@@ -115,21 +114,21 @@ class Settings:
 # Voltage and time scales of each model's switching (its defaults): VTEAM switches in
 # nanoseconds, Yakopcic's published fit in ~0.1 ms, the linear ion drift set in ~1 s.
 MODEL_SCALES = {
-    "vteam": dict(sweep_v=0.5, sweep_period_s=1e-4, read_v=0.01, read_width_s=1e-8,
-                  pulse_set_v=(0.25, 0.3, 0.4), pulse_reset_v=(0.3, 0.6, 1.5), pulse_widths_s=(1e-9, 1e-8, 1e-7),
-                  train_set_v=0.222, train_reset_v=0.5, train_width_s=1e-8),
-    "yakopcic": dict(sweep_v=1.0, sweep_period_s=2e-2, read_v=0.1, read_width_s=1e-5,
-                     pulse_set_v=(0.5, 0.75, 1.0), pulse_reset_v=(0.5, 0.75, 1.0),
-                     pulse_widths_s=(1e-4, 1e-3),
-                     train_set_v=0.5, train_reset_v=0.5, train_width_s=1e-4),
-    "lid_biolek": dict(sweep_v=1.0, sweep_period_s=2.0, read_v=0.1, read_width_s=1e-3,
-                       pulse_set_v=(0.5, 1.0), pulse_reset_v=(0.5, 1.0),
-                       pulse_widths_s=(0.1, 0.5),
-                       train_set_v=1.0, train_reset_v=1.0, train_width_s=0.01),
-    "lid_joglekar": dict(sweep_v=1.0, sweep_period_s=2.0, read_v=0.1, read_width_s=1e-3,
-                         pulse_set_v=(0.5, 1.0), pulse_reset_v=(0.5, 1.0),
-                       pulse_widths_s=(0.1, 0.5),
-                         train_set_v=1.0, train_reset_v=1.0, train_width_s=0.01),
+    "vteam": {"sweep_v": 0.5, "sweep_period_s": 1e-4, "read_v": 0.01, "read_width_s": 1e-8,
+                  "pulse_set_v": (0.25, 0.3, 0.4), "pulse_reset_v": (0.3, 0.6, 1.5), "pulse_widths_s": (1e-9, 1e-8, 1e-7),
+                  "train_set_v": 0.222, "train_reset_v": 0.5, "train_width_s": 1e-8},
+    "yakopcic": {"sweep_v": 1.0, "sweep_period_s": 2e-2, "read_v": 0.1, "read_width_s": 1e-5,
+                     "pulse_set_v": (0.5, 0.75, 1.0), "pulse_reset_v": (0.5, 0.75, 1.0),
+                     "pulse_widths_s": (1e-4, 1e-3),
+                     "train_set_v": 0.5, "train_reset_v": 0.5, "train_width_s": 1e-4},
+    "lid_biolek": {"sweep_v": 1.0, "sweep_period_s": 2.0, "read_v": 0.1, "read_width_s": 1e-2,
+                       "pulse_set_v": (0.5, 1.0), "pulse_reset_v": (0.5, 1.0),
+                       "pulse_widths_s": (0.1, 2.0),
+                       "train_set_v": 1.0, "train_reset_v": 1.0, "train_width_s": 0.05},
+    "lid_joglekar": {"sweep_v": 1.0, "sweep_period_s": 2.0, "read_v": 0.1, "read_width_s": 1e-2,
+                         "pulse_set_v": (0.5, 1.0), "pulse_reset_v": (0.5, 1.0),
+                       "pulse_widths_s": (0.1, 2.0),
+                         "train_set_v": 1.0, "train_reset_v": 1.0, "train_width_s": 0.05},
 }
 
 

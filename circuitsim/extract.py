@@ -13,6 +13,7 @@ import numpy as np
 
 V_FLOOR_FRACTION = 1e-3  # points with |V| below this fraction of the sweep peak carry no V/I
 MIN_SWITCH_LN = np.log(1.05)
+G_FLOOR_S = 1e-15  # an open device (zero current) reads as 1 PΩ, so log-conductances stay finite
 NL_LIMIT = 50.0  # |N/A| beyond this is a step, not a curve  # a half-loop whose conductance changed less than 5% did not switch
 
 
@@ -78,11 +79,11 @@ def loop_figures(v, i, v_read: float, switch_fraction: float = 0.5) -> LoopFigur
         if len(idx) < 4:
             raise ValueError("the waveform is not a full loop: one polarity has fewer than 4 points")
         peak = int(np.argmax(np.abs(v[idx])))
-        g_out = _branch_read(v, i, idx[:peak + 1], v_read) / v_read
-        g_back = _branch_read(v, i, idx[peak:], v_read) / v_read
+        g_out = max(_branch_read(v, i, idx[:peak + 1], v_read) / v_read, G_FLOOR_S)
+        g_back = max(_branch_read(v, i, idx[peak:], v_read) / v_read, G_FLOOR_S)
         change = np.log(g_back / g_out)
         keep = idx[np.abs(v[idx]) >= floor]
-        ln_g = np.log(np.abs(i[keep] / v[keep]))
+        ln_g = np.log(np.maximum(np.abs(i[keep] / v[keep]), G_FLOOR_S))
         level = np.log(g_out) + switch_fraction * change
         signed = (ln_g - level) * np.sign(change)
         crossed = first_rise(np.arange(len(keep), dtype=float), signed, 0.0)

@@ -44,7 +44,7 @@ def test_spice_and_twin_loops_give_the_same_figures(model):
 
 
 def test_vteam_switching_times_match_the_closed_form():
-    settings = dict(pulse_set_v=(0.3, 0.4), pulse_reset_v=(0.3, 0.6), pulse_widths_s=(1e-9, 1e-7))
+    settings = {"pulse_set_v": (0.3, 0.4), "pulse_reset_v": (0.3, 0.6), "pulse_widths_s": (1e-9, 1e-7)}
     f = run("pulse", **settings)
     # the conductance is half-way (in log) between the start states at w* (R linear in w)
     r_mid = np.sqrt(f["r_hrs_start_ohm"] * f["r_lrs_start_ohm"])
@@ -81,7 +81,7 @@ def test_neurosim_nonlinearity_recovers_a_known_curve(a_over_n):
 
 
 def test_variability_reads_each_devices_levels_and_is_seeded():
-    settings = dict(n_devices=3, n_cycles=2, sigma_d2d=0.2, sigma_c2c=0.0)
+    settings = {"n_devices": 3, "n_cycles": 2, "sigma_d2d": 0.2, "sigma_c2c": 0.0}
     f = run("variability", **settings)
     assert f["r_on_ohm"].shape == (3, 2)
     assert f["r_on_ohm"] == pytest.approx(np.repeat(f["device_ron"][:, None], 2, axis=1), rel=2e-3)
