@@ -127,7 +127,7 @@ MODEL_SCALES = {
                        "train_set_v": 1.0, "train_reset_v": 1.0, "train_width_s": 0.05},
     "lid_joglekar": {"sweep_v": 1.0, "sweep_period_s": 2.0, "read_v": 0.1, "read_width_s": 1e-2,
                          "pulse_set_v": (0.5, 1.0), "pulse_reset_v": (0.5, 1.0),
-                       "pulse_widths_s": (0.1, 2.0),
+                         "pulse_widths_s": (0.1, 2.0),
                          "train_set_v": 1.0, "train_reset_v": 1.0, "train_width_s": 0.05},
 }
 
