@@ -325,7 +325,11 @@ def _pool_outcomes(points: list[Point], workers: int):
 def _dask_outcomes(points: list[Point], scheduler: str):
     from dask.distributed import Client, as_completed
 
-    with Client(scheduler) as client:
+    try:
+        client = Client(scheduler, timeout="20s")
+    except OSError as exc:
+        raise RuntimeError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    with client:
         futures = {client.submit(evaluate, p, key=f"circuitsim-point-{p.key}", pure=False): p for p in points}
         for future in as_completed(futures):
             yield _outcome(future, futures[future])
