@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -564,9 +565,10 @@ def characterize_to_store(protocol: str, model: str, params: dict, overrides: di
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
     device, s = make_device(model, params), default_settings(model, **overrides)
     key = point_key(_inputs(protocol, model, engine, device.spice_params(), s.as_dict()))
-    with Store.open(out, "a") as store:
-        if store.status(key) == "ok":
-            return key, None
+    if Path(out).exists():  # resume; a missing file is created only once there is a result to write
+        with Store.open(out, "r") as store:
+            if store.status(key) == "ok":
+                return key, None
     result = characterize(protocol, model, params, engine=engine, settings=s)
     save(result, out)
     if plot_path is not None:
