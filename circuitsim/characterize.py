@@ -116,7 +116,8 @@ class Settings:
 # nanoseconds, Yakopcic's published fit in ~0.1 ms, the linear ion drift set in ~1 s.
 MODEL_SCALES = {
     "vteam": {"sweep_v": 0.5, "sweep_period_s": 1e-4, "read_v": 0.01, "read_width_s": 1e-8,
-                  "pulse_set_v": (0.25, 0.3, 0.4), "pulse_reset_v": (0.3, 0.6, 1.5), "pulse_widths_s": (1e-9, 1e-8, 1e-7),
+                  "pulse_set_v": (0.25, 0.3, 0.4), "pulse_reset_v": (0.3, 0.6, 1.5),
+                  "pulse_widths_s": (1e-9, 1e-8, 1e-7),
                   "train_set_v": 0.222, "train_reset_v": 0.5, "train_width_s": 1e-8},
     "yakopcic": {"sweep_v": 1.0, "sweep_period_s": 2e-2, "read_v": 0.1, "read_width_s": 1e-5,
                      "pulse_set_v": (0.5, 0.75, 1.0), "pulse_reset_v": (0.5, 0.75, 1.0),

@@ -97,7 +97,9 @@ def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.nda
     r_node, b_node = grid, n + grid
     base = 3 * n if inner else 2 * n
     m_node = 2 * n + grid if inner else None
-    in_node, out_node, g_node = base + np.arange(rows), base + rows + np.arange(cols), base + rows + cols + np.arange(rows)
+    in_node = base + np.arange(rows)
+    out_node = base + rows + np.arange(cols)
+    g_node = base + rows + cols + np.arange(rows)
 
     # wire segments (driver/sense resistance is in series with the first/last segment)
     a = [r_node[:, :-1].ravel(), b_node[:-1, :].ravel()]

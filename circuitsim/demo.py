@@ -235,7 +235,8 @@ def _nn_accuracy(cfg: DemoConfig, worker: SpiceWorker, res: DemoResult, echo) ->
             ("float weights", net.predict(task.x), task.y),
             ("ideal crossbar (quantized, no parasitics)", nn.infer(ideal, task.x).predictions, task.y),
             (f"exact circuit (numpy engine: {circuit})", run.predictions, task.y),
-            *([("calibrated surrogate (same circuit)", surrogate.predictions, task.y)] if surrogate is not None else []),
+            *([("calibrated surrogate (same circuit)", surrogate.predictions, task.y)]
+              if surrogate is not None else []),
             ("SPICE, whole network (ngspice, same circuit)", spice.predictions, task.y[:cfg.spice_images])]:
         res.accuracy[name] = (nn.accuracy(predictions, labels), len(labels))
     res.spot_check = spot = nn.spice_spot_check(exact, task.x[:cfg.spice_images], worker)

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-
 from circuitsim.devices.access import NmosAccess
 from circuitsim.devices.selectors import Diode, SinhSelector
 from circuitsim.validate import broadcast_resistance, finite_array

@@ -31,11 +31,12 @@ def report() -> tuple[list[str], bool]:
         with SpiceWorker(timeout_s=60) as worker:
             out = worker.run(SpiceJob(deck, label="doctor deck"))
         current = -out.vectors[0]["v1#branch"][0]
-        lines.append(f"libngspice through PySpice: ngspice {out.ngspice_version}, 1 V across 1 kΩ gives {current:.3e} A")
+        lines.append(f"libngspice through PySpice: ngspice {out.ngspice_version}, "
+                     f"1 V across 1 kΩ gives {current:.3e} A")
         if out.ngspice_version != "46":
             lines.append("WARNING: ngspice 46 (with KLU) is expected; run scripts/setup.sh "
                          "(adds bookworm-backports and installs libngspice0-dev from it)")
-    except Exception as exc:  # noqa: BLE001 - doctor reports every failure
+    except Exception as exc:
         ok = False
         lines.append(f"libngspice through PySpice: FAILED: {exc}")
         lines.append("fix: apt-get install libngspice0-dev (needs libngspice.so), or set NGSPICE_LIBRARY_PATH")

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 V_FLOOR_FRACTION = 1e-3  # points with |V| below this fraction of the sweep peak carry no V/I
-MIN_SWITCH_LN = np.log(1.05)
+MIN_SWITCH_LN = np.log(1.05)  # a half-loop whose conductance changed less than 5% did not switch
 G_FLOOR_S = 1e-15  # an open device (zero current) reads as 1 PΩ, so log-conductances stay finite
-NL_LIMIT = 50.0  # |N/A| beyond this is a step, not a curve  # a half-loop whose conductance changed less than 5% did not switch
+NL_LIMIT = 50.0  # |N/A| beyond this is a step, not a curve
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,8 @@ def transfer_matrix(circuit: Circuit) -> np.ndarray:
 
 
 def _full_linear_laplacian(circuit: Circuit) -> sp.csr_matrix:
-    return _laplacian(np.concatenate([circuit.res_a, circuit.cell_hi]), np.concatenate([circuit.res_b, circuit.cell_lo]),
+    return _laplacian(np.concatenate([circuit.res_a, circuit.cell_hi]),
+                      np.concatenate([circuit.res_b, circuit.cell_lo]),
                       np.concatenate([1.0 / circuit.res_ohm, circuit.cell_g]), circuit.n_nodes)
 
 
@@ -170,7 +171,7 @@ def _solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions) -> np
         if len(free):
             lap = _full_linear_laplacian(circuit)
             lu = _factorize(lap[free][:, free], circuit)
-            v[:, free] = -lu.solve(np.ascontiguousarray((lap[free][:, circuit.fixed] @ fixed_volts.T))).T
+            v[:, free] = -lu.solve(np.ascontiguousarray(lap[free][:, circuit.fixed] @ fixed_volts.T)).T
         return v
     system = _ReducedSystem(circuit, free, opts)
     gates = gate_voltages(circuit, fixed_volts)

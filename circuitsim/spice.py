@@ -134,7 +134,7 @@ def serve(fd: int) -> None:
             conn.send(("ok", session.run(job)))
         except SpiceError as exc:
             conn.send(("error", str(exc)))
-        except Exception as exc:  # noqa: BLE001 - report anything else to the parent, keep serving
+        except Exception as exc:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 

@@ -241,8 +241,8 @@ class Store:
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown process"
             os.close(fd)
-            raise StoreLockedError(f"{self.path} is being written by another process ({holder}); two sweeps "
-                                   "cannot write one file at once: wait for it to finish or write another file")
+            raise StoreLockedError(f"{self.path} is being written by another process ({holder}); two sweeps cannot "
+                                   "write one file at once: wait for it to finish or write another file") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
         self._lock_fd = fd
@@ -356,7 +356,7 @@ class Store:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def __enter__(self) -> Store:  # noqa: PYI034
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:

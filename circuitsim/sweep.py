@@ -121,7 +121,8 @@ def _grid(axes: dict) -> list[dict]:
 def _draw(axis: str, spec, rng: np.random.Generator):
     if isinstance(spec, list):
         spec = {"choices": spec}
-    if not isinstance(spec, dict) or not ({"choices"} == set(spec) or {"low", "high"} <= set(spec) <= {"low", "high", "log"}):
+    keys = set(spec) if isinstance(spec, dict) else set()
+    if not isinstance(spec, dict) or not (keys == {"choices"} or {"low", "high"} <= keys <= {"low", "high", "log"}):
         raise ValueError(f"[axes] {axis!r}: a random axis is a list of choices, {{choices = [...]}} or "
                          "{low = ..., high = ..., log = false}")
     if "choices" in spec:
@@ -275,7 +276,7 @@ def evaluate(point: Point) -> Outcome:
             outputs, extra = _compute(point, worker)
         provenance.update(extra)
         error = None
-    except Exception as exc:  # noqa: BLE001 - a failed point is recorded, not fatal
+    except Exception as exc:
         outputs, error = {}, f"{type(exc).__name__}: {exc}"
     provenance["wall_time_s"] = time.perf_counter() - start
     return Outcome(point.key, outputs, provenance, error)
@@ -339,7 +340,7 @@ def _outcome(future, point: Point) -> Outcome:
     """The worker's outcome, or a failed one if the worker itself died."""
     try:
         return future.result()
-    except Exception as exc:  # noqa: BLE001 - e.g. a killed worker process
+    except Exception as exc:
         return Outcome(point.key, {}, {"host": socket.gethostname()}, f"worker lost: {type(exc).__name__}: {exc}")
 
 
@@ -364,7 +365,8 @@ def run_sweep(config: str | Path | dict, out: str | Path, *, workers: int | None
         outcomes = _dask_outcomes(todo, scheduler) if scheduler else _pool_outcomes(todo, min(workers, len(todo) or 1))
         inputs = {p.key: p for p in todo}
         ok = failed = 0
-        with closing(outcomes), tqdm(total=len(todo), unit="point", desc="sweep", disable=not progress or not todo) as bar:
+        with closing(outcomes), tqdm(total=len(todo), unit="point", desc="sweep",
+                                     disable=not progress or not todo) as bar:
             for outcome in outcomes:
                 store.append(outcome.key, inputs[outcome.key].inputs(), outcome.outputs, outcome.provenance,
                              outcome.error)

@@ -122,7 +122,8 @@ def test_retention_time_follows_the_law_and_arrhenius():
                  - s.window_criterion, 0, 8)
     assert f["retention_time_s"] == pytest.approx(10**law, rel=0.02)
     factor = ch.arrhenius(350.0, s)
-    hot = run("retention", retention_temperature_k=350.0, retention_times_s=tuple(np.array(s.retention_times_s) / factor))
+    hot = run("retention", retention_temperature_k=350.0,
+              retention_times_s=tuple(np.array(s.retention_times_s) / factor))
     assert hot["window"] == pytest.approx(f["window"], rel=1e-6)
     assert hot["retention_time_s"] == pytest.approx(f["retention_time_s"] / factor, rel=1e-6)
 

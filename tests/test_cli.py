@@ -39,7 +39,8 @@ def test_bad_design_file_gives_a_clear_error(tmp_path):
     design.write_text('[crossbar]\nconductance = [[1e-4]]\nr_wire = 3\n[drive]\nv_rows = [0.1]\n')
     res = run("simulate", str(design))
     assert res.returncode == 2 and "unknown keys ['r_wire']" in res.stderr
-    design.write_text('[crossbar]\nconductance = [[1e-4]]\n[selector]\ntype = "sinh\\n.control"\n[drive]\nv_rows = [0.1]\n')
+    design.write_text('[crossbar]\nconductance = [[1e-4]]\n[selector]\ntype = "sinh\\n.control"\n'
+                      '[drive]\nv_rows = [0.1]\n')
     res = run("simulate", str(design))
     assert res.returncode == 2 and "type must be one of" in res.stderr
 

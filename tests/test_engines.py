@@ -2,11 +2,11 @@
 import badcrossbar
 import numpy as np
 import pytest
+from conftest import CELL_KINDS, random_crossbar
 
 import circuitsim
-from circuitsim.solver import transfer_matrix
 from circuitsim.circuit import build_circuit
-from conftest import CELL_KINDS, random_crossbar
+from circuitsim.solver import transfer_matrix
 
 
 def _rel(a, b):

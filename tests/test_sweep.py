@@ -67,7 +67,8 @@ def test_grid_and_random_points_are_expanded_and_validated(tmp_path):
     assert [p.key for p in load_sweep(as_dict).points] == [p.key for p in grid.points]
     random_axes = ('"crossbar.r_row+crossbar.r_col" = {low = 0.5, high = 20.0, log = true}\n'
                    '"array.cols" = {low = 2, high = 6}')
-    cfg = _config(tmp_path, axes=random_axes).read_text().replace('mode = "grid"', 'mode = "random"\nsamples = 5\nseed = 3')
+    cfg = _config(tmp_path, axes=random_axes).read_text().replace('mode = "grid"',
+                                                                  'mode = "random"\nsamples = 5\nseed = 3')
     (tmp_path / "random.toml").write_text(cfg)
     first, again = load_sweep(tmp_path / "random.toml"), load_sweep(tmp_path / "random.toml")
     assert [p.key for p in first.points] == [p.key for p in again.points]  # seeded

@@ -56,7 +56,8 @@ def test_transistor_rejects_bad_size():
      "floating_rows must be a boolean array"),
     (lambda xb: circuitsim.simulate(xb, [0.1, 0.2], floating_rows=np.array([True, True]), engine="numpy"),
      ValueError, "at least one row"),
-    (lambda xb: circuitsim.simulate("not a crossbar", [0.1, 0.2], engine="numpy"), TypeError, "expected a circuitsim.Crossbar"),
+    (lambda xb: circuitsim.simulate("not a crossbar", [0.1, 0.2], engine="numpy"), TypeError,
+     "expected a circuitsim.Crossbar"),
     (lambda xb: circuitsim.netlist(xb, [[0.1, 0.2]] * 2), ValueError, "one input vector"),
 ])
 def test_drive_rejects(call, error, message):
