@@ -76,6 +76,21 @@ def test_higher_ambient_temperature_switches_faster(amplitude_v, x0, level):
     assert times[2] < 0.7 * times[0]
 
 
+def test_dc_loop_sets_and_resets_at_lower_voltages_when_hotter():
+    """The published ±2 V triangle at several ambient temperatures (what a temperature
+    characterization runs): each completes, and V_set and |V_reset| fall as t0 rises."""
+    period_s = 1e-6
+    drive = single_drive([0, period_s / 4, 3 * period_s / 4, period_s], [0, 2.0, -2.0, 0])
+    v_set, v_reset = [], []
+    for t0 in (250.0, 300.0, 400.0):
+        res = transient(StanfordPKU(t0=t0), drive, timeout_s=60)
+        v_set.append(res.voltage_v[np.argmax(res.state < 0.5)])
+        v_reset.append(res.voltage_v[np.argmax((res.time_s > period_s / 4) & (res.state > 0.5))])
+        assert res.state.min() < 0.01 and res.state[-1] > 0.99  # full SET, full RESET
+    assert 2.0 > v_set[0] > v_set[1] > v_set[2] > 1.05
+    assert -2.0 < v_reset[0] < v_reset[1] < v_reset[2] < -1.05
+
+
 def test_nothing_moves_below_the_field_threshold():
     device = StanfordPKU(x0=0.5)
     v_threshold = device.f_min * device.tox / device.gamma(device.gap(device.x0))  # γ·|V|/tox = F_min

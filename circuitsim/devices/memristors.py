@@ -315,8 +315,9 @@ class StanfordPKU(StateDevice):
             raise ValueError("StanfordPKU needs gamma0 - beta·(g_max/1 nm)^alpha > 0")
 
     def gap(self, x):
-        """Gap [m] at normalized state x (clamped to [0, 1], as in the .lib)."""
-        return self.g_min + (self.g_max - self.g_min) * clamp01(x)
+        """Gap [m] at normalized state x (not clamped, as in the .lib: the bound windows hold x
+        within [xw, 1 − xw])."""
+        return self.g_min + (self.g_max - self.g_min) * x
 
     def gamma(self, g):
         """Field enhancement factor γ [-] at gap g [m]."""
@@ -329,13 +330,18 @@ class StanfordPKU(StateDevice):
         """Filament temperature T = t0 + |V·I|·rth [K] at port voltage v [V] and state x."""
         return self.t0 + np.abs(v * self.current(v, x)) * self.rth
 
+    def _bound_window(self, d):
+        """tanh(d/xw − 1) of the distance d to a bound: 1 far from it, 0 at xw from it, restoring
+        beyond. A rest point at the bound itself would let x shrink towards 0 without end, and
+        ngspice's relative error control would shrink its time step with it."""
+        return np.tanh(d / self.xw - 1.0)
+
     def dxdt(self, v, x):
         kt_ev = KB_OVER_Q * self.temperature(v, x)
         gamma = self.gamma(self.gap(x))
         drive = np.sinh(np.clip(gamma * self.a0 / self.tox * v / kt_ev, -EXP_CLAMP, EXP_CLAMP))
         field_on = sigmoid((gamma * np.abs(v) - self.f_min * self.tox) / (gamma * self.vw))
-        window = (sigmoid(v / self.vw) * (1.0 - np.exp(np.minimum(-x / self.xw, EXP_CLAMP)))
-                  + sigmoid(-v / self.vw) * (1.0 - np.exp(np.minimum((x - 1.0) / self.xw, EXP_CLAMP))))
+        window = sigmoid(v / self.vw) * self._bound_window(x) + sigmoid(-v / self.vw) * self._bound_window(1.0 - x)
         return -self.vel0 / (self.g_max - self.g_min) * np.exp(-self.ea / kt_ev) * drive * field_on * window
 
 
