@@ -296,9 +296,13 @@ def _compute(point: Point, worker) -> tuple[dict, dict]:
     return outputs, extra
 
 
-def _exit_with_parent() -> None:
+def _init_pool_worker(single_threaded_spice: bool) -> None:
     """Pool initializer: end this worker when the sweep process dies (even by kill -9),
-    instead of waiting forever for work that will not come."""
+    instead of waiting forever for work that will not come. With several workers, their
+    ngspice runs on one OpenMP thread each: libngspice is built with OpenMP, and two workers
+    each starting two threads on a 2-core machine scaled 1.36x instead of 1.98x (measured)."""
+    if single_threaded_spice:
+        os.environ["OMP_NUM_THREADS"] = "1"  # inherited by this worker's ngspice child process
     parent = os.getppid()
 
     def watch():
@@ -314,7 +318,8 @@ def _exit_with_parent() -> None:
 def _pool_outcomes(points: list[Point], workers: int):
     import multiprocessing
 
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with_parent)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_pool_worker, initargs=(workers > 1,))
     try:
         futures = {pool.submit(evaluate, p): p for p in points}
         for future in pool_completed(futures):
