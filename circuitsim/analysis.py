@@ -40,6 +40,14 @@ def bias(shape: tuple[int, int], row: int, col: int, v: float, scheme: str) -> B
     return Bias(v_rows, v_cols, float_rows, float_cols)
 
 
+def half_selected(shape: tuple[int, int], row: int, col: int) -> np.ndarray:
+    """Mask of the cells sharing the selected cell's row or column (the cell itself excluded)."""
+    mask = np.zeros(shape, dtype=bool)
+    mask[row, :] = mask[:, col] = True
+    mask[row, col] = False
+    return mask
+
+
 def read_current(xb: Crossbar, row: int, col: int, v_read: float, scheme: str, engine: str = "numpy") -> float:
     """Current [A] into the selected column's sense node when reading cell (row, col)."""
     b = bias(xb.shape, row, col, v_read, scheme)
@@ -96,9 +104,7 @@ def write_disturb(xb: Crossbar, row: int, col: int, v_write: float, scheme: str 
     """Voltage across the selected, half-selected and unselected cells during a write."""
     b = bias(xb.shape, row, col, v_write, scheme)
     cell_v = simulate(xb, b.v_rows, engine=engine, **b.kwargs()).cell_voltages
-    half = np.zeros(xb.shape, dtype=bool)
-    half[row, :] = half[:, col] = True
-    half[row, col] = False
+    half = half_selected(xb.shape, row, col)
     rest = ~half
     rest[row, col] = False
     return WriteDisturb(cell_v, float(cell_v[row, col]), float(np.abs(cell_v[half]).max(initial=0.0)),

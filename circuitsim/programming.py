@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from circuitsim.analysis import bias
+from circuitsim.analysis import bias, half_selected
 from circuitsim.design import Crossbar
 from circuitsim.spice import SpiceWorker
 from circuitsim.transient import ArrayTransient, Drive, array_transient, pulse_times
@@ -70,7 +70,5 @@ def program_cell(xb: Crossbar, cells, row: int, col: int, v_write: float, width_
     drive = Drive(t, envelope[:, None] * b.v_rows, envelope[:, None] * b.v_cols)
     res = array_transient(xb, cells, drive, engine=engine, max_step_s=max_step_s, floating_rows=b.floating_rows,
                           floating_cols=b.floating_cols, worker=worker)
-    half = np.zeros(xb.shape, dtype=bool)
-    half[row, :] = half[:, col] = True
-    half[row, col] = False
-    return Programming(row, col, float(v_write), scheme, res.initial_state, res.state[-1], half, res)
+    return Programming(row, col, float(v_write), scheme, res.initial_state, res.state[-1],
+                       half_selected(xb.shape, row, col), res)
