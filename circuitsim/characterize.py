@@ -10,8 +10,10 @@ device j sees exactly its own V_j(t) (all on one merged time grid).
 
 Laws the models do not have are applied here, at protocol level, and recorded in the
 provenance (`LAWS`):
-- temperature: the model's rate parameters (device.rate_params) scale with an Arrhenius
-  factor exp(−Ea/kB·(1/T − 1/T_ref)); levels (ron, roff, ...) do not change.
+- temperature: a model with its own temperature (device.temperature_param, e.g. the
+  Stanford-PKU ambient t0) gets that parameter set to T and nothing else; any other model's
+  rate parameters (device.rate_params) scale with an Arrhenius factor
+  exp(−Ea/kB·(1/T − 1/T_ref)); levels (ron, roff, ...) do not change. Never both.
 - retention: at rest the normalized state relaxes towards x_rest as a power law,
   x(t) = x_rest + (x_p − x_rest)·(1 + t/τ)^(−ν), τ = τ0·exp(Ea/kB·(1/T − 1/T_ref));
   each relaxed state is read in the simulator.
@@ -39,6 +41,7 @@ EDGE_FRACTION = 0.02  # pulse edges are this fraction of the pulse width
 START_MARGIN = 0.05  # programmed start states sit this far inside [0, 1]
 LAWS = {
     "temperature": "rate parameters × exp(−Ea/kB·(1/T − 1/T_ref)); level parameters unchanged",
+    "temperature_own": "the model's own temperature parameter {param} set to T; no protocol scaling",
     "retention": "x(t) = x_rest + (x_p − x_rest)·(1 + t/τ)^(−ν), τ = τ0·exp(Ea/kB·(1/T − 1/T_ref))",
     "endurance": "ln(roff/ron)(n) = ln(roff/ron)·(1 + n/n_c)^(−κ), geometric mean sqrt(ron·roff) kept",
 }
@@ -113,7 +116,8 @@ class Settings:
 
 
 # Voltage and time scales of each model's switching (its defaults): VTEAM switches in
-# nanoseconds, Yakopcic's published fit in ~0.1 ms, the linear ion drift set in ~1 s.
+# nanoseconds, Yakopcic's published fit in ~0.1 ms, the linear ion drift set in ~1 s, the
+# Stanford-PKU RRAM in ~1-50 ns above ~1.1 V (its published ±2 V, 1 µs loop and pulses).
 MODEL_SCALES = {
     "vteam": {"sweep_v": 0.5, "sweep_period_s": 1e-4, "read_v": 0.01, "read_width_s": 1e-8,
                   "pulse_set_v": (0.25, 0.3, 0.4), "pulse_reset_v": (0.3, 0.6, 1.5),
@@ -131,6 +135,10 @@ MODEL_SCALES = {
                          "pulse_set_v": (0.5, 1.0), "pulse_reset_v": (0.5, 1.0),
                          "pulse_widths_s": (0.1, 2.0),
                          "train_set_v": 1.0, "train_reset_v": 1.0, "train_width_s": 0.05},
+    "stanford_pku": {"sweep_v": 2.0, "sweep_period_s": 1e-6, "read_v": 0.1, "read_width_s": 1e-8,
+                     "pulse_set_v": (1.4, 1.6, 1.8), "pulse_reset_v": (1.1, 1.2, 1.3),
+                     "pulse_widths_s": (1e-8, 1e-7),
+                     "train_set_v": 1.4, "train_reset_v": 1.3, "train_width_s": 1e-8},
 }
 
 
@@ -241,6 +249,8 @@ class Waves:
 def run(devices: list[StateDevice], stimuli: list[Stimulus], engine: str, max_step_s: float) -> Waves:
     """Run each device with its own stimulus in one transient (see the module docstring)."""
     grid = np.unique(np.concatenate([s.time_s for s in stimuli]))
+    if engine == "numpy":  # the twin steps at most one PWL segment: split them (same waveform) to ngspice's cap
+        grid = _split_segments(grid, max_step_s)
     volts = np.stack([np.interp(grid, s.time_s, s.volts, right=0.0) for s in stimuli], axis=1)
     drive = Drive(grid, np.zeros((len(grid), 1)), -volts)
     extra = [s.read_times_s for s in stimuli if s.reads] + [f for s in stimuli for f in np.ravel(s.flats)]
@@ -253,6 +263,13 @@ def run(devices: list[StateDevice], stimuli: list[Stimulus], engine: str, max_st
                           t_eval=t_eval if engine == "numpy" else None)
     return Waves(res.time_s, res.device_voltages[:, 0, :], res.cell_currents[:, 0, :], res.state[:, 0, :],
                  res.provenance)
+
+
+def _split_segments(time_s: np.ndarray, longest_s: float) -> np.ndarray:
+    """time_s with every segment longer than longest_s split evenly (no sliver segments)."""
+    pieces = np.maximum(np.ceil(np.diff(time_s) / longest_s).astype(int), 1)
+    inner = [np.linspace(a, b, n, endpoint=False) for a, b, n in zip(time_s[:-1], time_s[1:], pieces)]
+    return np.append(np.concatenate(inner), time_s[-1])
 
 
 def _step(shortest_s: float) -> float:
@@ -402,7 +419,10 @@ def arrhenius(temperature_k: float, s: Settings) -> float:
 
 
 def at_temperature(device: StateDevice, temperature_k: float, s: Settings) -> StateDevice:
-    """The device at temperature_k under the temperature law (LAWS['temperature'])."""
+    """The device at temperature_k: its own temperature parameter set to it if it has one
+    (LAWS['temperature_own']), else the protocol's law (LAWS['temperature']), never both."""
+    if device.temperature_param:
+        return dataclasses.replace(device, **{device.temperature_param: temperature_k})
     if not device.rate_params:
         raise ValueError(f"{type(device).__name__} declares no rate parameters, so it has no temperature law")
     factor = arrhenius(temperature_k, s)
@@ -415,8 +435,9 @@ def temperature(device: StateDevice, s: Settings, engine: str = "spice"):
     devices = [at_temperature(device, t, s) for t in temps]
     stim = triangle(s.sweep_v, s.sweep_period_s, s.loop_cycles)
     waves = run(devices, [stim] * len(devices), engine, s.sweep_period_s / 2000)
-    figures = {"temperatures_k": temps, "rate_factor": np.array([arrhenius(t, s) for t in temps]),
-               **_loop_figure_arrays(waves, s, (s.loop_cycles - 1) * s.sweep_period_s)}
+    figures = {"temperatures_k": temps, **_loop_figure_arrays(waves, s, (s.loop_cycles - 1) * s.sweep_period_s)}
+    if not device.temperature_param:
+        figures["rate_factor"] = np.array([arrhenius(t, s) for t in temps])
     return figures, _all_waves(waves), [_runinfo(waves)]
 
 
@@ -485,6 +506,14 @@ PROTOCOL_LAWS = {"temperature": ("temperature",), "retention": ("retention", "te
                  "endurance": ("endurance",)}
 
 
+def laws(protocol: str, device: StateDevice) -> dict[str, str]:
+    """The laws a protocol applied to the device, as written into the provenance."""
+    out = {k: LAWS[k] for k in PROTOCOL_LAWS.get(protocol, ())}
+    if protocol == "temperature" and device.temperature_param:
+        out["temperature"] = LAWS["temperature_own"].format(param=device.temperature_param)
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class Characterization:
     """One protocol's dataset: what was run (protocol, model, engine, params, settings), the
@@ -523,7 +552,7 @@ def characterize(protocol: str, model: str, params: dict | None = None, *, engin
                   "seed": s.seed, "device_type": type(device).__name__,
                   "netlist_sha256": [r["netlist_sha256"] for r in runs if "netlist_sha256" in r],
                   "ngspice_version": next((r["ngspice_version"] for r in runs if "ngspice_version" in r), ""),
-                  "laws": {k: LAWS[k] for k in PROTOCOL_LAWS.get(protocol, ())}}
+                  "laws": laws(protocol, device)}
     return Characterization(protocol, model, engine, device.spice_params(), s.as_dict(), figures, waveforms,
                             provenance)
 

@@ -83,9 +83,11 @@ def loop_figures(v, i, v_read: float, switch_fraction: float = 0.5) -> LoopFigur
         g_back = max(_branch_read(v, i, idx[peak:], v_read) / v_read, G_FLOOR_S)
         change = np.log(g_back / g_out)
         keep = idx[np.abs(v[idx]) >= floor]
-        ln_g = np.log(np.maximum(np.abs(i[keep] / v[keep]), G_FLOOR_S))
-        level = np.log(g_out) + switch_fraction * change
-        signed = (ln_g - level) * np.sign(change)
+        back = idx[peak:][np.argsort(np.abs(v[idx[peak:]]))]
+        i_back = np.interp(np.abs(v[keep]), np.abs(v[back]), np.abs(i[back]))  # the switched state's I-V
+        ln_rel = np.log(np.maximum(np.abs(i[keep]), G_FLOOR_S * floor) / np.maximum(i_back, G_FLOOR_S * floor))
+        level = -(1.0 - switch_fraction) * change
+        signed = (ln_rel - level) * np.sign(change)
         crossed = first_rise(np.arange(len(keep), dtype=float), signed, 0.0)
         on_curve = np.interp(crossed, np.arange(len(keep)), v[keep]) if np.isfinite(crossed) else np.nan
         switch_v.append(float(on_curve) if abs(change) >= MIN_SWITCH_LN else float("nan"))
@@ -111,8 +113,9 @@ def switching_time(t, v, i, t_start_s: float, t_end_s: float, g_from_s: float, g
     not get there before t_end_s."""
     t, v, i = (np.asarray(a, dtype=float) for a in (t, v, i))
     inside = (t >= t_start_s) & (t <= t_end_s)
-    level = np.log(g_from_s) + fraction * np.log(g_to_s / g_from_s)
-    signed = (np.log(np.abs(i[inside] / v[inside])) - level) * np.sign(np.log(g_to_s / g_from_s))
+    ln_g = np.log(np.abs(i[inside] / v[inside]))
+    level = ln_g[0] + fraction * np.log(g_to_s / g_from_s)  # from the flat top's own I/V: a sinh I-V is no switch
+    signed = (ln_g - level) * np.sign(np.log(g_to_s / g_from_s))
     return first_rise(t[inside], signed, 0.0) - t_start_s
 
 

@@ -255,6 +255,7 @@ def _numpy(circuit: Circuit, cells, drive: Drive, t_eval):
     max_step_s = np.diff(drive.time_s).min()  # never step over a feature of the drive; LSODA controls the error
     x0 = np.array([d.x0 for d in cells])
     t_eval = np.linspace(0, drive.duration_s, 2001) if t_eval is None else np.asarray(t_eval, dtype=float)
+    t_eval = np.clip(t_eval, 0.0, drive.duration_s)  # e.g. ngspice's last time point, a rounding error past the end
     sol = solve_ivp(nodal.rate, (0.0, drive.duration_s), x0, method="LSODA", t_eval=t_eval,
                     max_step=max_step_s, rtol=1e-7, atol=1e-9)
     if not sol.success:

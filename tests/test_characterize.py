@@ -164,3 +164,29 @@ def test_cli_refuses_bad_input_before_writing(tmp_path, bad):
         args += bad
     assert main(args) == 2
     assert not out.exists()
+
+
+def test_stanford_pku_temperature_steps_its_own_t0():
+    """The model has its own temperature (t0, Arrhenius rates, Joule heating): the protocol sets
+    t0 and applies no law of its own. V_set and |V_reset| fall as it warms, as measured on the
+    model directly (±2 V, 1 µs loop from x0 = 0.9: 1.727/1.641/1.490 V, −1.517/−1.460/−1.341 V)."""
+    settings = {"temperatures_k": (250.0, 300.0, 400.0), "loop_cycles": 1}
+    res = ch.characterize("temperature", "stanford_pku", **settings)
+    f = res.figures
+    assert f["v_set_v"] == pytest.approx([1.727, 1.641, 1.490], abs=0.01)
+    assert f["v_reset_v"] == pytest.approx([-1.517, -1.460, -1.341], abs=0.01)
+    assert "rate_factor" not in f and "t0" in res.provenance["laws"]["temperature"]
+    assert f["on_off_ratio"] == pytest.approx(np.exp((1.7e-9 - 0.2e-9) * (1 - 2 * 1e-4) / 0.25e-9), rel=0.01)
+    twin = run("temperature", "stanford_pku", engine="numpy", **settings)
+    for name in ("v_set_v", "v_reset_v", "r_on_ohm", "r_off_ohm"):
+        assert twin[name] == pytest.approx(f[name], rel=0.005), name
+
+
+def test_stanford_pku_runs_the_protocols_at_its_own_scales():
+    loop = run("loop", "stanford_pku", loop_cycles=1)
+    assert loop["set_polarity"] == 1 and loop["on_off_ratio"] > 100
+    pulse = run("pulse", "stanford_pku", pulse_set_v=(1.6, 1.8), pulse_reset_v=(1.3,), pulse_widths_s=(1e-7,))
+    assert 1e-9 < pulse["t_switch_set_s"][1] < pulse["t_switch_set_s"][0] < 1e-7  # faster at higher voltage
+    assert pulse["r_after_reset_ohm"][0, 0] > 10 * pulse["r_lrs_start_ohm"]
+    with pytest.raises(ValueError, match="ron/roff"):
+        run("endurance", "stanford_pku")

@@ -35,13 +35,15 @@ class StateDevice:
 
     Subclasses are frozen dataclasses; `_positive` names fields that must be > 0;
     `bound_params` set the ON/OFF levels and `rate_params` the switching speed (what
-    circuitsim.variability spreads device-to-device and cycle-to-cycle).
+    circuitsim.variability spreads device-to-device and cycle-to-cycle); `temperature_param`
+    names the field that holds the device's own temperature [K], if the model has one.
     """
 
     spice_lib: ClassVar[str] = "memristors"
     spice_subckt: ClassVar[str]
     bound_params: ClassVar[tuple[str, ...]] = ()
     rate_params: ClassVar[tuple[str, ...]] = ()
+    temperature_param: ClassVar[str | None] = None
     _positive: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self):
@@ -305,6 +307,7 @@ class StanfordPKU(StateDevice):
     spice_subckt = "stanford_pku"
     bound_params = ("g_min", "g_max")
     rate_params = ("vel0",)
+    temperature_param = "t0"
     _positive = ("i0", "g0", "v0", "vel0", "alpha", "ea", "a0", "tox", "f_min", "rth", "t0", "g_min", "g_max",
                  "vw", "xw")
 
