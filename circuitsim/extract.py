@@ -65,9 +65,11 @@ def loop_figures(v, i, v_read: float, switch_fraction: float = 0.5) -> LoopFigur
     """Figures of one full I-V loop (0 → +peak → 0 → −peak → 0, either order of halves).
 
     In each half, R is read at |V| = v_read on the outgoing and on the returning branch; the
-    half that raised the conductance is the SET half. Its switching voltage is where ln(I/V),
-    followed in time, first covers `switch_fraction` of its change between those two reads
-    (for a slow sweep of a threshold device this tends to the threshold). R_on is the read on
+    half that raised the conductance is the SET half. Its switching voltage is where ln|I|
+    relative to the return branch at the same |V| (the switched state's own I-V, so a
+    nonlinear sinh I-V does not count as switching), followed in time, first covers
+    `switch_fraction` of its change between those two reads (for a slow sweep of a
+    threshold device this tends to the threshold). R_on is the read on
     the return branch of the SET half, R_off that of the RESET half.
     """
     v, i = np.asarray(v, dtype=float), np.asarray(i, dtype=float)
