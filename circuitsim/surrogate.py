@@ -236,7 +236,7 @@ def load_default() -> Calibration:
     """The calibration shipped in data/ (see README, "## Surrogate", for how it is made)."""
     if not DEFAULT_CALIBRATION.exists():
         raise FileNotFoundError(f"default calibration {DEFAULT_CALIBRATION} is missing; "
-                                "remake it with scripts/make_default_calibration.py")
+                                "remake it with the sweep and calibrate commands in README.md, \"## Surrogate\"")
     return load(DEFAULT_CALIBRATION)
 
 
