@@ -28,13 +28,30 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
-def _cmd_netlist(args) -> int:
+def design_netlist(design: str | Path) -> str:
+    """The SPICE deck `circuitsim simulate` runs for a TOML design's first input vector."""
     from circuitsim.config import load_design
     from circuitsim.engines import netlist
 
-    xb, drive = load_design(args.design)
+    xb, drive = load_design(design)
     v_rows = np.atleast_2d(drive.pop("v_rows"))[0]
-    print(netlist(xb, v_rows, **{k: (np.atleast_2d(v)[0]) for k, v in drive.items()}), end="")
+    return netlist(xb, v_rows, **{k: (np.atleast_2d(v)[0]) for k, v in drive.items()})
+
+
+def _cmd_netlist(args) -> int:
+    from circuitsim.netlist import relative_includes
+
+    if args.out is None:
+        print(design_netlist(args.design), end="")
+        return 0
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: folder {out.parent} does not exist")
+    deck = relative_includes(design_netlist(args.design), out.parent)
+    partial = out.with_name(f".{out.name}.partial")
+    partial.write_text(deck)
+    partial.replace(out)  # a reader never sees half a deck
+    print(f"wrote {out} (run it with: ngspice {out})")
     return 0
 
 
@@ -107,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_simulate)
     p = sub.add_parser("netlist", help="print the SPICE deck of a design (first input vector)")
     p.add_argument("design")
+    p.add_argument("--out", help="write the deck to this file instead, its .include paths relative to it")
     p.set_defaults(func=_cmd_netlist)
     p = sub.add_parser("doctor", help="check ngspice, PySpice and the Python packages")
     p.set_defaults(func=_cmd_doctor)
@@ -123,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="compute the points that failed before again")
     p.set_defaults(func=_cmd_sweep)
     p = sub.add_parser("calibrate", help="fit the surrogate to the SPICE points of an HDF5 store (README: Surrogate)")
-    p.add_argument("data", help="results store with calibration points (scripts/calibration_data.py)")
+    p.add_argument("data", help="results store with SPICE calibration points (README: Surrogate)")
     p.add_argument("--out", required=True, help="calibration file to write (.h5)")
     p.add_argument("--plot", help="held-out parity plot (.png; default: next to --out)")
     p.add_argument("--holdout", type=float, default=0.25, help="fraction of designs held out (default 0.25)")

@@ -1,7 +1,10 @@
 """Circuit -> SPICE deck text. Only validated names and finite numbers reach the deck."""
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -10,6 +13,7 @@ from circuitsim.circuit import Circuit
 from circuitsim.devices.library import lib_path
 
 SOURCE_PREFIX = ("Vin", "Vout", "Vg")  # by Circuit.fixed_kind: row driver, column sense, gate
+INCLUDE_LINE = re.compile(r'^\.include "(?P<path>[^"\n]+)"$', re.MULTILINE)
 
 
 def source_names(circuit: Circuit) -> list[str]:
@@ -76,3 +80,14 @@ def render(circuit: Circuit, fixed_volts: np.ndarray, analysis: str = ".op", *,
                 for k, (d, s, row) in enumerate(zip(circuit.tr_d, circuit.tr_s, circuit.tr_row))]
     out += [analysis, ".end", ""]
     return "\n".join(out)
+
+
+def relative_includes(deck: str, deck_dir: str | Path) -> str:
+    """The deck with its .include paths relative to `deck_dir`, the folder the deck is saved in.
+
+    ngspice resolves a relative .include against the folder of the deck file, so a saved deck
+    keeps working when the repository moves; render() writes absolute paths because a deck
+    fed to the shared library has no folder of its own.
+    """
+    base = Path(deck_dir).resolve()
+    return INCLUDE_LINE.sub(lambda m: f'.include "{Path(os.path.relpath(m["path"], base)).as_posix()}"', deck)
