@@ -109,7 +109,7 @@ def gate_voltages(circuit: Circuit, fixed_volts: np.ndarray) -> np.ndarray | Non
     return per_row[:, circuit.tr_row]
 
 
-def _inner_current(circuit: Circuit, v_m, v_b, gate_v):
+def inner_current(circuit: Circuit, v_m, v_b, gate_v):
     """Current from the inner node to the column wire through the selector or transistor,
     with its derivatives with respect to v_m and v_b."""
     xb = circuit.xb
@@ -130,7 +130,7 @@ def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions = Newton
     lo, hi = np.minimum(v_r, v_b), np.maximum(v_r, v_b)
     v_m = 0.5 * (lo + hi) if v_m is None else np.clip(v_m, lo, hi)
     for _ in range(opts.cell_iter):
-        f, f_m, _ = _inner_current(circuit, v_m, v_b, gate_v)
+        f, f_m, _ = inner_current(circuit, v_m, v_b, gate_v)
         resid = g * (v_r - v_m) - f
         # shrink the bracket with the sign of the residual (decreasing in v_m)
         lo = np.where(resid > 0, v_m, lo)
@@ -142,7 +142,7 @@ def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions = Newton
         if largest < 1e-14 + 1e-14 * np.max(np.abs(hi), initial=0.0):
             break
     v_m = np.where(g > 0, v_m, v_b)
-    f, f_m, f_b = _inner_current(circuit, v_m, v_b, gate_v)
+    f, f_m, f_b = inner_current(circuit, v_m, v_b, gate_v)
     denom = g + f_m
     return v_m, g * (v_r - v_m), g * f_m / denom, g * f_b / denom
 
@@ -270,5 +270,5 @@ def leaving_currents(circuit: Circuit, v: np.ndarray, gates) -> np.ndarray:
     out = v @ _full_linear_laplacian(circuit)  # wires and linear cell devices; symmetric
     if not is_linear(circuit):
         m, b = circuit.inner_node.ravel(), circuit.col_node.ravel()
-        out += _inner_current(circuit, v[:, m], v[:, b], gates)[0] @ _incidence(m, b, circuit.n_nodes)
+        out += inner_current(circuit, v[:, m], v[:, b], gates)[0] @ _incidence(m, b, circuit.n_nodes)
     return out

@@ -3,9 +3,10 @@
 engine="spice" renders the crossbar (circuit.build_circuit + netlist.render, cells as device
 subckt instances, sources as PWL) with `.ic` states and `.tran`, and runs it through spice.run_job;
 engine="numpy" integrates the twins' dx/dt with scipy's LSODA (implicit BDF once stiff), solving the
-array's nodal equations (dense Newton, cells stamped with I and dI/dV at their state) at
-every evaluation. A single device is the 1×1 array without wires, so both paths are one.
-Every drive is piecewise linear (a `Drive`), so both engines see exactly the same stimulus.
+array's nodal equations (dense Newton, cells stamped with I and dI/dV at their state, selectors and
+access transistors with the solver's own inner-node current) at every evaluation. A single device
+is the 1×1 array without wires, so both paths are one. Every drive is piecewise linear (a `Drive`),
+gates of 1T1R arrays included, so both engines see exactly the same stimulus.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from circuitsim.circuit import Circuit, build_circuit
 from circuitsim.design import Crossbar
 from circuitsim.devices.memristors import StateDevice
 from circuitsim.netlist import number, render
+from circuitsim.solver import gate_voltages, inner_current
 from circuitsim.spice import SpiceJob, SpiceWorker, run_job
 from circuitsim.validate import finite_array, line_mask
 
@@ -35,17 +37,21 @@ NEWTON_MAX_ITER = 100
 @dataclass(frozen=True, eq=False)
 class Drive:
     """Piecewise-linear line voltages: time_s (n,) strictly increasing from 0 [s];
-    v_rows (n, rows) and v_cols (n, cols) [V] at those times (held after the last one)."""
+    v_rows (n, rows) and v_cols (n, cols) [V] at those times (held after the last one);
+    v_gates (n, rows) [V]: the gate of each row of a 1T1R array (None: every gate held at the
+    transistor's v_gate_on, as in circuitsim.simulate; only 1T1R arrays take gate waveforms)."""
 
     time_s: np.ndarray
     v_rows: np.ndarray
     v_cols: np.ndarray
+    v_gates: np.ndarray | None = None
 
     def __post_init__(self):
         t = finite_array("Drive.time_s", self.time_s)
         if t.ndim != 1 or len(t) < 2 or t[0] != 0 or np.any(np.diff(t) <= 0):
             raise ValueError("Drive.time_s must be 1-D, start at 0 and strictly increase (>= 2 points)")
-        for name in ("v_rows", "v_cols"):
+        lines = ("v_rows", "v_cols") if self.v_gates is None else ("v_rows", "v_cols", "v_gates")
+        for name in lines:
             v = finite_array(f"Drive.{name}", getattr(self, name))
             if v.ndim != 2 or v.shape[0] != len(t):
                 raise ValueError(f"Drive.{name} must have shape ({len(t)}, lines), got {v.shape}")
@@ -139,13 +145,21 @@ def _pwl(time_s: np.ndarray, volts: np.ndarray) -> str:
     return "PWL(" + " ".join(f"{number(t)} {number(v)}" for t, v in zip(time_s, volts)) + ")"
 
 
-def _source_columns(circuit: Circuit, drive: Drive) -> np.ndarray:
-    """(n_times, n_fixed) source voltages over the drive's time points."""
-    return circuit.fixed_voltages(drive.v_rows, drive.v_cols, np.zeros_like(drive.v_rows))
+def _gate_waveforms(xb: Crossbar, drive: Drive) -> np.ndarray:
+    """(n_times, rows) gate voltages [V]: the drive's, or the transistor's v_gate_on on every gate
+    (zeros without transistors: no source uses them)."""
+    rows = xb.shape[0]
+    if drive.v_gates is None:
+        return np.full(drive.v_rows.shape, xb.transistor.v_gate_on if xb.transistor is not None else 0.0)
+    if xb.transistor is None:
+        raise ValueError(f"gate waveforms (Drive.v_gates) apply only to 1T1R arrays, this one is {xb.cell_type}")
+    if drive.v_gates.shape[1] != rows:
+        raise ValueError(f"the drive has {drive.v_gates.shape[1]} gate lines, the array {rows} rows (one gate per row)")
+    return drive.v_gates
 
 
-def _spice(circuit: Circuit, cells, drive: Drive, max_step_s: float, worker, timeout_s):
-    volts = _source_columns(circuit, drive)
+def _spice(circuit: Circuit, cells, drive: Drive, volts: np.ndarray, max_step_s: float, worker, timeout_s):
+    """volts: (n_times, n_fixed) source voltages at the drive's time points."""
     waveforms = [_pwl(drive.time_s, volts[:, k]) for k in range(volts.shape[1])]
     rows, cols = circuit.xb.shape
     tags = [f"xc{k // cols}_{k % cols}" for k in range(rows * cols)]
@@ -182,14 +196,14 @@ class _NodalCells:
     nodes, warm-started from the previous time point.
     """
 
-    def __init__(self, circuit: Circuit, cells: list[StateDevice], drive: Drive):
+    def __init__(self, circuit: Circuit, cells: list[StateDevice], drive: Drive, sources: np.ndarray):
         self.circuit, self.drive = circuit, drive
         self.has_cell = circuit.cell_g > 0
         groups: dict[StateDevice, list[int]] = {}  # devices differing only in x0 share one evaluation
         for k, device in enumerate(cells):
             groups.setdefault(device.with_state(0.5), []).append(k)
         self.groups = {d: np.array(ks) for d, ks in groups.items()}
-        self.sources = _source_columns(circuit, drive)
+        self.sources = sources
         n = circuit.n_nodes
         self.free = np.setdiff1d(np.arange(n), circuit.fixed)
         self.wires = np.zeros((n, n))
@@ -214,9 +228,11 @@ class _NodalCells:
             v_dev = v[c.cell_hi] - v[c.cell_lo]
             _stamp(jac, resid, c.cell_hi, c.cell_lo, self.cell_eval("slope", v_dev, x),
                    self.cell_eval("current", v_dev, x))
-            if c.xb.selector is not None:
-                i_sel, g_sel = c.xb.selector.current(v[c.sel_a] - v[c.sel_b])
-                _stamp(jac, resid, c.sel_a, c.sel_b, g_sel, i_sel)
+            if c.inner_node is not None:  # selector or access transistor: inner node -> column wire
+                inner, col = c.inner_node.ravel(), c.col_node.ravel()
+                gates = gate_voltages(c, v[None, c.fixed])
+                i_in, di_dinner, di_dcol = inner_current(c, v[inner], v[col], None if gates is None else gates[0])
+                _stamp(jac, resid, inner, col, di_dinner, i_in, di_dcol)
             try:
                 step = np.linalg.solve(jac[np.ix_(free, free)], -resid[free])
             except np.linalg.LinAlgError:
@@ -238,20 +254,23 @@ class _NodalCells:
         return self.cell_eval("dxdt", v[self.circuit.cell_hi] - v[self.circuit.cell_lo], x)
 
 
-def _stamp(jac: np.ndarray, resid: np.ndarray | None, a: np.ndarray, b: np.ndarray, g: np.ndarray,
-           i: np.ndarray | None = None) -> None:
-    """Add two-terminal branches a -> b with slope g [S] (and current i [A]) to the nodal system."""
-    np.add.at(jac, (a, a), g)
-    np.add.at(jac, (b, b), g)
-    np.add.at(jac, (a, b), -g)
-    np.add.at(jac, (b, a), -g)
+def _stamp(jac: np.ndarray, resid: np.ndarray | None, a: np.ndarray, b: np.ndarray, di_da: np.ndarray,
+           i: np.ndarray | None = None, di_db: np.ndarray | None = None) -> None:
+    """Add branches a -> b carrying current i [A] to the nodal system, with the current's
+    derivatives di_da, di_db [S] with respect to v_a and v_b (a two-terminal element: di_db = −di_da;
+    a transistor with a fixed gate: both its own)."""
+    di_db = -di_da if di_db is None else di_db
+    np.add.at(jac, (a, a), di_da)
+    np.add.at(jac, (a, b), di_db)
+    np.add.at(jac, (b, a), -di_da)
+    np.add.at(jac, (b, b), -di_db)
     if resid is not None:
         np.add.at(resid, a, i)
         np.add.at(resid, b, -i)
 
 
-def _numpy(circuit: Circuit, cells, drive: Drive, t_eval):
-    nodal = _NodalCells(circuit, cells, drive)
+def _numpy(circuit: Circuit, cells, drive: Drive, sources: np.ndarray, t_eval):
+    nodal = _NodalCells(circuit, cells, drive, sources)
     max_step_s = np.diff(drive.time_s).min()  # never step over a feature of the drive; LSODA controls the error
     x0 = np.array([d.x0 for d in cells])
     t_eval = np.linspace(0, drive.duration_s, 2001) if t_eval is None else np.asarray(t_eval, dtype=float)
@@ -273,9 +292,10 @@ def array_transient(xb: Crossbar, cells, drive: Drive, *, engine: str = "spice",
                     timeout_s: float | None = None) -> ArrayTransient:
     """Transient of a crossbar whose cells are stateful devices.
 
-    xb gives the wiring and the selector; its conductance only marks open cells (0).
-    cells: one device (circuitsim.devices.memristors) for every cell, or a (rows, cols) array
-    of them (each starts at its own x0). drive: PWL line voltages. max_step_s: ngspice's
+    xb gives the wiring and the selector or access transistor; its conductance only marks open
+    cells (0). cells: one device (circuitsim.devices.memristors) for every cell, or a (rows, cols)
+    array of them (each starts at its own x0). drive: PWL line voltages, and gate voltages for
+    1T1R arrays (default: every gate at the transistor's v_gate_on). max_step_s: ngspice's
     largest time step [s] (default duration/2000; the numpy engine steps at most one drive
     segment and controls its own error); t_eval: output times of the numpy engine (default
     2001 uniform points; spice returns its own time points).
@@ -284,23 +304,24 @@ def array_transient(xb: Crossbar, cells, drive: Drive, *, engine: str = "spice",
         raise ValueError(f"unknown transient engine {engine!r}; choose one of {ENGINES}")
     if not isinstance(xb, Crossbar) or not isinstance(drive, Drive):
         raise TypeError("array_transient takes a Crossbar and a Drive")
-    if xb.transistor is not None:
-        raise ValueError("array transients support 1R and 1S1R cells (no gate waveforms yet)")
     rows, cols = xb.shape
     if drive.v_rows.shape[1] != rows or drive.v_cols.shape[1] != cols:
         raise ValueError(f"the drive has {drive.v_rows.shape[1]} rows and {drive.v_cols.shape[1]} columns, "
                          f"the array {rows}x{cols}")
+    gates = _gate_waveforms(xb, drive)
     device_list = _cells(cells, xb)
     step = drive.duration_s / 2000 if max_step_s is None else float(max_step_s)
     if not 0 < step <= drive.duration_s:
         raise ValueError(f"max_step_s must be in (0, duration], got {step:g}")
     circuit = build_circuit(xb, line_mask("floating_rows", floating_rows, rows),
                             line_mask("floating_cols", floating_cols, cols))
+    sources = circuit.fixed_voltages(drive.v_rows, drive.v_cols, gates)
     start = time.perf_counter()
     if engine == "spice":
-        t, cell_v, dev_v, current, state, extra = _spice(circuit, device_list, drive, step, worker, timeout_s)
+        t, cell_v, dev_v, current, state, extra = _spice(circuit, device_list, drive, sources, step, worker,
+                                                         timeout_s)
     else:
-        t, cell_v, dev_v, current, state, extra = _numpy(circuit, device_list, drive, t_eval)
+        t, cell_v, dev_v, current, state, extra = _numpy(circuit, device_list, drive, sources, t_eval)
     grid = (len(t), rows, cols)
     provenance = {"engine": engine, "circuitsim_version": __version__, "wall_time_s": time.perf_counter() - start,
                   "max_step_s": step, "cells": [{"type": type(d).__name__, **d.spice_params()} for d in device_list],

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import circuitsim
-from circuitsim.devices import VTEAM, Diode, SinhSelector, ThresholdSwitch, Yakopcic
+from circuitsim.devices import VTEAM, Diode, NmosAccess, SinhSelector, ThresholdSwitch, Yakopcic
 from circuitsim.transient import (
     Drive,
     array_transient,
@@ -35,14 +35,40 @@ def test_array_transient_spice_and_numpy_agree(rng, selector):
     t, envelope = pulse_times([1.2, -1.2], 2e-4, 5e-4, 1e-5)
     drive = Drive(t, envelope[:, None] * [1.0, 0.5], envelope[:, None] * [0.0, 0.5, 0.5])
     cells = np.array([[Yakopcic(x0=x) for x in row] for row in rng.uniform(0.1, 0.9, (2, 3))])
+    spice = assert_engines_agree(xb, cells, drive)
+    assert np.ptp(spice.state[:, 0, 0]) > 0.05  # the selected cell switched
+
+
+def test_1t1r_array_transient_with_gate_waveforms_spice_and_numpy_agree(rng):
+    """Row 0 (gate ramps up to 1.2 V, stays on) gets a SET then a RESET pulse; row 1 (gate at 1 V
+    for its first pulse, then 0 V) gets two SET pulses and is cut off in the second one."""
+    xb = circuitsim.Crossbar(conductance=np.ones((2, 3)), r_row=rng.uniform(1, 5, (2, 3)), r_col=5.0,
+                             transistor=NmosAccess())
+    t, set_reset = pulse_times([1.5, -1.5], 2e-4, 5e-4, 1e-5)
+    v_rows = np.stack([set_reset, 0.5 * np.abs(set_reset)], axis=1)
+    v_cols = 0.5 * np.abs(set_reset)[:, None] * [0.0, 1.0, 1.0]
+    gates = np.stack([np.interp(t, [0, 1e-5, 1e-3], [0, 1.2, 1.2]), np.where(t < 5e-4, 1.0, 0.0)], axis=1)
+    cells = np.array([[Yakopcic(x0=x) for x in row] for row in rng.uniform(0.02, 0.3, (2, 3))])
+    spice = assert_engines_agree(xb, cells, Drive(t, v_rows, v_cols, gates))
+    set_end, reset_end = np.searchsorted(spice.time_s, [5e-4, 1e-3]) - 1
+    assert spice.state[set_end, 0, 0] - spice.state[0, 0, 0] > 0.02  # SET through the on transistor
+    assert spice.state[set_end, 1, 0] - spice.state[0, 1, 0] > 0.02  # row 1's gate on: SET
+    assert spice.state[reset_end, 0, 0] < spice.state[set_end, 0, 0] - 0.02  # row 0 RESETs
+    assert np.abs(spice.cell_currents[set_end + 1:, 1]).max() < 1e-9  # row 1's gate off: cut off
+    np.testing.assert_allclose(spice.state[reset_end, 1], spice.state[set_end, 1], atol=1e-9)
+
+
+def assert_engines_agree(xb, cells, drive):
+    """SPICE and the numpy twin on one array transient: state within 1e-3 (of the [0, 1] range),
+    currents within 1% of the peak, cell voltages within 1 mV. Returns the SPICE run."""
     spice = array_transient(xb, cells, drive, engine="spice")
     exact = array_transient(xb, cells, drive, engine="numpy", t_eval=spice.time_s)
-    assert np.ptp(spice.state[:, 0, 0]) > 0.05  # the selected cell switched
     np.testing.assert_allclose(exact.state, spice.state, atol=1e-3)
     peak = np.abs(spice.cell_currents).max()
     np.testing.assert_allclose(exact.cell_currents, spice.cell_currents, atol=0.01 * peak)
     np.testing.assert_allclose(exact.cell_voltages, spice.cell_voltages, atol=1e-3)
     np.testing.assert_array_equal(spice.initial_state, [[c.x0 for c in row] for row in cells])
+    return spice
 
 
 def test_open_cells_carry_no_current():
@@ -73,6 +99,14 @@ def test_transient_records_provenance():
      ValueError, "rows"),
     (lambda: array_transient(circuitsim.Crossbar(conductance=np.ones((1, 2))), [VTEAM()],
                              Drive([0, 1], [[0], [1]], np.zeros((2, 2)))), TypeError, "cells"),
+    (lambda: Drive([0, 1], [[0], [1]], [[0], [0]], [[1.0]]), ValueError, r"Drive.v_gates must have shape \(2, "),
+    (lambda: Drive([0, 1], [[0], [1]], [[0], [0]], [[1.0], [np.inf]]), ValueError, "v_gates must be finite"),
+    (lambda: array_transient(circuitsim.Crossbar(conductance=np.ones((2, 1)), transistor=NmosAccess()), VTEAM(),
+                             Drive([0, 1], np.ones((2, 2)), np.zeros((2, 1)), np.ones((2, 1)))),
+     ValueError, "1 gate lines, the array 2 rows"),
+    (lambda: array_transient(circuitsim.Crossbar(conductance=np.ones((1, 1))), VTEAM(),
+                             Drive([0, 1], [[0], [1]], [[0], [0]], [[1.0], [1.0]])),
+     ValueError, "only to 1T1R arrays, this one is 1R"),
 ])
 def test_bad_transient_input_raises_before_running(call, error, match):
     with pytest.raises(error, match=match):
