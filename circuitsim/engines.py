@@ -13,7 +13,7 @@ from circuitsim.design import Crossbar
 from circuitsim.netlist import number, render, source_names
 from circuitsim.results import Result, extract
 from circuitsim.solver import gate_voltages, leaving_currents, solve
-from circuitsim.spice import SpiceJob, SpiceWorker, run_job
+from circuitsim.spice import SpiceError, SpiceJob, SpiceWorker, run_job
 from circuitsim.validate import line_mask, voltages
 
 
@@ -61,6 +61,21 @@ def netlist(xb: Crossbar, v_rows, v_cols=None, *, v_gates=None, floating_rows=No
     return render(drive.circuit, drive.fixed_volts[0])
 
 
+def check_passive(node_volts: np.ndarray, fixed_volts: np.ndarray, label: str) -> None:
+    """Refuse a node voltage outside the sources' range (ground included): every cell and wire is
+    passive, so no such solution exists. ngspice can still report one, e.g. 39's transient-op
+    fallback settling where a current flows through gmin alone."""
+    low = np.minimum(fixed_volts.min(axis=1, initial=0.0), 0.0)[:, None]
+    high = np.maximum(fixed_volts.max(axis=1, initial=0.0), 0.0)[:, None]
+    slack = 1e-3 * (high - low) + 1e-6  # ngspice's reltol and vntol
+    bad = (node_volts < low - slack) | (node_volts > high + slack)
+    if bad.any():
+        vector, node = np.argwhere(bad)[0]
+        raise SpiceError(f"{label}: ngspice returned {node_volts[vector, node]:.4g} V at a node for input vector "
+                         f"{vector}, outside the sources' range [{low[vector, 0]:.4g}, {high[vector, 0]:.4g}] V: "
+                         "not a solution of a passive circuit")
+
+
 def _spice(drive: Drive, worker: SpiceWorker | None, timeout_s: float | None) -> tuple:
     circuit, volts = drive.circuit, drive.fixed_volts
     deck = render(circuit, volts[0])
@@ -72,6 +87,7 @@ def _spice(drive: Drive, worker: SpiceWorker | None, timeout_s: float | None) ->
     out = run_job(SpiceJob(deck, tuple(runs), label), worker, timeout_s)
     names = [n.lower() for n in circuit.node_names]
     v = np.array([[vec[n][0] for n in names] for vec in out.vectors])
+    check_passive(v, volts, label)
     # ngspice's branch current flows into the + node; a source delivers the opposite
     delivered = -np.array([[vec[f"{s.lower()}#branch"][0] for s in sources] for vec in out.vectors])
     return v, delivered, {"ngspice_version": out.ngspice_version, "netlist_sha256": _sha256(deck),

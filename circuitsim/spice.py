@@ -106,6 +106,8 @@ class _Session:
                 self.ng.load_circuit(with_options(job.deck, aid))
             except NgSpiceCircuitError as exc:
                 raise SpiceError(f"{job.label}: ngspice rejected the deck: {self.ng.stdout[-2000:]}") from exc
+            if _FAILURE.search(self.ng.stderr):  # e.g. an unknown subckt: no aid can help
+                raise SpiceError(f"{job.label}: ngspice rejected the deck: {self.ng.stderr[-2000:]}")
             try:
                 vectors = []
                 for alters in job.runs:

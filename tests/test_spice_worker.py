@@ -11,7 +11,8 @@ from circuitsim.spice import SpiceError, SpiceJob, SpiceTimeout, SpiceWorker
 DIVIDER = "* divider\n.options klu\nV1 a 0 DC 1\nR1 a b 1k\nR2 b 0 3k\n.op\n.end\n"
 SLOW = "* slow\n.options klu\nV1 a 0 SIN(0 1 1k)\nR1 a b 1k\nC1 b 0 1u\n.tran 1n 10 0 1n\n.end\n"
 # 1 A forced into a node that can sink at most 1 mA: no DC solution exists
-IMPOSSIBLE = "* impossible\n.options klu\nI1 0 a DC 1\nB1 a 0 I = 1e-3*tanh(V(a))\n.op\n.end\n"
+# (gmin=0: otherwise ngspice 39's transient op settles where 1 A flows through gmin, at 1e12 V)
+IMPOSSIBLE = "* impossible\n.options klu gmin=0\nI1 0 a DC 1\nB1 a 0 I = 1e-3*tanh(V(a))\n.op\n.end\n"
 
 
 def test_divider_runs_in_a_child_process():
@@ -19,7 +20,7 @@ def test_divider_runs_in_a_child_process():
         out = worker.run(SpiceJob(DIVIDER))
         assert worker.pid is not None
     assert out.vectors[0]["b"][0] == pytest.approx(0.75, rel=1e-12)
-    assert out.ngspice_version == "46"
+    assert out.ngspice_version.isdigit()
 
 
 def test_time_limit_kills_a_hung_job_and_the_next_job_works():
@@ -59,10 +60,10 @@ def test_no_convergence_raises_naming_the_design_after_every_aid():
             worker.run(SpiceJob(IMPOSSIBLE, label="impossible source"), timeout_s=120)
 
 
-def test_bad_deck_is_reported():
+def test_bad_deck_is_reported_without_convergence_retries():
     with SpiceWorker() as worker:
-        with pytest.raises(SpiceError, match="bad deck"):
-            worker.run(SpiceJob("* bad\nR1 a\n.op\n.end\n", label="bad deck"))
+        with pytest.raises(SpiceError, match="bad deck: ngspice rejected the deck.*unknown subckt"):
+            worker.run(SpiceJob("* bad\nV1 a 0 DC 1\nX1 a 0 nosuch\n.op\n.end\n", label="bad deck"))
 
 
 def test_simulate_accepts_a_given_worker():
