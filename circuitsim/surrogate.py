@@ -28,6 +28,8 @@ from circuitsim.solver import transfer_matrix
 CALIBRATION_FORMAT = "circuitsim-surrogate-calibration/1"
 DEFAULT_CALIBRATION = Path(__file__).resolve().parent.parent / "data" / "default_calibration.h5"
 FITTED = {"chen": {"share_row_per_cell": 0.3, "share_col_per_cell": 0.3},
+          "dmr": {"scale_row": 1.0, "scale_col": 1.0, "v_ref_fraction": 1.0},
+          "alphabeta": {"scale_row": 1.0, "scale_col": 1.0, "v_ref_fraction": 1.0},
           "relax": {"omega": 0.8},
           "lowrank": {"scale_row": 1.0, "scale_col": 1.0}}
 FIXED = {"relax": {"sweeps": 4}}
@@ -132,6 +134,7 @@ class FormFit:
     heldout_p99: float
     heldout_rms: float
     seconds_per_vector: float
+    heldout_mean: float = float("nan")   # mean |error|; NaN in calibration files written before it was stored
 
 
 @dataclass(frozen=True)
@@ -375,7 +378,7 @@ def calibrate(samples: list[Sample], *, forms=models.FORMS, holdout_fraction: fl
         fits[form] = FormFit(params={k: v for k, v in params.items() if k not in FIXED.get(form, {})},
                              train_rms=float(np.sqrt(np.mean(train_res ** 2))), heldout_max=float(np.abs(err).max()),
                              heldout_p99=float(np.quantile(np.abs(err), 0.99)),
-                             heldout_rms=float(np.sqrt(np.mean(err ** 2))),
+                             heldout_rms=float(np.sqrt(np.mean(err ** 2))), heldout_mean=float(np.mean(np.abs(err))),
                              seconds_per_vector=_seconds_per_vector(form, params, biggest, domain.v_abs_max))
     chosen = _choose(fits)
     prov = {"circuitsim_version": __version__, "seed": seed, "holdout_fraction": holdout_fraction,

@@ -41,7 +41,8 @@ def read_samples(path: str | Path) -> tuple[list[Sample], dict]:
         return default if column is None or column[k] is None else column[k]
 
     samples, skipped = [], 0
-    for k in range(n):
+    # in content-hash order: which designs are held out must not depend on which worker finished first
+    for k in np.argsort(points["key"], kind="stable"):
         if str(get("provenance/engine", k, "")) != "spice":
             skipped += 1
             continue

@@ -54,6 +54,26 @@ def test_lowrank_tracks_strong_ir_drop(rng):
     assert full_scale_error(ideal_wires, exact) > 10 * full_scale_error(lowrank, exact)
 
 
+@pytest.mark.parametrize("pattern", ["uniform", "striped"])
+def test_dmr_and_alphabeta_follow_an_all_on_read(rng, pattern):
+    """The closed forms' own case (every row at the same voltage); striped columns need per-cell factors."""
+    g = rng.uniform(1e-6, 1e-4, (32, 24))
+    if pattern == "striped":
+        g = np.where(np.arange(24) < 12, 1e-4, 2e-6) * rng.uniform(0.8, 1.2, (32, 24))
+    xb = circuitsim.Crossbar(conductance=g, r_row=4.0, r_col=4.0, r_sense=10.0, selector=SinhSelector())
+    v = np.full((1, 32), 0.8)
+    exact = circuitsim.simulate(xb, v, engine="numpy").column_currents
+    unfitted = {"scale_row": 1.0, "scale_col": 1.0, "v_ref_fraction": 1.0}
+    err = {form: full_scale_error(models.column_currents(models.prepare(xb, form, unfitted, 0.8), v), exact)
+           for form in ("dmr", "alphabeta")}
+    no_wires = models.cell_current(v[:, :, None], g, 1e-8, 0.1).sum(axis=1)
+    assert err["alphabeta"] < 0.01 and full_scale_error(no_wires, exact) > 0.07
+    if pattern == "uniform":
+        assert err["dmr"] < 0.01
+    else:   # DMR's line averages miss that the high-conductance columns drop more
+        assert err["dmr"] > 3 * err["alphabeta"]
+
+
 def test_linear_arrays_use_the_exact_transfer_matrix(rng):
     g = rng.uniform(1e-6, 1e-4, (10, 7))
     xb = circuitsim.Crossbar(conductance=g, r_row=rng.uniform(0.5, 5, (10, 7)), r_col=2.0, r_driver=3.0)
@@ -78,6 +98,17 @@ def test_result_contract_and_what_is_not_computed(rng):
     assert np.all(np.isnan(batch.cell_voltages)) and batch.provenance["form"] == cal.form
     relaxed = circuitsim.simulate(xb, np.full((3, 6), 0.5), engine="surrogate", calibration=cal.using("relax"))
     assert relaxed.cell_currents.shape == (3, 6, 5) and np.all(np.isfinite(relaxed.row_currents))
+    for form in ("dmr", "alphabeta"):
+        res = circuitsim.simulate(xb, np.full((3, 6), 0.5), engine="surrogate", calibration=cal.using(form))
+        assert res.provenance["form"] == form and full_scale_error(res.column_currents, relaxed.column_currents) < 0.01
+
+
+def test_default_calibration_holds_every_form_with_its_heldout_errors():
+    cal = sur.load_default()
+    assert set(cal.forms) == set(models.FORMS)
+    for form, fit in cal.forms.items():
+        assert 0 <= fit.heldout_mean <= fit.heldout_rms <= fit.heldout_max, form
+        assert cal.heldout[f"{form}_a"].shape == cal.heldout["spice_a"].shape
 
 
 def test_unsupported_drives_raise_before_running(rng):
@@ -92,7 +123,7 @@ def test_unsupported_drives_raise_before_running(rng):
         circuitsim.simulate(xb.replace(selector=None, transistor=circuitsim.devices.NmosAccess()), np.full(4, 0.5),
                             engine="surrogate", calibration=cal)
     with pytest.raises(ValueError, match="not fitted"):
-        cal.using("dmr")
+        cal.using("gamma")
 
 
 def test_outside_the_calibrated_range_warns(rng):
@@ -117,9 +148,10 @@ def spice_samples(rng, shapes, worker, batch=4):
 def test_calibration_on_spice_data_round_trips_through_hdf5(rng, tmp_path):
     with SpiceWorker() as worker:
         samples = spice_samples(rng, [(4, 4, 0.5), (6, 5, 2.0), (8, 8, 4.0), (5, 8, 1.0), (8, 6, 3.0)], worker)
-    cal = sur.calibrate(samples, forms=("ideal", "chen", "lowrank"), holdout_fraction=0.4, seed=1,
-                        provenance={"data_sha256": "0" * 64})
-    assert cal.forms["lowrank"].heldout_max < 1e-3 < cal.forms["ideal"].heldout_max
+    cal = sur.calibrate(samples, forms=("ideal", "chen", "dmr", "alphabeta", "lowrank"), holdout_fraction=0.4,
+                        seed=1, provenance={"data_sha256": "0" * 64})
+    for form in ("dmr", "alphabeta", "lowrank"):
+        assert cal.forms[form].heldout_max < 1e-3 < cal.forms["ideal"].heldout_max
     assert cal.form in ("chen", "lowrank") and cal.provenance["n_designs_heldout"] == 2
     path = sur.save(cal, tmp_path / "cal.h5")
     back = sur.load(path)
