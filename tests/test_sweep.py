@@ -124,7 +124,8 @@ def test_sweep_on_a_process_pool_stores_spice_results_with_provenance(tmp_path):
     assert pts["outputs/power"].shape == (4, 2) and pts["outputs/row_currents"].shape == (4, 2, 3)
     for n in range(4):
         _check_against_numpy(pts, n)
-    assert set(pts["provenance/ngspice_version"]) == {"46"}
+    versions = set(pts["provenance/ngspice_version"])
+    assert len(versions) == 1 and versions.pop().isdigit()  # the one ngspice the workers loaded
     assert all(len(s) == 64 for s in pts["provenance/netlist_sha256"])
     assert set(pts["provenance/engine"]) == {"spice"} and set(pts["provenance/host"]) == {os.uname().nodename}
     assert (pts["provenance/wall_time_s"] > 0).all() and "provenance/pyspice_version" in pts
