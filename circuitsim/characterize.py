@@ -8,6 +8,10 @@ Several devices of one protocol run side by side in one transient: a 1×N array 
 wire resistance whose row is held at 0 V and whose column j is driven with −V_j(t), so
 device j sees exactly its own V_j(t) (all on one merged time grid).
 
+Settings and their per-model defaults (fixed, or derived from the model's own parameters)
+live in circuitsim.characterize_settings; every protocol programs its own start states
+(`polarity`), so a model's x0 does not matter here.
+
 Laws the models do not have are applied here, at protocol level, and recorded in the
 provenance (`LAWS`):
 - temperature: a model with its own temperature (device.temperature_param, e.g. the
@@ -16,178 +20,42 @@ provenance (`LAWS`):
   exp(−Ea/kB·(1/T − 1/T_ref)); levels (ron, roff, ...) do not change. Never both.
 - retention: at rest the normalized state relaxes towards x_rest as a power law,
   x(t) = x_rest + (x_p − x_rest)·(1 + t/τ)^(−ν), τ = τ0·exp(Ea/kB·(1/T − 1/T_ref));
-  each relaxed state is read in the simulator.
-- endurance: after n cycles the ON/OFF levels close towards their geometric mean,
-  ln(roff/ron)(n) = ln(roff/ron)·(1 + n/n_c)^(−κ) (models with ron/roff levels); at
-  each checkpoint a degraded device is SET, read, RESET and read in the simulator.
+  each relaxed state is read in the simulator at the rest temperature (the temperature
+  law above). Also for Stanford-PKU: its own gap equation cannot relax at rest (its drive
+  sinh(γ·a0/tox·qV/kT) is zero at V = 0, and below f_min·tox/γ, e.g. at the 0.1 V read, the
+  field gate switches it off), so followed as it is it would retain for ever at any
+  temperature. Its retention uses the law with the model's own ea as Ea and its own t0 as the
+  rest temperature (characterize_settings.DERIVED).
+- endurance: after n cycles the ON/OFF levels close about their middle in ln R,
+  ln(R_off/R_on)(n) = ln(R_off/R_on)·(1 + n/n_c)^(−κ), on the level parameters (ron/roff, or
+  the Stanford-PKU gap bounds, ln R ∝ g; Yakopcic has none: refused); at each checkpoint a
+  degraded device is SET, read, RESET and read in the simulator.
 """
 from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from circuitsim import __version__, extract
+from circuitsim.characterize_settings import Settings, default_settings, make_device, polarity, switching_time_s
 from circuitsim.design import Crossbar
-from circuitsim.devices.memristors import MEMRISTORS, StateDevice
+from circuitsim.devices.memristors import StateDevice
 from circuitsim.transient import Drive, array_transient
-from circuitsim.validate import finite_array, spice_name
+from circuitsim.validate import spice_name
 
 KB_EV_PER_K = 8.617333262e-5  # Boltzmann constant [eV/K]
 EDGE_FRACTION = 0.02  # pulse edges are this fraction of the pulse width
-START_MARGIN = 0.05  # programmed start states sit this far inside [0, 1]
 LAWS = {
     "temperature": "rate parameters × exp(−Ea/kB·(1/T − 1/T_ref)); level parameters unchanged",
     "temperature_own": "the model's own temperature parameter {param} set to T; no protocol scaling",
     "retention": "x(t) = x_rest + (x_p − x_rest)·(1 + t/τ)^(−ν), τ = τ0·exp(Ea/kB·(1/T − 1/T_ref))",
-    "endurance": "ln(roff/ron)(n) = ln(roff/ron)·(1 + n/n_c)^(−κ), geometric mean sqrt(ron·roff) kept",
+    "endurance": "ln(R_off/R_on)(n) = ln(R_off/R_on)·(1 + n/n_c)^(−κ) about its middle: ron/roff in log "
+                 "(sqrt(ron·roff) kept), gap bounds g_min/g_max linearly (ln R ∝ g)",
 }
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Protocol settings (SI units); the voltage and time scales default per model
-    (MODEL_SCALES), everything else is shared. Magnitudes: the protocol applies them with
-    the model's own SET/RESET polarity."""
-
-    sweep_v: float = 1.0  # DC loop: peak |V| of the triangle [V]
-    sweep_period_s: float = 1e-3  # DC loop: one triangle 0 → +peak → 0 → −peak → 0 [s]
-    loop_cycles: int = 2  # DC loop: cycles run; figures come from the last one
-    switch_fraction: float = 0.5  # share of the log-conductance change that defines V_set/V_reset, t_switch
-    read_v: float = 0.1  # read voltage [V] (between the thresholds of a threshold model)
-    read_width_s: float = 1e-6  # flat top of one read pulse [s]
-    pulse_set_v: tuple[float, ...] = (0.5, 1.0)  # pulse protocol: SET magnitudes [V]
-    pulse_reset_v: tuple[float, ...] = (0.5, 1.0)  # pulse protocol: RESET magnitudes [V]
-    pulse_widths_s: tuple[float, ...] = (1e-6, 1e-5)  # pulse protocol: flat-top widths [s]
-    train_set_v: float = 0.5  # potentiation pulse magnitude [V]
-    train_reset_v: float = 0.5  # depression pulse magnitude [V]
-    train_width_s: float = 1e-6  # potentiation/depression pulse width [s]
-    train_pulses: int = 20  # pulses per direction
-    n_devices: int = 4  # variability: devices (device-to-device)
-    n_cycles: int = 3  # variability: loops per device (cycle-to-cycle)
-    sigma_d2d: float = 0.1  # σ of ln(level parameters) between devices
-    sigma_c2c: float = 0.1  # σ of ln(rate parameters) between cycles
-    seed: int = 0  # variability and read noise
-    n_reads: int = 50  # read protocol: reads per state
-    noise_q_lrs: float = 1e-6  # read protocol: 1/f relative PSD S_I/I² = q/f [1/Hz·Hz] in LRS
-    noise_q_hrs: float = 1e-5  # ... in HRS (larger: HRS is noisier)
-    temperatures_k: tuple[float, ...] = (250.0, 300.0, 350.0, 400.0)  # temperature protocol [K]
-    t_ref_k: float = 300.0  # temperature at which the model's parameters hold [K]
-    ea_ev: float = 0.6  # activation energy of switching and retention [eV]
-    retention_times_s: tuple[float, ...] = tuple(np.logspace(0, 8, 17))  # rest times [s]
-    retention_tau_s: float = 1e3  # τ0 of the relaxation at t_ref_k [s]
-    retention_nu: float = 0.3  # exponent ν of the relaxation [-]
-    retention_x_rest: float = 0.5  # state the relaxation tends to [-]
-    retention_temperature_k: float = 300.0  # temperature of the rest [K]
-    window_criterion: float = 2.0  # retention / endurance fail when R_off/R_on falls to this
-    endurance_cycles: tuple[float, ...] = tuple(np.logspace(0, 8, 9))  # checkpoints n [cycles]
-    endurance_onset_cycles: float = 1e4  # n_c of the endurance law
-    endurance_kappa: float = 0.25  # κ of the endurance law
-
-    def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(f.default, tuple):
-                arr = finite_array(f"settings.{f.name}", value, positive=True).reshape(-1)
-                if not len(arr):
-                    raise ValueError(f"settings.{f.name} needs at least one value")
-                object.__setattr__(self, f.name, tuple(float(v) for v in arr))
-            elif isinstance(f.default, int):
-                if int(value) != value or value < (0 if f.name == "seed" else 1):
-                    raise ValueError(f"settings.{f.name} must be a whole number >= 1 (seed >= 0), got {value!r}")
-                object.__setattr__(self, f.name, int(value))
-            else:
-                v = float(finite_array(f"settings.{f.name}", value, shape=()))
-                if v <= 0 and f.name not in ("sigma_d2d", "sigma_c2c", "noise_q_lrs", "noise_q_hrs"):
-                    raise ValueError(f"settings.{f.name} must be > 0, got {v:g}")
-                if v < 0:
-                    raise ValueError(f"settings.{f.name} must be >= 0, got {v:g}")
-                object.__setattr__(self, f.name, v)
-        if not 0 < self.switch_fraction < 1 or not 0 <= self.retention_x_rest <= 1:
-            raise ValueError("settings.switch_fraction must be in (0, 1) and retention_x_rest in [0, 1]")
-        if self.train_pulses < 2 or self.n_reads < 3 or self.window_criterion <= 1:
-            raise ValueError("settings need train_pulses >= 2, n_reads >= 3 and window_criterion > 1")
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-# Voltage and time scales of each model's switching (its defaults): VTEAM switches in
-# nanoseconds, Yakopcic's published fit in ~0.1 ms, the linear ion drift set in ~1 s, the
-# Stanford-PKU RRAM in ~1-50 ns above ~1.1 V (its published ±2 V, 1 µs loop and pulses).
-MODEL_SCALES = {
-    "vteam": {"sweep_v": 0.5, "sweep_period_s": 1e-4, "read_v": 0.01, "read_width_s": 1e-8,
-                  "pulse_set_v": (0.25, 0.3, 0.4), "pulse_reset_v": (0.3, 0.6, 1.5),
-                  "pulse_widths_s": (1e-9, 1e-8, 1e-7),
-                  "train_set_v": 0.222, "train_reset_v": 0.5, "train_width_s": 1e-8},
-    "yakopcic": {"sweep_v": 1.0, "sweep_period_s": 2e-2, "read_v": 0.1, "read_width_s": 1e-5,
-                     "pulse_set_v": (0.5, 0.75, 1.0), "pulse_reset_v": (0.5, 0.75, 1.0),
-                     "pulse_widths_s": (1e-4, 1e-3),
-                     "train_set_v": 0.5, "train_reset_v": 0.5, "train_width_s": 1e-4},
-    "lid_biolek": {"sweep_v": 1.0, "sweep_period_s": 2.0, "read_v": 0.1, "read_width_s": 1e-2,
-                       "pulse_set_v": (0.5, 1.0), "pulse_reset_v": (0.5, 1.0),
-                       "pulse_widths_s": (0.1, 2.0),
-                       "train_set_v": 1.0, "train_reset_v": 1.0, "train_width_s": 0.05},
-    "lid_joglekar": {"sweep_v": 1.0, "sweep_period_s": 2.0, "read_v": 0.1, "read_width_s": 1e-2,
-                         "pulse_set_v": (0.5, 1.0), "pulse_reset_v": (0.5, 1.0),
-                         "pulse_widths_s": (0.1, 2.0),
-                         "train_set_v": 1.0, "train_reset_v": 1.0, "train_width_s": 0.05},
-    "stanford_pku": {"sweep_v": 2.0, "sweep_period_s": 1e-6, "read_v": 0.1, "read_width_s": 1e-8,
-                     "pulse_set_v": (1.4, 1.6, 1.8), "pulse_reset_v": (1.1, 1.2, 1.3),
-                     "pulse_widths_s": (1e-8, 1e-7),
-                     "train_set_v": 1.4, "train_reset_v": 1.3, "train_width_s": 1e-8},
-}
-
-
-def default_settings(model: str, **overrides) -> Settings:
-    """The model's settings: MODEL_SCALES[model] over the shared defaults, then overrides."""
-    _model_class(model)
-    unknown = set(overrides) - {f.name for f in fields(Settings)}
-    if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)}; known: {[f.name for f in fields(Settings)]}")
-    return Settings(**{**MODEL_SCALES.get(model, {}), **overrides})
-
-
-def _model_class(model: str) -> type[StateDevice]:
-    if model not in MEMRISTORS:
-        raise ValueError(f"unknown model {model!r}; choose one of {sorted(MEMRISTORS)}")
-    return MEMRISTORS[model]
-
-
-def make_device(model: str, params: dict | None = None) -> StateDevice:
-    """The model with some parameters changed; names must be the model's parameters and values
-    finite numbers (the model validates them), so nothing else can reach a netlist."""
-    cls = _model_class(model)
-    params = dict(params or {})
-    names = {f.name for f in fields(cls)}
-    for name in params:
-        spice_name(name)
-        if name not in names:
-            raise ValueError(f"{model} has no parameter {name!r}; its parameters: {sorted(names)}")
-    return cls(**{k: float(finite_array(f"{model}.{k}", v, shape=())) for k, v in params.items()})
-
-
-# ---- polarity and start states ---------------------------------------------------------
-
-@dataclass(frozen=True)
-class Polarity:
-    """x_lrs, x_hrs: programmed ON and OFF start states [-]; set_sign: sign of the voltage
-    that SETs (lowers R)."""
-
-    x_lrs: float
-    x_hrs: float
-    set_sign: float
-
-
-def polarity(device: StateDevice, s: Settings) -> Polarity:
-    """Which end of x is ON (larger read current) and which voltage sign moves x towards it."""
-    on_end = 1.0 if device.current(s.read_v, 1.0) > device.current(s.read_v, 0.0) else 0.0
-    toward_on = np.sign(on_end - 0.5) * device.dxdt(s.sweep_v, 0.5) > 0
-    x_lrs = abs(on_end - START_MARGIN)
-    return Polarity(x_lrs, 1.0 - x_lrs, 1.0 if toward_on else -1.0)
 
 
 # ---- drives and runs -------------------------------------------------------------------
@@ -292,9 +160,19 @@ def _loop_figure_arrays(waves: Waves, s: Settings, t_start_s: float) -> dict[str
     return {name: np.array([f[name] for f in per_device]) for name in per_device[0]}
 
 
+def loop_start(device: StateDevice, s: Settings) -> StateDevice:
+    """The device in the programmed state that the loop's first (positive) half switches away
+    from, so both halves cross the whole window (a charge-controlled model such as Joglekar's
+    returns to its start state after a zero-mean loop, whatever state that is)."""
+    pol = polarity(device, s)
+    return device.with_state(pol.x_hrs if pol.set_sign > 0 else pol.x_lrs)
+
+
 def dc_loop(device: StateDevice, s: Settings, engine: str = "spice"):
-    """Triangular DC sweep, s.loop_cycles cycles: V_set, V_reset, R_on, R_off, on/off of the last."""
-    waves = run([device], [triangle(s.sweep_v, s.sweep_period_s, s.loop_cycles)], engine, s.sweep_period_s / 2000)
+    """Triangular DC sweep from loop_start, s.loop_cycles cycles: V_set, V_reset, R_on, R_off,
+    on/off of the last."""
+    waves = run([loop_start(device, s)], [triangle(s.sweep_v, s.sweep_period_s, s.loop_cycles)], engine,
+                s.sweep_period_s / 2000)
     figures = {k: float(v[0]) for k, v in
                _loop_figure_arrays(waves, s, (s.loop_cycles - 1) * s.sweep_period_s).items()}
     return figures, _single_waves(waves), [_runinfo(waves)]
@@ -364,11 +242,10 @@ def variability(device: StateDevice, s: Settings, engine: str = "spice"):
     sigma_c2c per cycle, state carried over), seeded: per-loop figures and their distributions."""
     from circuitsim.variability import cycle_to_cycle, device_to_device
 
-    pol = polarity(device, s)
-    x_start = pol.x_hrs if pol.set_sign > 0 else pol.x_lrs  # the loop's first (positive) half switches it
-    fleet = device_to_device(device.with_state(x_start), (s.n_devices,), s.sigma_d2d, seed=s.seed)
+    start = loop_start(device, s)
+    fleet = device_to_device(start, (s.n_devices,), s.sigma_d2d, seed=s.seed)
     cycles = [cycle_to_cycle(d, s.n_cycles, s.sigma_c2c, seed=(s.seed, k)) for k, d in enumerate(fleet)]
-    states = [x_start] * s.n_devices
+    states = [start.x0] * s.n_devices
     per_cycle, waveforms, runs = [], {}, []
     for c in range(s.n_cycles):
         devices = [cycles[k][c].with_state(float(np.clip(states[k], 0, 1))) for k in range(s.n_devices)]
@@ -430,9 +307,9 @@ def at_temperature(device: StateDevice, temperature_k: float, s: Settings) -> St
 
 
 def temperature(device: StateDevice, s: Settings, engine: str = "spice"):
-    """The DC loop at each of s.temperatures_k (side by side in one run)."""
+    """The DC loop (from loop_start) at each of s.temperatures_k (side by side in one run)."""
     temps = np.array(s.temperatures_k)
-    devices = [at_temperature(device, t, s) for t in temps]
+    devices = [at_temperature(loop_start(device, s), t, s) for t in temps]
     stim = triangle(s.sweep_v, s.sweep_period_s, s.loop_cycles)
     waves = run(devices, [stim] * len(devices), engine, s.sweep_period_s / 2000)
     figures = {"temperatures_k": temps, **_loop_figure_arrays(waves, s, (s.loop_cycles - 1) * s.sweep_period_s)}
@@ -459,11 +336,13 @@ def _read_states(device: StateDevice, states, s: Settings, engine: str) -> tuple
 
 def retention(device: StateDevice, s: Settings, engine: str = "spice"):
     """LRS and HRS after resting s.retention_times_s under the retention law, each read in
-    the simulator: R vs time, window vs time and the retention time (window = criterion)."""
+    the simulator at the rest temperature: R vs time, window vs time and the retention time
+    (window = criterion)."""
     pol = polarity(device, s)
     times = np.array(s.retention_times_s)
     x_lrs, x_hrs = relaxed_state(pol.x_lrs, times, s), relaxed_state(pol.x_hrs, times, s)
-    r, waves = _read_states(device, np.concatenate([x_lrs, x_hrs]), s, engine)
+    at_rest = at_temperature(device, s.retention_temperature_k, s)
+    r, waves = _read_states(at_rest, np.concatenate([x_lrs, x_hrs]), s, engine)
     r_lrs, r_hrs = r[:len(times)], r[len(times):]
     window = r_hrs / r_lrs
     figures = {"times_s": times, "r_lrs_ohm": r_lrs, "r_hrs_ohm": r_hrs, "window": window,
@@ -472,28 +351,57 @@ def retention(device: StateDevice, s: Settings, engine: str = "spice"):
     return figures, _all_waves(waves), [_runinfo(waves)]
 
 
+# Level parameters the endurance law can close, and how each maps to ln R and back: ron/roff
+# in log; a gap linearly (R ∝ exp(g/g0), so ln R is linear in g).
+LEVEL_SCALES = {("ron", "roff"): (np.log, np.exp), ("g_min", "g_max"): (float, float)}
+
+
 def worn(device: StateDevice, cycles: float, s: Settings) -> StateDevice:
     """The device after `cycles` switching cycles under the endurance law (LAWS['endurance'])."""
-    if set(device.bound_params) != {"ron", "roff"}:
-        raise ValueError(f"{type(device).__name__} has no ron/roff levels, so the endurance law does not apply")
-    mean = np.sqrt(device.ron * device.roff)
-    half = 0.5 * np.log(device.roff / device.ron) * (1.0 + cycles / s.endurance_onset_cycles) ** -s.endurance_kappa
-    return dataclasses.replace(device, ron=mean * np.exp(-half), roff=mean * np.exp(half))
+    if device.bound_params not in LEVEL_SCALES:
+        raise ValueError(f"the endurance law closes ON/OFF level parameters {list(LEVEL_SCALES)}; "
+                         f"{type(device).__name__} has {device.bound_params}, which scale both states alike, "
+                         "so it does not apply")
+    to_log, from_log = LEVEL_SCALES[device.bound_params]
+    low, high = (to_log(getattr(device, name)) for name in device.bound_params)
+    half = 0.5 * (high - low) * (1.0 + cycles / s.endurance_onset_cycles) ** -s.endurance_kappa
+    middle = 0.5 * (low + high)
+    return dataclasses.replace(device, **dict(zip(device.bound_params, (from_log(middle - half),
+                                                                        from_log(middle + half)))))
+
+
+def locks_at_bounds(device: StateDevice, s: Settings) -> bool:
+    """True if the state cannot leave a bound once there (the rate away from it is zero, as in
+    Joglekar's window). Exact arithmetic only approaches a bound, floating point reaches it, so
+    such a model must be driven across its window exactly, never overdriven."""
+    pol = polarity(device, s)
+    on_end = round(pol.x_lrs)
+    return bool(device.dxdt(-pol.set_sign * s.sweep_v, on_end) == 0
+                or device.dxdt(pol.set_sign * s.sweep_v, 1.0 - on_end) == 0)
 
 
 def endurance(device: StateDevice, s: Settings, engine: str = "spice"):
-    """At each checkpoint of s.endurance_cycles the worn device is SET, read, RESET and read
-    in the simulator: R_on, R_off and the window vs cycles, and the cycles to failure."""
+    """At each checkpoint of s.endurance_cycles the worn device, programmed to LRS, is RESET,
+    read, SET and read in the simulator with the strongest pulses of the pulse protocol: R_on,
+    R_off and the window vs cycles, and the cycles to failure. The pulses last the longest
+    width, or, for a model that locks_at_bounds, exactly as long as that worn device takes to
+    cross its window (program and verify: a fixed pulse overdrives a worn device into a lock)."""
     pol = polarity(device, s)
     n = np.array(s.endurance_cycles)
-    pulses = [(pol.set_sign * max(s.pulse_set_v), max(s.pulse_widths_s)),
-              (-pol.set_sign * max(s.pulse_reset_v), max(s.pulse_widths_s))]
-    stim = pulse_sequence(pulses, s.read_v, s.read_width_s, read_first=False)
-    devices = [worn(device, c, s).with_state(pol.x_hrs) for c in n]
-    waves = run(devices, [stim] * len(devices), engine, _step(min(s.read_width_s, max(s.pulse_widths_s))))
+    devices = [worn(device, c, s) for c in n]
+    v_reset, v_set = -pol.set_sign * max(s.pulse_reset_v), pol.set_sign * max(s.pulse_set_v)
+    if locks_at_bounds(device, s):
+        widths = [(switching_time_s(d, v_reset, pol.x_lrs, pol.x_hrs), switching_time_s(d, v_set, pol.x_hrs, pol.x_lrs))
+                  for d in devices]
+    else:
+        widths = [(max(s.pulse_widths_s),) * 2] * len(n)
+    stimuli = [pulse_sequence([(v_reset, w_reset), (v_set, w_set)], s.read_v, s.read_width_s, read_first=False)
+               for w_reset, w_set in widths]
+    waves = run([d.with_state(pol.x_lrs) for d in devices], stimuli, engine,
+                _step(min(s.read_width_s, np.min(widths))))
     reads = np.array([extract.read_resistances(waves.time_s, waves.voltage_v[:, k], waves.current_a[:, k],
-                                               stim.read_times_s) for k in range(len(n))])
-    r_on, r_off = reads[:, 0], reads[:, 1]
+                                               stim.read_times_s) for k, stim in enumerate(stimuli)])
+    r_off, r_on = reads[:, 0], reads[:, 1]
     figures = {"cycles": n, "r_on_ohm": r_on, "r_off_ohm": r_off, "window": r_off / r_on,
                "cycles_to_failure": extract.crossing_in_log(n, r_off / r_on, s.window_criterion)}
     return figures, _all_waves(waves), [_runinfo(waves)]
@@ -509,7 +417,7 @@ PROTOCOL_LAWS = {"temperature": ("temperature",), "retention": ("retention", "te
 def laws(protocol: str, device: StateDevice) -> dict[str, str]:
     """The laws a protocol applied to the device, as written into the provenance."""
     out = {k: LAWS[k] for k in PROTOCOL_LAWS.get(protocol, ())}
-    if protocol == "temperature" and device.temperature_param:
+    if "temperature" in out and device.temperature_param:
         out["temperature"] = LAWS["temperature_own"].format(param=device.temperature_param)
     return out
 
@@ -539,13 +447,13 @@ def _inputs(protocol: str, model: str, engine: str, params: dict, settings: dict
 def characterize(protocol: str, model: str, params: dict | None = None, *, engine: str = "spice",
                  settings: Settings | None = None, **overrides) -> Characterization:
     """Run one protocol (a key of PROTOCOLS) on a model (a key of MEMRISTORS) with some of
-    its parameters changed; settings default to default_settings(model, **overrides)."""
+    its parameters changed; settings default to default_settings(model, params, **overrides)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
     if engine not in ("spice", "numpy"):
         raise ValueError(f"engine must be 'spice' or 'numpy', got {engine!r}")
     device = make_device(model, params)
-    s = settings if settings is not None else default_settings(model, **overrides)
+    s = settings if settings is not None else default_settings(model, params, **overrides)
     start = time.perf_counter()
     figures, waveforms, runs = PROTOCOLS[protocol](device, s, engine)
     provenance = {"circuitsim_version": __version__, "engine": engine, "wall_time_s": time.perf_counter() - start,
@@ -593,7 +501,7 @@ def characterize_to_store(protocol: str, model: str, params: dict, overrides: di
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
-    device, s = make_device(model, params), default_settings(model, **overrides)
+    device, s = make_device(model, params), default_settings(model, params, **overrides)
     key = point_key(_inputs(protocol, model, engine, device.spice_params(), s.as_dict()))
     if Path(out).exists():  # resume; a missing file is created only once there is a result to write
         with Store.open(out, "r") as store:
