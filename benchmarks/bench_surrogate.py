@@ -3,11 +3,11 @@
 1S1R (default sinh selector) n×n array: per-vector time of engine="spice" (one deck,
 `alter` per vector), engine="numpy" (batched exact Newton) and every surrogate form
 (batch of input vectors, the design prepared once; end-to-end simulate() too), each
-with its error against SPICE on the SPICE vectors (fraction of full scale).
+with its error against SPICE on the SPICE vectors and its held-out errors from the
+calibration (fractions of full scale).
 1R: the exact transfer-matrix path I = V·T against a plain matmul V·G of the same shape.
---error-map: the calibrated form's and the ideal model's largest error against SPICE over
-a grid of array sizes × wire resistances (fresh random designs and inputs), as a table and
-a PNG.
+--error-map: every form's largest error against SPICE over a grid of array sizes × wire
+resistances (fresh random designs and inputs), as tables, and the calibrated form's as a PNG.
 
     .venv/bin/python benchmarks/bench_surrogate.py [--size 64] [--r-wire 2] [--batch 10000]
         [--spice-vectors 4] [--numpy-vectors 100] [--calibration data/default_calibration.h5]
@@ -50,18 +50,21 @@ def bench_1s1r(args, cal: sur.Calibration) -> None:
     numpy_err = np.abs(circuitsim.simulate(xb, v_spice, engine="numpy").column_currents - truth).max() / full_scale
     print(f"# {n}x{n} 1S1R, sinh selector i0={xb.selector.i0:g} A v0={xb.selector.v0:g} V, "
           f"r_row = r_col = {args.r_wire} Ω, inputs in [0, {v_max:.2f}] V (30% zeros)")
-    print(f"{'engine / form':<28}{'s per vector':>14}{'x SPICE':>12}{'x numpy':>10}{'max err/FS':>12}  prepare [s]")
+    print(f"{'engine / form':<28}{'s per vector':>14}{'x SPICE':>12}{'x numpy':>10}{'max err/FS':>12}"
+          f"{'held-out max':>14}{'mean':>12}  prepare [s]")
     print(f"{'spice':<28}{t_spice:>14.3e}{1:>12.0f}{t_numpy / t_spice:>10.3f}{0:>12.1e}")
     print(f"{'numpy (exact)':<28}{t_numpy:>14.3e}{t_spice / t_numpy:>12.0f}{1:>10.0f}{numpy_err:>12.1e}")
-    for form in ("ideal", "chen", "relax", "lowrank"):
+    for form in models.FORMS:
         start = time.perf_counter()
         prep = sur.prepare(xb, cal, form)
         t_prep = time.perf_counter() - start
         batch = v_batch if form != "relax" else v_batch[:max(1, len(v_batch) // 20)]
         t_form = best_of(lambda prep=prep, batch=batch: models.column_currents(prep, batch), 3) / len(batch)
         err = np.abs(models.column_currents(prep, v_spice) - truth).max() / full_scale
+        fit = cal.forms[form]
         print(f"{form + ' (batch ' + str(len(batch)) + ')':<28}{t_form:>14.3e}{t_spice / t_form:>12.0f}"
-              f"{t_numpy / t_form:>10.0f}{err:>12.1e}  {t_prep:.3f}")
+              f"{t_numpy / t_form:>10.0f}{err:>12.1e}{100 * fit.heldout_max:>13.3f}%{100 * fit.heldout_mean:>11.4f}%"
+              f"  {t_prep:.3f}")
     t_end = best_of(lambda: circuitsim.simulate(xb, v_batch, engine="surrogate", calibration=cal), 3) / len(v_batch)
     print(f"{'simulate(surrogate) e2e':<28}{t_end:>14.3e}{t_spice / t_end:>12.0f}{t_numpy / t_end:>10.0f}"
           f"{'':>12}  (calibration form {cal.form}, prepare included)")
@@ -84,12 +87,17 @@ def bench_linear(args) -> None:
 
 
 def error_map(args, cal: sur.Calibration) -> None:
-    """Max |I_surrogate − I_spice| / full scale on fresh designs, sizes × wire resistances."""
+    """Max |I_surrogate − I_spice| / full scale on fresh designs, sizes × wire resistances.
+
+    Each design gets an all-on vector and three random ones; the largest array's errors are
+    also shown for the random vectors alone (the input statistics the forms were fitted on).
+    """
     from matplotlib.figure import Figure
 
     rng = np.random.default_rng(args.seed + 2)
     sizes, r_wires = (8, 16, 32, 64), (0.5, 1.0, 2.0, 3.5, 5.0)
-    grid = {form: np.zeros((len(sizes), len(r_wires))) for form in (cal.form, "ideal")}
+    grid = {form: np.zeros((len(sizes), len(r_wires))) for form in models.FORMS}
+    random_only = {form: np.zeros(len(r_wires)) for form in models.FORMS}     # largest size
     with SpiceWorker() as worker:
         for a, n in enumerate(sizes):
             for b, r in enumerate(r_wires):
@@ -99,12 +107,18 @@ def error_map(args, cal: sur.Calibration) -> None:
                 truth = circuitsim.simulate(xb, v, engine="spice", worker=worker).column_currents
                 for form, errors in grid.items():
                     got = models.column_currents(sur.prepare(xb, cal, form), v)
-                    errors[a, b] = np.abs(got - truth).max() / np.abs(truth).max()
+                    err = np.abs(got - truth).max(axis=1) / np.abs(truth).max()
+                    errors[a, b], random_only[form][b] = err.max(), err[1:].max()
     print(f"\n# error map: max |I − I_spice| / full scale, fresh random {sizes} square arrays, 4 vectors each")
     for form, errors in grid.items():
         print(f"{form:>10} | " + " ".join(f"r={r:<4g}Ω" for r in r_wires))
         for n, row in zip(sizes, errors):
             print(f"{n:>7}x{n:<2}| " + " ".join(f"{100 * e:>6.3f}%" for e in row))
+    n = sizes[-1]
+    print(f"\n# {n}x{n}, the 3 random vectors only")
+    print(f"{'form':>10} | " + " ".join(f"r={r:<4g}Ω" for r in r_wires))
+    for form, errors in random_only.items():
+        print(f"{form:>10} | " + " ".join(f"{100 * e:>6.3f}%" for e in errors))
     fig = Figure(figsize=(5.4, 3.8), layout="constrained")
     ax = fig.add_subplot()
     image = ax.imshow(100 * grid[cal.form], cmap="viridis", origin="lower")

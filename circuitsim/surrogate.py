@@ -28,8 +28,8 @@ from circuitsim.solver import transfer_matrix
 CALIBRATION_FORMAT = "circuitsim-surrogate-calibration/1"
 DEFAULT_CALIBRATION = Path(__file__).resolve().parent.parent / "data" / "default_calibration.h5"
 FITTED = {"chen": {"share_row_per_cell": 0.3, "share_col_per_cell": 0.3},
-          "dmr": {"scale_row": 1.0, "scale_col": 1.0, "v_ref_fraction": 1.0},
-          "alphabeta": {"scale_row": 1.0, "scale_col": 1.0, "v_ref_fraction": 1.0},
+          "dmr": {"scale_row": 1.0, "scale_col": 1.0},
+          "alphabeta": {"scale_row": 1.0, "scale_col": 1.0},
           "relax": {"omega": 0.8},
           "lowrank": {"scale_row": 1.0, "scale_col": 1.0}}
 FIXED = {"relax": {"sweeps": 4}}

@@ -63,15 +63,15 @@ def test_dmr_and_alphabeta_follow_an_all_on_read(rng, pattern):
     xb = circuitsim.Crossbar(conductance=g, r_row=4.0, r_col=4.0, r_sense=10.0, selector=SinhSelector())
     v = np.full((1, 32), 0.8)
     exact = circuitsim.simulate(xb, v, engine="numpy").column_currents
-    unfitted = {"scale_row": 1.0, "scale_col": 1.0, "v_ref_fraction": 1.0}
+    unfitted = {"scale_row": 1.0, "scale_col": 1.0}
     err = {form: full_scale_error(models.column_currents(models.prepare(xb, form, unfitted, 0.8), v), exact)
            for form in ("dmr", "alphabeta")}
     no_wires = models.cell_current(v[:, :, None], g, 1e-8, 0.1).sum(axis=1)
-    assert err["alphabeta"] < 0.01 and full_scale_error(no_wires, exact) > 0.07
+    assert err["alphabeta"] < 1e-3 and full_scale_error(no_wires, exact) > 0.07
     if pattern == "uniform":
         assert err["dmr"] < 0.01
     else:   # DMR's line averages miss that the high-conductance columns drop more
-        assert err["dmr"] > 3 * err["alphabeta"]
+        assert err["dmr"] > 10 * err["alphabeta"]
 
 
 def test_linear_arrays_use_the_exact_transfer_matrix(rng):
