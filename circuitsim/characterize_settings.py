@@ -190,24 +190,15 @@ def log_midpoint(device: StateDevice, read_v: float, x_a: float, x_b: float) -> 
     return float(brentq(lambda x: ln_i(x) - middle, x_a, x_b, xtol=1e-12))
 
 
-def _crossings(device: StateDevice, s: Settings, set_amplitudes, reset_amplitudes, to_middle: bool = False):
-    """[(kind, amplitude, time to cross the window)] for SET from HRS and RESET from LRS (to the
-    log-midpoint instead when to_middle)."""
+def crossing_time_s(device: StateDevice, s: Settings, kind: str, amplitude: float, to_middle: bool = False) -> float:
+    """Time [s] one "SET" (from HRS to LRS) or "RESET" (back) at `amplitude` takes to cross the
+    programmed window, or to reach its log-midpoint when to_middle; inf if it cannot."""
     pol = polarity(device, s)
-    middle = log_midpoint(device, s.read_v, pol.x_hrs, pol.x_lrs) if to_middle else None
-    plan = [("SET", pol.set_sign, a, pol.x_hrs, pol.x_lrs) for a in set_amplitudes]
-    plan += [("RESET", -pol.set_sign, a, pol.x_lrs, pol.x_hrs) for a in reset_amplitudes]
-    return [(kind, a, switching_time_s(device, sign * a, x0, x1 if middle is None else middle))
-            for kind, sign, a, x0, x1 in plan]
-
-
-def _crossing_time(device: StateDevice, s: Settings, kind: str, amplitude: float) -> float:
-    """Time [s] one SET (from HRS) or RESET (from LRS) at `amplitude` takes to cross the window."""
-    t = _crossings(device, s, *(([amplitude], []) if kind == "SET" else ([], [amplitude])))[0][2]
-    if not np.isfinite(t):
-        raise ValueError(f"a {kind} at {amplitude:g} V does not move {type(device).__name__} across its "
-                         f"window; choose another amplitude")
-    return t
+    start, end, sign = ((pol.x_hrs, pol.x_lrs, pol.set_sign) if kind == "SET"
+                        else (pol.x_lrs, pol.x_hrs, -pol.set_sign))
+    if to_middle:
+        end = log_midpoint(device, s.read_v, pol.x_hrs, pol.x_lrs)
+    return switching_time_s(device, sign * amplitude, start, end)
 
 
 # ---- derivation rules: each returns one setting from the device and the settings so far --
@@ -233,7 +224,7 @@ def _hrs_margin(device, s):
 def _window_flux_vs(device: StateDevice, s: Settings) -> float:
     """Linear ion drift is flux-controlled (x depends on ∫V dt only, per polarity): the flux
     [V·s] that carries the state across the window in the slower direction."""
-    return max(t * a for _, a, t in _crossings(device, s, [s.sweep_v], [s.sweep_v]))
+    return s.sweep_v * max(crossing_time_s(device, s, kind, s.sweep_v) for kind in ("SET", "RESET"))
 
 
 def _drift_sweep_period(device, s):
@@ -250,22 +241,25 @@ def _pulse_widths(device, s):
     """From the time the strongest pulse needs to reach the log-midpoint (the faster direction)
     to the time the weakest pulse that can cross the window needs (the slower direction), so
     short pulses switch partly, the longest ones fully, and every switching time is measured."""
-    half = [t for *_, t in _crossings(device, s, [max(s.pulse_set_v)], [max(s.pulse_reset_v)], to_middle=True)]
-    full = _crossings(device, s, s.pulse_set_v, s.pulse_reset_v)
+    amplitudes = {"SET": s.pulse_set_v, "RESET": s.pulse_reset_v}
+    half = min(crossing_time_s(device, s, kind, max(a), to_middle=True) for kind, a in amplitudes.items())
     longest = []
-    for kind in ("SET", "RESET"):
-        times = [t for k, _, t in full if k == kind and np.isfinite(t)]
+    for kind, kind_amplitudes in amplitudes.items():
+        times = [t for t in (crossing_time_s(device, s, kind, a) for a in kind_amplitudes) if np.isfinite(t)]
         if not times:
-            amplitudes = s.pulse_set_v if kind == "SET" else s.pulse_reset_v
-            raise ValueError(f"no {kind} amplitude in {amplitudes} V moves {type(device).__name__} across its "
-                             "window; raise them or give pulse_widths_s")
+            raise ValueError(f"no {kind} amplitude in {kind_amplitudes} V moves {type(device).__name__} across "
+                             "its window; raise them or give pulse_widths_s")
         longest.append(max(times))
-    return tuple(np.geomspace(min(half), max(longest), PULSE_WIDTHS))
+    return tuple(np.geomspace(half, max(longest), PULSE_WIDTHS))
 
 
 def _train_width(device, s):
     """train_pulses identical SET pulses carry the state from HRS to LRS."""
-    return _crossing_time(device, s, "SET", s.train_set_v) / s.train_pulses
+    t = crossing_time_s(device, s, "SET", s.train_set_v)
+    if not np.isfinite(t):
+        raise ValueError(f"a SET at {s.train_set_v:g} V does not move {type(device).__name__} across its window; "
+                         "choose another train_set_v")
+    return t / s.train_pulses
 
 
 def _train_reset_v(device, s):
@@ -275,8 +269,7 @@ def _train_reset_v(device, s):
     target = s.train_pulses * s.train_width_s
 
     def misfit(ln_v):
-        t = _crossings(device, s, [], [np.exp(ln_v)])[0][2]
-        return np.log(min(t, 1e300) / target)
+        return np.log(min(crossing_time_s(device, s, "RESET", np.exp(ln_v)), 1e300) / target)
 
     ln_v = np.log(s.train_set_v * np.geomspace(0.1, 10.0, 41))
     fast = np.flatnonzero([misfit(v) <= 0 for v in ln_v])
