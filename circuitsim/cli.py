@@ -115,6 +115,8 @@ def _cmd_characterize(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from circuitsim.devices.memristors import MEMRISTORS
+
     parser = argparse.ArgumentParser(prog="circuitsim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("simulate", help="solve a crossbar design given in a TOML file")
@@ -151,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "(loop, pulse, ptdp, variability, read, temperature, retention, "
                                             "endurance)")
     p.add_argument("protocol")
-    p.add_argument("--model", required=True, help="lid_joglekar, lid_biolek, vteam or yakopcic")
+    p.add_argument("--model", required=True, help=", ".join(MEMRISTORS))
     p.add_argument("--param", action="append", metavar="K=V", help="model parameter (repeatable)")
     p.add_argument("--setting", action="append", metavar="K=V[,V...]",
                    help="protocol setting, see circuitsim.characterize.Settings (repeatable)")
