@@ -25,6 +25,7 @@ from circuitsim import analysis, nn, plots
 from circuitsim.design import Crossbar
 from circuitsim.devices import SinhSelector
 from circuitsim.engines import netlist, simulate
+from circuitsim.netlist import relative_includes
 from circuitsim.spice import SpiceWorker
 
 # The NN hardware of the tour: nn.Hardware's defaults (2-60 µS cells on 16 levels, 32×32
@@ -118,7 +119,7 @@ def _spice_tour(cfg: DemoConfig, out: Path, worker: SpiceWorker, res: DemoResult
     xb = _random_crossbar(cfg.spice_size, TOUR_SELECTOR, seed=0)
     v = np.random.default_rng(1).uniform(0.0, 0.3, (cfg.spice_vectors, cfg.spice_size))
     deck = netlist(xb, v[0])
-    (out / "crossbar.cir").write_text(deck)
+    (out / "crossbar.cir").write_text(relative_includes(deck, out))  # runs with `ngspice crossbar.cir` too
     echo(f"netlist of a {cfg.spice_size}x{cfg.spice_size} 1S1R crossbar (cell conductance in series with "
          f"i0·sinh(V/v0)), {R_WIRE_OHM:g} Ω per wire segment; full deck in {out / 'crossbar.cir'}:")
     echo("\n".join("    " + line for line in netlist_excerpt(deck).splitlines()))

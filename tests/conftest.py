@@ -1,4 +1,8 @@
 """Shared fixtures. SPICE tests run real ngspice: if it is missing they fail, never skip."""
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -25,3 +29,17 @@ def random_crossbar(rng, rows, cols, kind="1R", **overrides):
               r_sense=rng.uniform(0, 20, cols), **CELL_KINDS[kind])
     kw.update(overrides)
     return circuitsim.Crossbar(**kw)
+
+
+def run_ngspice(deck: Path, tmp_path: Path) -> dict[str, float]:
+    """Operating point of a deck file, from the rawfile of a batch run of the ngspice program."""
+    ngspice = shutil.which("ngspice")
+    assert ngspice, "the ngspice program is missing: run scripts/setup.sh"
+    raw = tmp_path / f"{deck.stem}.raw"
+    done = subprocess.run([ngspice, "-b", "-r", str(raw), str(deck)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "error" not in done.stdout.lower() + done.stderr.lower(), done.stdout + done.stderr
+    header, data = raw.read_bytes().split(b"Binary:\n", 1)
+    names = [line.split()[1] for line in header.decode().split("Variables:\n", 1)[1].splitlines()]
+    values = np.frombuffer(data, dtype="<f8", count=len(names))
+    return dict(zip(names, values.tolist()))

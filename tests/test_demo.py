@@ -6,6 +6,7 @@ import time
 import h5py
 import numpy as np
 import pytest
+from conftest import run_ngspice
 from matplotlib.image import imread
 
 from circuitsim import demo
@@ -20,7 +21,7 @@ def quick(tmp_path_factory):
     return out, result, "\n".join(lines)
 
 
-def test_quick_demo_writes_figures(quick):
+def test_quick_demo_writes_figures(quick, tmp_path):
     out, result, _ = quick
     assert set(result.figures) == {"ir_drop", "read_margin", "nn_accuracy", "parity"}
     for path in result.figures.values():
@@ -28,6 +29,7 @@ def test_quick_demo_writes_figures(quick):
         image = imread(path)
         assert image.shape[0] > 200 and image.shape[1] > 200 and image.std() > 0.01  # not blank
     assert (out / "crossbar.cir").read_text().rstrip().endswith(".end")
+    assert run_ngspice(out / "crossbar.cir", tmp_path)["i(vout0)"] > 0
     assert not list(out.glob("*.part"))
 
 

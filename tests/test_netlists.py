@@ -3,12 +3,11 @@
 They run in the ngspice program itself (`ngspice -b`, not the shared library), from a folder
 that is not theirs, so their .include paths must be portable.
 """
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_ngspice
 from scipy.optimize import brentq
 
 import circuitsim
@@ -18,20 +17,6 @@ from circuitsim.netlist import relative_includes
 ROOT = Path(__file__).resolve().parents[1]
 NETLISTS = ROOT / "netlists"
 GENERATED = ["design", "design_1r", "design_1t1r"]  # netlists/<name>.cir from examples/<name>.toml
-
-
-def run_ngspice(deck: Path, tmp_path: Path) -> dict[str, float]:
-    """Operating point of a deck file, from the rawfile of a batch run of the ngspice program."""
-    ngspice = shutil.which("ngspice")
-    assert ngspice, "the ngspice program is missing: run scripts/setup.sh"
-    raw = tmp_path / f"{deck.stem}.raw"
-    done = subprocess.run([ngspice, "-b", "-r", str(raw), str(deck)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and "error" not in done.stdout.lower() + done.stderr.lower(), done.stdout + done.stderr
-    header, data = raw.read_bytes().split(b"Binary:\n", 1)
-    names = [line.split()[1] for line in header.decode().split("Variables:\n", 1)[1].splitlines()]
-    values = np.frombuffer(data, dtype="<f8", count=len(names))
-    return dict(zip(names, values.tolist()))
 
 
 @pytest.mark.parametrize("name", GENERATED)
