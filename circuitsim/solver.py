@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import splu
 from threadpoolctl import ThreadpoolController
 
 from circuitsim.circuit import Circuit
+from circuitsim.ordering import OrderedLU, elimination_order
 
 
 class ConvergenceError(RuntimeError):
@@ -62,9 +62,9 @@ def _incidence(a: np.ndarray, b: np.ndarray, n: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.r_[np.ones(len(a)), -np.ones(len(b))], (np.r_[k, k], np.r_[a, b])), shape=(len(a), n))
 
 
-def _factorize(matrix: sp.spmatrix, circuit: Circuit):
+def _factorize(matrix: sp.spmatrix, circuit: Circuit, unknowns: np.ndarray) -> OrderedLU:
     try:
-        return splu(sp.csc_matrix(matrix), permc_spec="MMD_AT_PLUS_A")
+        return OrderedLU(matrix, elimination_order(circuit, unknowns))
     except RuntimeError as exc:  # "Factor is exactly singular"
         raise ConvergenceError(f"{_describe(circuit)}: the nodal matrix is singular (a node has no DC path "
                                "to a source, e.g. a floating line whose cells are all open)") from exc
@@ -89,7 +89,7 @@ def transfer_matrix(circuit: Circuit) -> np.ndarray:
     t = np.zeros((circuit.n_nodes, len(fixed)))
     t[fixed, np.arange(len(fixed))] = 1.0
     if len(free):
-        t[free] = -_factorize(lap[free][:, free], circuit).solve(lap[free][:, fixed].toarray())
+        t[free] = -_factorize(lap[free][:, free], circuit, free).solve(lap[free][:, fixed].toarray())
     return t
 
 
@@ -170,8 +170,8 @@ def _solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions) -> np
     if is_linear(circuit):
         if len(free):
             lap = _full_linear_laplacian(circuit)
-            lu = _factorize(lap[free][:, free], circuit)
-            v[:, free] = -lu.solve(np.ascontiguousarray(lap[free][:, circuit.fixed] @ fixed_volts.T)).T
+            lu = _factorize(lap[free][:, free], circuit, free)
+            v[:, free] = -lu.solve(lap[free][:, circuit.fixed] @ fixed_volts.T).T
         return v
     system = _ReducedSystem(circuit, free, opts)
     gates = gate_voltages(circuit, fixed_volts)
@@ -197,6 +197,7 @@ class _ReducedSystem:
         index[free] = np.arange(len(free))
         self.fa, self.fb = index[self.a], index[self.b]  # -1: not an unknown
         self.cell_incidence = _incidence(self.a, self.b, n)
+        self.order = elimination_order(circuit, free)
 
     def _jacobian(self, da: np.ndarray, db: np.ndarray) -> sp.csc_matrix:
         """Wire part plus the cell stamps (da, db: derivatives per cell) on the unknowns."""
@@ -232,11 +233,11 @@ class _ReducedSystem:
             worst = np.max(np.abs(f), initial=0.0)
             if lu is None or worst > 0.5 * previous:
                 try:
-                    lu = splu(self._jacobian(da.mean(axis=0), db.mean(axis=0)), permc_spec="MMD_AT_PLUS_A")
+                    lu = OrderedLU(self._jacobian(da.mean(axis=0), db.mean(axis=0)), self.order)
                 except RuntimeError:
                     break
             previous = worst
-            step = -lu.solve(np.ascontiguousarray(f.T)).T
+            step = -lu.solve(f.T).T
             largest = np.max(np.abs(step), axis=1, initial=0.0)
             step *= np.minimum(1.0, opts.max_step_v / np.maximum(largest, 1e-300))[:, None]
             v[np.ix_(idx, self.free)] += step

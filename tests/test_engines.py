@@ -134,3 +134,24 @@ def test_a_node_voltage_outside_the_sources_range_is_refused():
     check_passive(np.array([[0.3, 0.2, 0.0, 1e-9], [-0.2, -0.1, 0.0, 0.0]]), fixed, "fine")
     with pytest.raises(SpiceError, match=r"design X: ngspice returned 1e\+12 V .* input vector 1, outside .*-0.2, 0\]"):
         check_passive(np.array([[0.3, 0.2, 0.0, 0.0], [-0.2, 1e12, 0.0, 0.0]]), fixed, "design X")
+
+
+@pytest.mark.parametrize("r_wire", [2.0, 0.0])  # 0 Ω: merged nodes, no row or column wire unknowns
+def test_nested_dissection_order_solves_exactly_with_less_fill(r_wire, rng):
+    from scipy.sparse.linalg import splu
+
+    from circuitsim.ordering import OrderedLU, elimination_order
+    from circuitsim.solver import _free_nodes, _full_linear_laplacian
+
+    xb = random_crossbar(rng, 64, 64, r_row=r_wire, r_col=r_wire)
+    circuit = build_circuit(xb, np.zeros(64, bool), np.zeros(64, bool))
+    free = _free_nodes(circuit)
+    order = elimination_order(circuit, free)
+    assert np.array_equal(np.sort(order), np.arange(len(free)))
+    matrix = _full_linear_laplacian(circuit)[free][:, free]
+    rhs = rng.normal(size=(len(free), 3))
+    lu = OrderedLU(matrix, order)
+    np.testing.assert_allclose(matrix @ lu.solve(rhs), rhs, atol=1e-9 * np.abs(rhs).max())
+    if r_wire:
+        mmd = splu(matrix.tocsc(), permc_spec="MMD_AT_PLUS_A")
+        assert lu.nnz < 0.8 * (mmd.L.nnz + mmd.U.nnz)
