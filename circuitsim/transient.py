@@ -221,6 +221,10 @@ class _NodalCells:
         c, free = self.circuit, self.free
         v = self.v_last.copy()
         v[c.fixed] = [np.interp(t, self.drive.time_s, col) for col in self.sources.T]
+        if c.inner_node is not None:  # selector or access transistor: inner node -> column wire
+            inner, col = c.inner_node.ravel(), c.col_node.ravel()
+            gates = gate_voltages(c, v[None, c.fixed])  # fixed during the Newton solve
+            gates = None if gates is None else gates[0]
         for _ in range(NEWTON_MAX_ITER):
             if not len(free):
                 break
@@ -228,10 +232,8 @@ class _NodalCells:
             v_dev = v[c.cell_hi] - v[c.cell_lo]
             _stamp(jac, resid, c.cell_hi, c.cell_lo, self.cell_eval("slope", v_dev, x),
                    self.cell_eval("current", v_dev, x))
-            if c.inner_node is not None:  # selector or access transistor: inner node -> column wire
-                inner, col = c.inner_node.ravel(), c.col_node.ravel()
-                gates = gate_voltages(c, v[None, c.fixed])
-                i_in, di_dinner, di_dcol = inner_current(c, v[inner], v[col], None if gates is None else gates[0])
+            if c.inner_node is not None:
+                i_in, di_dinner, di_dcol = inner_current(c, v[inner], v[col], gates)
                 _stamp(jac, resid, inner, col, di_dinner, i_in, di_dcol)
             try:
                 step = np.linalg.solve(jac[np.ix_(free, free)], -resid[free])
