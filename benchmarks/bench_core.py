@@ -21,7 +21,7 @@ import numpy as np
 
 import circuitsim
 from circuitsim.devices import SinhSelector
-from circuitsim.spice import SpiceWorker
+from circuitsim.spice.worker import SpiceWorker
 
 
 def best_of(fn, repeat: int) -> float:

@@ -22,10 +22,10 @@ import numpy as np
 from bench_core import best_of  # benchmarks/ is on sys.path when this file runs as a script
 
 import circuitsim
-from circuitsim import surrogate as sur
-from circuitsim import surrogate_models as models
 from circuitsim.devices import SinhSelector
-from circuitsim.spice import SpiceWorker
+from circuitsim.spice.worker import SpiceWorker
+from circuitsim.surrogate import forms as models
+from circuitsim.surrogate import model as sur
 
 
 def inputs(rng, batch: int, rows: int, v_max: float) -> np.ndarray:

@@ -14,6 +14,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from circuitsim.design import Crossbar
+from circuitsim.validate import line_mask, voltages
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,3 +162,39 @@ def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.nda
         fixed=node(fixed_all), fixed_kind=fixed_kind, fixed_line=fixed_line,
         floating_rows=floating_rows, floating_cols=floating_cols,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class Drive:
+    """A validated drive of one crossbar: its circuit and (batch, n_fixed) source voltages."""
+
+    circuit: Circuit
+    fixed_volts: np.ndarray
+    single: bool
+
+
+def _batched(name: str, value, length: int, batch: int, default: float) -> np.ndarray:
+    if value is None:
+        return np.full((batch, length), default)
+    arr, _ = voltages(name, value, length)
+    if arr.shape[0] not in (1, batch):
+        raise ValueError(f"{name} has batch size {arr.shape[0]}, v_rows has {batch}")
+    return np.broadcast_to(arr, (batch, length))
+
+
+def make_drive(xb: Crossbar, v_rows, v_cols=None, v_gates=None, floating_rows=None, floating_cols=None) -> Drive:
+    """Validate the drive of `xb` and flatten it into a circuit with source voltages."""
+    if not isinstance(xb, Crossbar):
+        raise TypeError(f"expected a circuitsim.Crossbar, got {type(xb).__name__}")
+    rows, cols = xb.shape
+    v_r, single = voltages("v_rows", v_rows, rows)
+    batch = v_r.shape[0]
+    v_c = _batched("v_cols", v_cols, cols, batch, 0.0)
+    if v_gates is not None and xb.transistor is None:
+        raise ValueError("v_gates applies only to 1T1R arrays (Crossbar(transistor=...))")
+    v_g = _batched("v_gates", v_gates, rows, batch, xb.transistor.v_gate_on if xb.transistor else 0.0)
+    fr, fc = line_mask("floating_rows", floating_rows, rows), line_mask("floating_cols", floating_cols, cols)
+    if fr.all():
+        raise ValueError("at least one row must be driven")
+    circuit = build_circuit(xb, fr, fc)
+    return Drive(circuit, circuit.fixed_voltages(v_r, v_c, v_g), single)

@@ -83,9 +83,11 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_calibrate(args) -> int:
-    from circuitsim.surrogate_data import calibrate_file
+    from circuitsim import plots
+    from circuitsim.surrogate.calibration import calibrate_file
 
-    cal = calibrate_file(args.data, args.out, plot=args.plot, holdout_fraction=args.holdout, seed=args.seed)
+    cal = calibrate_file(args.data, args.out, holdout_fraction=args.holdout, seed=args.seed)
+    plots.save(plots.calibration_parity(cal), args.plot or Path(args.out).with_suffix(".png"))
     print(f"# surrogate calibration from {args.data} -> {args.out}; errors as % of full scale")
     print(f"{'form':<10}{'held-out max':>14}{'held-out p99':>14}{'train rms':>12}{'s/vector':>12}  fitted")
     for form, fit in cal.forms.items():
@@ -96,7 +98,7 @@ def _cmd_calibrate(args) -> int:
 
 
 def _cmd_characterize(args) -> int:
-    from circuitsim.characterize import characterize_to_store, parse_assignments
+    from circuitsim.characterize.protocols import characterize_to_store, parse_assignments
 
     out = Path(args.out)
     plot = Path(args.plot) if args.plot else out.with_name(f"{out.stem}-{args.protocol}.png")

@@ -26,7 +26,7 @@ from circuitsim.design import Crossbar
 from circuitsim.devices import SinhSelector
 from circuitsim.engines import netlist, simulate
 from circuitsim.netlist import relative_includes
-from circuitsim.spice import SpiceWorker
+from circuitsim.spice.worker import SpiceWorker
 
 # The NN hardware of the tour: nn.Hardware's defaults (2-60 µS cells on 16 levels, 32×32
 # tiles, 6-bit DAC, 8-bit ADC) with 2 Ω wire segments, a sinh selector per cell and 10 % D2D spread.
@@ -191,7 +191,7 @@ def _with_progress(name: str, mapped: nn.MappedNetwork, x: np.ndarray, backend: 
 def _surrogate_run(mapped: nn.MappedNetwork, x: np.ndarray, echo) -> nn.Inference | None:
     """The network on engine="surrogate" with the shipped calibration; None (said so) if it is missing.
     Reads outside the calibrated range are reported, not hidden."""
-    from circuitsim import surrogate
+    from circuitsim.surrogate import model as surrogate
 
     try:
         calibration = surrogate.load_default()

@@ -5,7 +5,7 @@ import shutil
 import subprocess
 from importlib import metadata
 
-from circuitsim.spice import SpiceJob, SpiceWorker
+from circuitsim.spice.worker import SpiceJob, SpiceWorker
 
 
 def _ngspice_cli_version() -> str:

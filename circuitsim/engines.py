@@ -3,54 +3,16 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from circuitsim import __version__
-from circuitsim.circuit import Circuit, build_circuit
+from circuitsim.circuit import Drive, make_drive
 from circuitsim.design import Crossbar
 from circuitsim.netlist import number, render, source_names
 from circuitsim.results import Result, extract
-from circuitsim.solver import gate_voltages, leaving_currents, solve
-from circuitsim.spice import SpiceError, SpiceJob, SpiceWorker, run_job
-from circuitsim.validate import line_mask, voltages
-
-
-@dataclass(frozen=True, eq=False)
-class Drive:
-    """A validated drive of one crossbar: its circuit and (batch, n_fixed) source voltages."""
-
-    circuit: Circuit
-    fixed_volts: np.ndarray
-    single: bool
-
-
-def _batched(name: str, value, length: int, batch: int, default: float) -> np.ndarray:
-    if value is None:
-        return np.full((batch, length), default)
-    arr, _ = voltages(name, value, length)
-    if arr.shape[0] not in (1, batch):
-        raise ValueError(f"{name} has batch size {arr.shape[0]}, v_rows has {batch}")
-    return np.broadcast_to(arr, (batch, length))
-
-
-def make_drive(xb: Crossbar, v_rows, v_cols=None, v_gates=None, floating_rows=None, floating_cols=None) -> Drive:
-    """Validate the drive of `xb` and flatten it into a circuit with source voltages."""
-    if not isinstance(xb, Crossbar):
-        raise TypeError(f"expected a circuitsim.Crossbar, got {type(xb).__name__}")
-    rows, cols = xb.shape
-    v_r, single = voltages("v_rows", v_rows, rows)
-    batch = v_r.shape[0]
-    v_c = _batched("v_cols", v_cols, cols, batch, 0.0)
-    if v_gates is not None and xb.transistor is None:
-        raise ValueError("v_gates applies only to 1T1R arrays (Crossbar(transistor=...))")
-    v_g = _batched("v_gates", v_gates, rows, batch, xb.transistor.v_gate_on if xb.transistor else 0.0)
-    fr, fc = line_mask("floating_rows", floating_rows, rows), line_mask("floating_cols", floating_cols, cols)
-    if fr.all():
-        raise ValueError("at least one row must be driven")
-    circuit = build_circuit(xb, fr, fc)
-    return Drive(circuit, circuit.fixed_voltages(v_r, v_c, v_g), single)
+from circuitsim.solver.dc import gate_voltages, leaving_currents, solve
+from circuitsim.spice.worker import SpiceError, SpiceJob, SpiceWorker, run_job
 
 
 def netlist(xb: Crossbar, v_rows, v_cols=None, *, v_gates=None, floating_rows=None, floating_cols=None) -> str:
@@ -127,7 +89,7 @@ def simulate(xb: Crossbar, v_rows, v_cols=None, *, engine: str = "spice", v_gate
     elif engine == "numpy":
         v, delivered, extra = _numpy(drive)
     else:
-        from circuitsim.surrogate import simulate_surrogate
+        from circuitsim.surrogate.model import simulate_surrogate
 
         return simulate_surrogate(xb, drive, calibration)
     provenance = {"engine": engine, "circuitsim_version": __version__,

@@ -89,3 +89,11 @@ def parity(reference: np.ndarray, other: np.ndarray, reference_label: str, other
     ax.set_title(f"{title}\nmax |Δ| / max |ref| = {rel:.1e}")
     ax.set_aspect("equal")
     return fig
+
+
+def calibration_parity(calibration, form: str | None = None) -> Figure:
+    """Held-out surrogate vs SPICE column currents of a surrogate Calibration (default: its chosen form)."""
+    form = form or calibration.form
+    held = calibration.heldout
+    return parity(held["spice_a"], held[f"{form}_a"], "SPICE", f"surrogate ({form})",
+                  title=f"Held-out column currents, {len(held['rows'])} designs")

@@ -22,7 +22,7 @@ import numpy as np
 
 from circuitsim.analysis import bias, half_selected
 from circuitsim.design import Crossbar
-from circuitsim.spice import SpiceWorker
+from circuitsim.spice.worker import SpiceWorker
 from circuitsim.transient import ArrayTransient, Drive, array_transient, pulse_times
 from circuitsim.validate import finite_array
 

@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 
 from circuitsim import __version__
+from circuitsim.errors import StoreCorruptError, StoreError, StoreLockedError, StoreVersionError
 
 FORMAT = "circuitsim-store"
 FORMAT_VERSION = 1
@@ -33,22 +34,6 @@ COMPRESS_MIN_ELEMENTS = 1024  # arrays at least this big are chunked and gzip-co
 GROUPS = ("inputs", "outputs", "provenance")
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _log = logging.getLogger(__name__)
-
-
-class StoreError(RuntimeError):
-    """A results file cannot be used as asked."""
-
-
-class StoreLockedError(StoreError):
-    """Another process is writing the file."""
-
-
-class StoreVersionError(StoreError):
-    """The file was written with another circuitsim store format."""
-
-
-class StoreCorruptError(StoreError):
-    """The file is not a readable HDF5 file (truncated or damaged)."""
 
 
 # ---- values <-> HDF5 -------------------------------------------------------------------

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from circuitsim import __version__
+from circuitsim.circuit import make_drive
 from circuitsim.config import CROSSBAR_KEYS, crossbar_from_dict
 from circuitsim.design import Crossbar
-from circuitsim.engines import make_drive
 from circuitsim.store import Store, point_key
 
 MODES = ("grid", "random")
@@ -259,7 +259,7 @@ _SPICE_LOCK = threading.Lock()  # one ngspice per process: threads of a Dask wor
 
 def evaluate(point: Point) -> Outcome:
     """Compute one point; any failure becomes Outcome.error (the sweep goes on)."""
-    from circuitsim.spice import shared_worker
+    from circuitsim.spice.worker import shared_worker
 
     start = time.perf_counter()
     provenance = {"circuitsim_version": __version__, "pyspice_version": metadata.version("PySpice"),

@@ -22,8 +22,8 @@ from circuitsim.circuit import Circuit, build_circuit
 from circuitsim.design import Crossbar
 from circuitsim.devices.memristors import StateDevice
 from circuitsim.netlist import number, render
-from circuitsim.solver import gate_voltages, inner_current
-from circuitsim.spice import SpiceJob, SpiceWorker, run_job
+from circuitsim.solver.dc import gate_voltages, inner_current
+from circuitsim.spice.worker import SpiceJob, SpiceWorker, run_job
 from circuitsim.validate import finite_array, line_mask
 
 ENGINES = ("spice", "numpy")

@@ -5,10 +5,10 @@ import pytest
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from circuitsim import characterize as ch
-from circuitsim import characterize_settings as cs
-from circuitsim import extract
-from circuitsim.characterize_settings import START_MARGIN
+from circuitsim.characterize import extract
+from circuitsim.characterize import protocols as ch
+from circuitsim.characterize import settings as cs
+from circuitsim.characterize.settings import START_MARGIN
 from circuitsim.cli import main
 from circuitsim.devices import VTEAM, LinearIonDriftJoglekar, StanfordPKU, Yakopcic
 from circuitsim.store import read_points

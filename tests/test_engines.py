@@ -7,8 +7,8 @@ from conftest import CELL_KINDS, random_crossbar
 import circuitsim
 from circuitsim.circuit import build_circuit
 from circuitsim.engines import check_passive
-from circuitsim.solver import transfer_matrix
-from circuitsim.spice import SpiceError
+from circuitsim.solver.dc import transfer_matrix
+from circuitsim.spice.worker import SpiceError
 
 
 def _rel(a, b):
@@ -140,8 +140,8 @@ def test_a_node_voltage_outside_the_sources_range_is_refused():
 def test_nested_dissection_order_solves_exactly_with_less_fill(r_wire, rng):
     from scipy.sparse.linalg import splu
 
-    from circuitsim.ordering import OrderedLU, elimination_order
-    from circuitsim.solver import _free_nodes, _full_linear_laplacian
+    from circuitsim.solver.dc import _free_nodes, _full_linear_laplacian
+    from circuitsim.solver.ordering import OrderedLU, elimination_order
 
     xb = random_crossbar(rng, 64, 64, r_row=r_wire, r_col=r_wire)
     circuit = build_circuit(xb, np.zeros(64, bool), np.zeros(64, bool))

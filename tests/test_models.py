@@ -17,7 +17,7 @@ from circuitsim.devices import (
 )
 from circuitsim.devices.library import lib_default, lib_path
 from circuitsim.netlist import number
-from circuitsim.spice import SpiceJob, run_job
+from circuitsim.spice.worker import SpiceJob, run_job
 from circuitsim.transient import pulse_train, sine, single_drive, transient
 
 STATEFUL = (LinearIonDriftJoglekar, LinearIonDriftBiolek, VTEAM, Yakopcic, ThresholdSwitch)

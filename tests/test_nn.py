@@ -4,7 +4,7 @@ import pytest
 
 from circuitsim import nn
 from circuitsim.devices import SinhSelector
-from circuitsim.spice import SpiceWorker
+from circuitsim.spice.worker import SpiceWorker
 
 FINE = {"levels": 4097, "dac_bits": 16, "adc_bits": 20}  # converters and levels fine enough to vanish
 

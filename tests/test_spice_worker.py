@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import circuitsim
-from circuitsim.spice import SpiceError, SpiceJob, SpiceTimeout, SpiceWorker
+from circuitsim.spice.worker import SpiceError, SpiceJob, SpiceTimeout, SpiceWorker
 
 DIVIDER = "* divider\n.options klu\nV1 a 0 DC 1\nR1 a b 1k\nR2 b 0 3k\n.op\n.end\n"
 SLOW = "* slow\n.options klu\nV1 a 0 SIN(0 1 1k)\nR1 a b 1k\nC1 b 0 1u\n.tran 1n 10 0 1n\n.end\n"

@@ -8,7 +8,7 @@ from model_agreement import assert_twin_agrees
 from circuitsim.devices import StanfordPKU
 from circuitsim.devices.library import lib_default, lib_path
 from circuitsim.netlist import number
-from circuitsim.spice import SpiceJob, run_job
+from circuitsim.spice.worker import SpiceJob, run_job
 from circuitsim.transient import pulse_train, sine, single_drive, transient
 
 SET_V, RESET_V, WIDTH_S, EDGE_S = 1.8, -1.3, 100e-9, 10e-12  # the published stimuli

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 import circuitsim
-from circuitsim import surrogate as sur
-from circuitsim import surrogate_models as models
+from circuitsim import plots
 from circuitsim.devices import SinhSelector
-from circuitsim.spice import SpiceWorker
+from circuitsim.spice.worker import SpiceWorker
+from circuitsim.surrogate import forms as models
+from circuitsim.surrogate import model as sur
 
 
 def one_s_one_r(rng, rows, cols, r_wire, **kw):
@@ -158,7 +159,7 @@ def test_calibration_on_spice_data_round_trips_through_hdf5(rng, tmp_path):
     assert back.forms == cal.forms and back.domain == cal.domain and back.form == cal.form
     assert back.provenance["data_sha256"] == "0" * 64 and len(back.provenance["calibration_sha256"]) == 64
     assert np.array_equal(back.heldout["spice_a"], cal.heldout["spice_a"])
-    figure = sur.parity_figure(back)
+    figure = plots.calibration_parity(back)
     figure.savefig(tmp_path / "parity.png")
     assert (tmp_path / "parity.png").stat().st_size > 1000
 

@@ -19,11 +19,8 @@ import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
 from circuitsim.circuit import Circuit
-from circuitsim.ordering import OrderedLU, elimination_order
-
-
-class ConvergenceError(RuntimeError):
-    """Newton iteration did not converge (even with source stepping)."""
+from circuitsim.errors import ConvergenceError
+from circuitsim.solver.ordering import OrderedLU, elimination_order
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Figures of the characterization protocols (circuitsim.characterize), one per protocol.
+"""Figures of the characterization protocols (circuitsim.characterize.protocols), one per protocol.
 
 Each function takes a Characterization's figures and waveforms dicts and returns a
 matplotlib Figure built without pyplot (see circuitsim.plots); `plot(result)` picks the

@@ -17,7 +17,7 @@ import numpy as np
 
 from circuitsim.design import Crossbar
 from circuitsim.devices import SinhSelector
-from circuitsim.surrogate import Sample
+from circuitsim.surrogate.model import Sample
 
 DESIGN = "inputs/design/"
 ONLY_DRIVE = "inputs/drive/v_rows"
@@ -60,12 +60,10 @@ def read_samples(path: str | Path) -> tuple[list[Sample], dict]:
     return samples, {"points": n, "skipped_not_spice": skipped}
 
 
-def calibrate_file(data: str | Path, out: str | Path, *, plot: str | Path | None = None,
-                   holdout_fraction: float = 0.25, seed: int = 0):
-    """Calibrate on the SPICE points of store `data`, write the calibration to `out` (HDF5)
-    and its held-out parity plot to `plot` (default: `out` with .png); returns the Calibration."""
-    from circuitsim import plots
-    from circuitsim.surrogate import calibrate, file_sha256, load, parity_figure, save
+def calibrate_file(data: str | Path, out: str | Path, *, holdout_fraction: float = 0.25, seed: int = 0):
+    """Calibrate on the SPICE points of store `data`, write the calibration to `out` (HDF5);
+    returns the Calibration as read back from `out`."""
+    from circuitsim.surrogate.model import calibrate, file_sha256, load, save
 
     data, out = Path(data), Path(out)
     digest = file_sha256(data)  # the main file; a store whose writer was killed is folded in by reopening it
@@ -74,5 +72,4 @@ def calibrate_file(data: str | Path, out: str | Path, *, plot: str | Path | None
                     provenance={"data_file": data.name, "data_sha256": digest,
                                 "data_points": read["points"], "data_points_not_spice": read["skipped_not_spice"]})
     save(cal, out)
-    plots.save(parity_figure(cal), plot or out.with_suffix(".png"))
     return load(out)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from circuitsim.errors import SpiceError, SpiceTimeout
+
 CONVERGENCE_AIDS = (
     "",  # ngspice's own: Newton, then dynamic gmin stepping, then source stepping
     "gminsteps=200 srcsteps=200 itl1=1000 itl6=1000",  # finer stepping, more iterations
@@ -28,14 +30,6 @@ CONVERGENCE_AIDS = (
 )
 _FAILURE = re.compile(r"(^|\n)\s*(error|.*simulation\(s\) aborted|.*iteration limit reached|.*timestep too small)",
                       re.IGNORECASE)
-
-
-class SpiceError(RuntimeError):
-    """ngspice could not produce a trustworthy answer (convergence, bad deck, crash, time limit)."""
-
-
-class SpiceTimeout(SpiceError):
-    """A job ran past its time limit; the worker was killed."""
 
 
 @dataclass(frozen=True)
@@ -159,11 +153,11 @@ class SpiceWorker:
 
     def _start(self) -> None:
         parent, child = socket.socketpair()
-        package_root = str(Path(__file__).resolve().parents[1])
+        package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         self._process = subprocess.Popen(
-            [sys.executable, "-c", f"from circuitsim.spice import serve; serve({child.fileno()})"],
+            [sys.executable, "-c", f"from circuitsim.spice.worker import serve; serve({child.fileno()})"],
             pass_fds=(child.fileno(),), env=env,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         child.close()

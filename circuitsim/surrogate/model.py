@@ -2,7 +2,7 @@
 
 Linear (1R) arrays take the exact path: the transfer matrix of the nodal equations gives
 column and row currents as one matmul (exact to solver rounding). 1S1R arrays with a
-sinh selector take a reduced model from circuitsim.surrogate_models; its few scalars are
+sinh selector take a reduced model from circuitsim.surrogate.forms; its few scalars are
 fitted with scipy.optimize.least_squares to stored SPICE results, some designs are held
 out, and the calibration (parameters, residuals, held-out errors, the data file's sha256,
 the calibrated range) is written to HDF5. Errors are |I_surrogate − I_spice| relative to
@@ -19,14 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from circuitsim import __version__
-from circuitsim import surrogate_models as models
+from circuitsim.circuit import make_drive
 from circuitsim.design import Crossbar
 from circuitsim.devices import SinhSelector
+from circuitsim.errors import CalibrationRangeWarning
 from circuitsim.results import Result
-from circuitsim.solver import transfer_matrix
+from circuitsim.solver.dc import transfer_matrix
+from circuitsim.surrogate import forms as models
 
 CALIBRATION_FORMAT = "circuitsim-surrogate-calibration/1"
-DEFAULT_CALIBRATION = Path(__file__).resolve().parent.parent / "data" / "default_calibration.h5"
+DEFAULT_CALIBRATION = Path(__file__).resolve().parents[2] / "data" / "default_calibration.h5"
 FITTED = {"chen": {"share_row_per_cell": 0.3, "share_col_per_cell": 0.3},
           "dmr": {"scale_row": 1.0, "scale_col": 1.0},
           "alphabeta": {"scale_row": 1.0, "scale_col": 1.0},
@@ -34,10 +36,6 @@ FITTED = {"chen": {"share_row_per_cell": 0.3, "share_col_per_cell": 0.3},
           "lowrank": {"scale_row": 1.0, "scale_col": 1.0}}
 FIXED = {"relax": {"sweeps": 4}}
 TARGET_ERROR = 0.01  # of full scale, the error goal of issue 6
-
-
-class CalibrationRangeWarning(UserWarning):
-    """A design or drive lies outside the range the calibration was fitted on."""
 
 
 # ---- calibration data -------------------------------------------------------------------
@@ -181,8 +179,6 @@ def _column_transfer(xb: Crossbar, circuit) -> tuple[np.ndarray, np.ndarray]:
 
 def linear_transfer(xb: Crossbar) -> np.ndarray:
     """T (rows, cols): exact column currents I = v_rows @ T of a linear array, sense nodes at 0 V."""
-    from circuitsim.engines import make_drive
-
     if xb.cell_type != "1R":
         raise ValueError(f"the exact transfer matrix exists for linear (1R) arrays, not {xb.cell_type}")
     drive = make_drive(xb, np.zeros(xb.shape[0]))
@@ -448,12 +444,3 @@ def load(path: str | Path) -> Calibration:
         return Calibration(forms=forms, form=str(f.attrs["form"]), domain=Domain(**dom), provenance=prov,
                            heldout={k: v[()] for k, v in f["heldout"].items()})
 
-
-def parity_figure(calibration: Calibration, form: str | None = None):
-    """Held-out surrogate vs SPICE column currents (plots.parity)."""
-    from circuitsim import plots
-
-    form = form or calibration.form
-    held = calibration.heldout
-    return plots.parity(held["spice_a"], held[f"{form}_a"], "SPICE", f"surrogate ({form})",
-                        title=f"Held-out column currents, {len(held['rows'])} designs")

@@ -1,7 +1,7 @@
 """Device characterization protocols: the datasets a lab measures, produced in ngspice.
 
 Each protocol drives memristor models (circuitsim.devices.memristors) with the stimulus a
-lab would apply, records the waveforms, and extracts the figures with circuitsim.extract
+lab would apply, records the waveforms, and extracts the figures with circuitsim.characterize.extract
 from voltage and current alone, so engine="numpy" (the twin) gives comparable figures.
 
 Several devices of one protocol run side by side in one transient: a 1×N array without
@@ -9,7 +9,7 @@ wire resistance whose row is held at 0 V and whose column j is driven with −V_
 device j sees exactly its own V_j(t) (all on one merged time grid).
 
 Settings and their per-model defaults (fixed, or derived from the model's own parameters)
-live in circuitsim.characterize_settings; every protocol programs its own start states
+live in circuitsim.characterize.settings; every protocol programs its own start states
 (`polarity`), so a model's x0 does not matter here.
 
 Laws the models do not have are applied here, at protocol level, and recorded in the
@@ -40,8 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-from circuitsim import __version__, extract
-from circuitsim.characterize_settings import Settings, default_settings, make_device, polarity, switching_time_s
+from circuitsim import __version__
+from circuitsim.characterize import extract
+from circuitsim.characterize.settings import Settings, default_settings, make_device, polarity, switching_time_s
 from circuitsim.design import Crossbar
 from circuitsim.devices.memristors import StateDevice
 from circuitsim.transient import Drive, array_transient
@@ -510,7 +511,7 @@ def characterize_to_store(protocol: str, model: str, params: dict, overrides: di
     result = characterize(protocol, model, params, engine=engine, settings=s)
     save(result, out)
     if plot_path is not None:
-        from circuitsim.characterize_plots import plot
+        from circuitsim.characterize.plots import plot
         from circuitsim.plots import save as save_figure
 
         save_figure(plot(result), plot_path)

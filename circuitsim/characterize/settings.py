@@ -1,4 +1,4 @@
-"""Settings of the characterization protocols (circuitsim.characterize) and their per-model defaults.
+"""Settings of the characterization protocols (circuitsim.characterize.protocols) and their per-model defaults.
 
 A model's defaults come in three layers, later ones winning: the shared `Settings` defaults,
 the model's fixed scales (`MODEL_SCALES`: mostly voltages, and the times of models whose

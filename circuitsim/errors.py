@@ -1,0 +1,47 @@
+"""One exception hierarchy, so callers can catch what they mean.
+
+Everything circuitsim raises on purpose derives from CircuitsimError; bad input stays a
+ValueError (it is one), everything that failed while running is one of these. This module
+is the bottom layer: it imports nothing from the package.
+"""
+from __future__ import annotations
+
+
+class CircuitsimError(Exception):
+    """Base of every circuitsim failure that is not bad input."""
+
+
+class ConvergenceError(CircuitsimError, RuntimeError):
+    """The numpy engine's Newton iteration did not converge (even with source stepping)."""
+
+
+class SpiceError(CircuitsimError, RuntimeError):
+    """ngspice could not produce a trustworthy answer (convergence, bad deck, crash, time limit)."""
+
+
+class SpiceTimeout(SpiceError):
+    """A job ran past its time limit; the worker was killed."""
+
+
+class EngineNotFoundError(CircuitsimError, RuntimeError):
+    """An engine's program or library (ngspice, libngspice, a calibration) is not installed."""
+
+
+class StoreError(CircuitsimError, RuntimeError):
+    """A results file cannot be used as asked."""
+
+
+class StoreLockedError(StoreError):
+    """Another process is writing the file."""
+
+
+class StoreVersionError(StoreError):
+    """The file was written with another circuitsim store format."""
+
+
+class StoreCorruptError(StoreError):
+    """The file is not a readable HDF5 file (truncated or damaged)."""
+
+
+class CalibrationRangeWarning(UserWarning):
+    """A design or drive lies outside the range the surrogate's calibration was fitted on."""
