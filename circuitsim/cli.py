@@ -82,6 +82,8 @@ def write_atomically(out: Path, write: Callable) -> None:
         with open(partial, "wb") as fh:
             write(fh)
         partial.replace(out)
+    except OSError as exc:  # e.g. the disk is full: name the file being written
+        raise OSError(exc.errno, exc.strerror, str(out)) from None
     finally:
         partial.unlink(missing_ok=True)
 
