@@ -174,7 +174,8 @@ def _drive(xb: Crossbar, table: dict) -> dict:
             v_rows = np.asarray(table["v_rows"], dtype=float)
         else:
             rng = np.random.default_rng(table.get("seed", 0))
-            v_rows = rng.uniform(0.0, table.get("v_read", 0.2), (integer("[drive] vectors", table.get("vectors", 1), minimum=1), rows))
+            vectors = integer("[drive] vectors", table.get("vectors", 1), minimum=1)
+            v_rows = rng.uniform(0.0, table.get("v_read", 0.2), (vectors, rows))
         drive = {"v_rows": np.atleast_2d(v_rows), "v_cols": table.get("v_cols")}
     else:
         raise ValueError(f"[drive] scheme must be 'all' or one of {READ_SCHEMES}, got {scheme!r}")

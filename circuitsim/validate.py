@@ -49,7 +49,7 @@ def _real_array(name: str, value) -> np.ndarray:
         raise TypeError(f"{name} must be numeric (int or float), got text {value!r:.40}")
     try:
         arr = np.asarray(value)
-    except ValueError as exc:  # ragged nested lists
+    except ValueError:  # ragged nested lists
         raise ValueError(f"{name} must be a rectangular array of numbers (nested lists of equal length)") from None
     kind = arr.dtype.kind
     if kind == "O" and all(isinstance(x, numbers.Real) and not _is_bool(x) for x in arr.flat):

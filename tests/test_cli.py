@@ -124,8 +124,8 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_behind(tmp_path):
     """A write that fails (here: a file size limit, as a full disk would) exits 1 with one line
     naming the file, and leaves neither the output nor its hidden partial file."""
     deck = tmp_path / "deck.cir"
-    res = subprocess.run([sys.executable, "-m", "circuitsim.cli", "netlist", "examples/design.toml", "--out", str(deck)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=300,
+    res = subprocess.run([sys.executable, "-m", "circuitsim.cli", "netlist", "examples/design.toml",
+                          "--out", str(deck)], capture_output=True, text=True, cwd=ROOT, timeout=300,
                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000)))
     assert res.returncode == 1 and res.stderr == f"circuitsim netlist: error: {deck}: File too large\n", res.stderr
     assert not list(tmp_path.iterdir())

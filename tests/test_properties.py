@@ -96,7 +96,8 @@ def designs(draw, max_side: int = 5):
     kwargs["conductance"] = g.tolist()
     batch = draw(st.integers(1, 3))
     volts = st.floats(-1.0, 1.0)
-    drive = {"v_rows": np.array(draw(st.lists(volts, min_size=batch * rows, max_size=batch * rows))).reshape(batch, rows)}
+    v_rows = draw(st.lists(volts, min_size=batch * rows, max_size=batch * rows))
+    drive = {"v_rows": np.array(v_rows).reshape(batch, rows)}
     if draw(st.booleans()):
         drive["v_cols"] = np.array(draw(st.lists(volts, min_size=cols, max_size=cols)))
     if cell == "1T1R" and draw(st.booleans()):
@@ -248,7 +249,7 @@ def check_kcl(xb: circuitsim.Crossbar, drive: dict, res) -> None:
         for node, (kind, line) in sources.items():
             expected = leaving.get(node, 0.0)
             got = row_i[k, line] if kind == "row" else -col_i[k, line]
-            assert abs(got - expected) <= tol(node), f"{kind} {line}: {got:.6e} A reported, {expected:.6e} A at the node"
+            assert abs(got - expected) <= tol(node), f"{kind} {line}: {got:.6e} A reported, {expected:.6e} A at it"
         assert np.all(col_i[k, fc] == 0), "a floating column reports a current"
 
 

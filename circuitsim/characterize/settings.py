@@ -87,8 +87,9 @@ class Settings:
                     raise ValueError(f"settings.{f.name} needs 1 to {MAX_VALUES} values, got {len(arr)}")
                 object.__setattr__(self, f.name, tuple(float(v) for v in arr))
             elif isinstance(f.default, int):
-                object.__setattr__(self, f.name, integer(f"settings.{f.name}", value, minimum=0 if f.name == "seed" else 1,
-                                                         maximum=MAX_COUNTS.get(f.name)))
+                count = integer(f"settings.{f.name}", value, minimum=0 if f.name == "seed" else 1,
+                                maximum=MAX_COUNTS.get(f.name))
+                object.__setattr__(self, f.name, count)
             else:
                 v = float(finite_array(f"settings.{f.name}", value, shape=()))
                 if v <= 0 and f.name not in ("sigma_d2d", "sigma_c2c", "noise_q_lrs", "noise_q_hrs"):
@@ -111,9 +112,9 @@ class Settings:
         derivation passes through mixed ones)."""
         tops = (self.read_width_s, self.train_width_s, *self.pulse_widths_s)
         if max(tops) / min(tops) > MAX_TIME_SPAN:
-            raise ValueError(f"settings read_width_s, train_width_s and pulse_widths_s span {max(tops) / min(tops):.3g}x "
-                             f"({min(tops):g} to {max(tops):g} s); a transient resolves at most {MAX_TIME_SPAN:g}x: "
-                             "bring them closer")
+            raise ValueError("settings read_width_s, train_width_s and pulse_widths_s span "
+                             f"{max(tops) / min(tops):.3g}x ({min(tops):g} to {max(tops):g} s); a transient "
+                             f"resolves at most {MAX_TIME_SPAN:g}x: bring them closer")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
