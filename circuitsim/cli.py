@@ -113,10 +113,13 @@ def design_netlist(design: str | Path) -> str:
     """The SPICE deck `circuitsim simulate` runs for a TOML design's first input vector."""
     from circuitsim.config import load_design
     from circuitsim.engines import netlist
+    from circuitsim.validate import voltages
 
     xb, drive = load_design(check_input(design, "a design file"))
-    v_rows = np.atleast_2d(drive.pop("v_rows"))[0]
-    return netlist(xb, v_rows, **{k: (np.atleast_2d(v)[0]) for k, v in drive.items()})
+    rows, cols = xb.shape
+    lengths = {"v_rows": rows, "v_cols": cols, "v_gates": rows}
+    first = {k: voltages(k, v, lengths[k])[0][0] for k, v in drive.items()}  # checked as simulate checks them
+    return netlist(xb, **first)
 
 
 def _cmd_netlist(args) -> int:

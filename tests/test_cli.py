@@ -136,3 +136,10 @@ def test_debug_shows_the_traceback(tmp_path):
     loud = run("--debug", "simulate", str(tmp_path))
     assert quiet.returncode == 2 and len(quiet.stderr.splitlines()) == 1, quiet.stderr
     assert "Traceback" in loud.stderr and "is a folder, not a design file" in loud.stderr
+
+
+def test_netlist_checks_the_drive_as_simulate_does(tmp_path, capsys):
+    design = tmp_path / "d.toml"
+    design.write_text('[crossbar]\nconductance = [[1e-4]]\n[drive]\nv_rows = 0.01\n')
+    for command in ("simulate", "netlist"):
+        one_line_error(*cli(capsys, command, str(design)), 2, r"v_rows must have shape (1,) or (batch, 1), got ()")
