@@ -32,9 +32,9 @@ PHYSICAL_RANGES = {
     "A": (0.0, 1.0),  # device current scales (selector i0, diode isat)
 }
 
-# Memory the numpy engine needs per cell (peak RSS over the design's size; measured 2.46-2.82 kB
-# for 1R and 1S1R arrays of 256² and 512², docs/design-files.md): an array whose cells need more
-# than this machine's memory is refused before anything is allocated.
+# Memory the numpy engine needs per cell (peak RSS over the design's size; 2.45-2.78 kB for 1R
+# and 1S1R arrays of 256² and 512², benchmarks/bench_memory_per_cell.py): an array whose cells
+# need more than this machine's memory is refused before anything is allocated.
 SOLVE_BYTES_PER_CELL = 2500
 
 
