@@ -27,7 +27,8 @@ from circuitsim.validate import PHYSICAL_RANGES, spice_name
 
 EXAMPLES = 60
 EPS = np.finfo(float).eps
-NEWTON_VTOL_V = 1e-9  # the numpy engine's Newton stopping tolerance (solver.dc)
+NEWTON_VTOL_V = 1e-9  # the numpy engine's Newton stops once no node moves by more than this (solver.dc)...
+NEWTON_RELTOL_KCL = 1e-13  # ...or once KCL holds to this share of (largest node conductance x drive)
 SPICE_FLOOR_A = 1e-9  # below a full scale of 1 nA, spice and numpy are compared at 1e-15 A
 # ngspice stops Newton at its default reltol (1e-3 of a node voltage) and leaves up to ~1e-6 of full
 # scale in nonlinear cells; until the deck tightens it (test_spice_sinh_cell_agrees_to_1e_6), nonlinear
@@ -207,7 +208,7 @@ def check_kcl(xb: circuitsim.Crossbar, drive: dict, res) -> None:
     v_cols = np.broadcast_to(drive.get("v_cols", np.zeros(cols)), (len(v_rows), cols))
     v_gates = drive.get("v_gates", np.full(rows, xb.transistor.v_gate_on if xb.transistor else 0.0))
     volts = np.atleast_2d(res.node_voltages)
-    # nonlinear cells: Newton stops once no node moves by more than its vtol
+    # nonlinear cells: Newton's stopping tolerances
     newton_v = NEWTON_VTOL_V if xb.selector is not None or xb.transistor is not None else 0.0
     col_i, row_i = np.atleast_2d(res.column_currents), np.atleast_2d(res.row_currents)
     for k in range(len(v_rows)):
@@ -216,6 +217,7 @@ def check_kcl(xb: circuitsim.Crossbar, drive: dict, res) -> None:
 
         leaving: dict[str, float] = {}
         rounding: dict[str, float] = {}  # what rounding the node voltages alone can leave at a node
+        node_g: dict[str, float] = {}  # sum of the slopes of the elements at a node [S]
         throughput = 0.0
         for kind, a, b, value in els:
             if groups.find(a) == groups.find(b):
@@ -238,10 +240,14 @@ def check_kcl(xb: circuitsim.Crossbar, drive: dict, res) -> None:
                 leaving[node] = leaving.get(node, 0.0) + sign * i
                 rounding[node] = rounding.get(node, 0.0) + (64 * EPS * (abs(va) + abs(vb) + abs(va - vb))
                                                              + 2 * newton_v) * slope
+                node_g[node] = node_g.get(node, 0.0) + slope
             throughput = max(throughput, abs(i))
+        # ...or once every residual is below NEWTON_RELTOL_KCL x largest node conductance x drive
+        newton_kcl = (NEWTON_RELTOL_KCL * max(node_g.values(), default=0.0) * max(1.0, np.abs(v_rows[k]).max())
+                      if newton_v else 0.0)
 
         def tol(node):
-            return FULL_SCALE_RTOL * throughput + rounding.get(node, 0.0) + 1e-21
+            return FULL_SCALE_RTOL * throughput + rounding.get(node, 0.0) + newton_kcl + 1e-21
 
         sources = {}
         for i in np.flatnonzero(~fr):
