@@ -133,7 +133,8 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_behind(tmp_path):
 
 def test_debug_shows_the_traceback(tmp_path):
     loud = run("--debug", "simulate", str(tmp_path))
-    assert "Traceback" in loud.stderr and "ValueError: " in loud.stderr and "is a folder, not a design file" in loud.stderr
+    assert "Traceback" in loud.stderr and "ValueError: " in loud.stderr, loud.stderr
+    assert "is a folder, not a design file" in loud.stderr
 
 
 def test_netlist_checks_the_drive_as_simulate_does(tmp_path, capsys):
