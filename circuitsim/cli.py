@@ -28,6 +28,8 @@ def check_input(path: str | Path, what: str) -> Path:
         raise ValueError(f"{path} is a folder, not {what}")
     if not path.exists():
         raise ValueError(f"{path}: no such file ({what})")
+    if not path.is_file():  # reading a pipe would wait for a writer
+        raise ValueError(f"{path} is not a regular file, not {what}")
     try:
         with open(path, "rb"):
             pass

@@ -1,4 +1,5 @@
 """The `circuitsim` command line, run as a real subprocess."""
+import os
 import resource
 import subprocess
 import sys
@@ -69,9 +70,13 @@ def one_line_error(code, err, expected_code, message):
 def test_inputs_that_are_not_design_files(tmp_path, capsys):
     binary = tmp_path / "design.toml"
     binary.write_bytes(b"\xff\xfe\x00binary")
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
     for design, message in [(tmp_path, "is a folder, not a design file"),
                             (tmp_path / "missing.toml", "no such file"),
-                            (binary, "not a text file")]:
+                            (binary, "not a text file"),
+                            (fifo, "is not a regular file"),  # reading it would wait for a writer
+                            ("/proc/self/mem", "cannot read a design file (Input/output error)")]:
         for command in ("simulate", "netlist"):
             one_line_error(*cli(capsys, command, str(design)), 2, message)
 
