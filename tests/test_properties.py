@@ -286,15 +286,17 @@ def _simulate_or_clear_error(kwargs, drive, refused):
 
 
 def _known_solver_defect(kwargs, drive) -> bool:
-    """Regions issue 12 gives to the solver owner, left out here until fixed (each has an
-    xfail(strict) reproducer below, which flips when it is): a floating line whose node group
-    reaches no source through a cell, and floating lines of nonlinear cells."""
+    """Regions issue 12 gives to the solver owner, left out here until fixed. Each has an
+    xfail(strict) reproducer below; when one passes, delete its condition here."""
     g = np.array(kwargs["conductance"], dtype=float)
     fr = drive.get("floating_rows", np.zeros(g.shape[0], bool))
     fc = drive.get("floating_cols", np.zeros(g.shape[1], bool))
-    nonlinear = "selector" in kwargs or "transistor" in kwargs
-    return bool(any(fc[j] and (nonlinear or not np.any(g[~fr, j] > 0)) for j in range(g.shape[1]))
-                or any(fr[i] and (nonlinear or not np.any(g[i] > 0)) for i in range(g.shape[0])))
+    # test_floating_open_column: a floating line whose node group reaches no source through a cell
+    no_dc_path = any(fc[j] and not np.any(g[~fr, j] > 0) for j in range(g.shape[1])) or \
+        any(fr[i] and not np.any(g[i] > 0) for i in range(g.shape[0]))
+    # test_floating_column_behind_a_selector: floating lines of nonlinear cells
+    floating_nonlinear = ("selector" in kwargs or "transistor" in kwargs) and (fr.any() or fc.any())
+    return bool(no_dc_path or floating_nonlinear)
 
 
 @sizes("slow")
