@@ -318,6 +318,13 @@ def test_floating_open_column():
     check_kcl(xb, {"v_rows": [0.2, 0.1], "floating_cols": np.array([False, True])}, res)
 
 
+def test_subnormal_drive_voltages():
+    """A drive of 5.8e-308 V (a subnormal number) is a drive like any other: currents of ~1e-314 A."""
+    xb = circuitsim.Crossbar(conductance=[[1e-7]], r_col=0.1)
+    drive = {"v_rows": np.array([[0.0], [5.82443958e-308]])}
+    check_kcl(xb, drive, circuitsim.simulate(xb, engine="numpy", **drive))
+
+
 @pytest.mark.xfail(strict=True, reason="issue 12 (solver): in a batch, a steep-selector vector next to one "
                                        "1e6x stronger stops early: 2.6976e-7 A instead of 2.7289e-7 A (alone, and "
                                        "ngspice: 2.7289e-7 A); fixed on the solver branch")
