@@ -13,6 +13,10 @@ from circuitsim.circuit import Circuit
 from circuitsim.devices.library import lib_path
 
 SOURCE_PREFIX = ("Vin", "Vout", "Vg")  # by Circuit.fixed_kind: row driver, column sense, gate
+# ngspice's defaults (reltol 1e-3, vntol 1e-6 V, abstol 1e-12 A) let a nonlinear .op stop 2e-7
+# (relative) from the exact answer when wires of 1e4-1e5 ohm leave sub-microampere currents;
+# with these it lands within 1e-10 of it at the same cost (Newton converges quadratically).
+OP_TOLERANCES = "reltol=1e-6 vntol=1e-9 abstol=1e-15"
 INCLUDE_LINE = re.compile(r'^\.include "(?P<path>[^"\n]+)"$', re.MULTILINE)
 
 
@@ -25,6 +29,14 @@ def number(x: float) -> str:
     if not np.isfinite(x):  # validated upstream; a last guard, since a deck is code
         raise ValueError(f"non-finite number {x!r} cannot go into a SPICE deck")
     return repr(float(x))
+
+
+def numbers(values) -> list[str]:
+    """number() of each value, checked and formatted in bulk (a large deck has ~1e5 of them)."""
+    values = np.asarray(values, dtype=float)
+    if not np.isfinite(values).all():
+        raise ValueError("non-finite number cannot go into a SPICE deck")
+    return list(map(repr, values.tolist()))
 
 
 def _params(params: dict[str, float]) -> str:
@@ -42,7 +54,7 @@ def render(circuit: Circuit, fixed_volts: np.ndarray, analysis: str = ".op", *,
     """
     xb = circuit.xb
     rows, cols = xb.shape
-    names = circuit.node_names
+    names = np.array(circuit.node_names, dtype=object)  # indexed by node arrays in bulk
     sel, tr = xb.selector, xb.transistor
     libs = sorted({d.spice_lib for d in (sel, tr, *(cells or ())) if d is not None})
     out = [
@@ -50,28 +62,31 @@ def render(circuit: Circuit, fixed_volts: np.ndarray, analysis: str = ".op", *,
         "* rows are driven at the left end (node in<i>), columns are sensed at the bottom (node out<j>)",
         "* nodes: r<i>c<j> row wire at cell (i,j), b<i>c<j> column wire, m<i>c<j> inside the cell",
         "* zero-ohm segments are merged into one node; floating lines have no source",
-        ".options klu",
+        ".options klu" + (f" {OP_TOLERANCES}" if analysis == ".op" else ""),
     ]
     out += [f'.include "{lib_path(lib)}"' for lib in libs]
     if tr is not None:
         out.append(tr.spice_model_line())
     out.append("* sources: drivers (Vin), sense nodes (Vout), gates (Vg)")
-    values = waveforms if waveforms is not None else [f"DC {number(v)}" for v in fixed_volts]
+    values = waveforms if waveforms is not None else [f"DC {x}" for x in numbers(fixed_volts)]
     out += [f"{s} {names[node]} 0 {value}" for s, node, value in zip(source_names(circuit), circuit.fixed, values)]
     out.append("* wire segments: Rrow<i>_<j> feeds cell (i,j) of row i; Rcol<i>_<j> leaves cell (i,j) downwards")
-    out += [f"{n} {names[a]} {names[b]} {number(r)}"
-            for n, a, b, r in zip(circuit.res_names, circuit.res_a, circuit.res_b, circuit.res_ohm)]
+    out += map("{} {} {} {}".format, circuit.res_names, names[circuit.res_a], names[circuit.res_b],
+               numbers(circuit.res_ohm))
     out.append("* cells: Rcell = 1/conductance, or XC = device subckt (open cells are left out)")
-    for k, (hi, lo, g) in enumerate(zip(circuit.cell_hi, circuit.cell_lo, circuit.cell_g)):
-        if g > 0 and cells is not None:
-            out.append(f"XC{k // cols}_{k % cols} {names[hi]} {names[lo]} {cells[k].spice_subckt} "
-                       f"params: {_params(cells[k].spice_params())}")
-        elif g > 0:
-            out.append(f"Rcell{k // cols}_{k % cols} {names[hi]} {names[lo]} {number(1.0 / g)}")
+    present = np.flatnonzero(circuit.cell_g > 0)
+    tags = [f"{k // cols}_{k % cols}" for k in present.tolist()]
+    if cells is not None:
+        out += [f"XC{tag} {hi} {lo} {cells[k].spice_subckt} params: {_params(cells[k].spice_params())}"
+                for k, tag, hi, lo in zip(present.tolist(), tags, names[circuit.cell_hi[present]],
+                                          names[circuit.cell_lo[present]])]
+    else:
+        out += map("Rcell{} {} {} {}".format, tags, names[circuit.cell_hi[present]], names[circuit.cell_lo[present]],
+                   numbers(1.0 / circuit.cell_g[present]))
     if sel is not None:
         params = _params(sel.spice_params())
-        out += [f"XS{k // cols}_{k % cols} {names[a]} {names[b]} {sel.spice_subckt} params: {params}"
-                for k, (a, b) in enumerate(zip(circuit.sel_a, circuit.sel_b))]
+        out += [f"XS{k // cols}_{k % cols} {a} {b} {sel.spice_subckt} params: {params}"
+                for k, (a, b) in enumerate(zip(names[circuit.sel_a], names[circuit.sel_b]))]
     if tr is not None:
         gates = {line: circuit.fixed[i] for i, (kind, line) in enumerate(zip(circuit.fixed_kind, circuit.fixed_line))
                  if kind == 2}

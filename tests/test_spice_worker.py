@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from margins import assert_close
 
 import circuitsim
 from circuitsim.spice import server
@@ -27,7 +28,7 @@ def test_divider_runs_in_a_child_process():
     with SpiceWorker() as worker:
         out = worker.run(SpiceJob(DIVIDER))
         assert worker.pid is not None
-    assert out.vectors[0]["b"][0] == pytest.approx(0.75, rel=1e-12)
+    assert_close(out.vectors[0]["b"][0], 0.75, rtol=1e-12, what="divider voltage")
     assert out.ngspice_version.isdigit()
 
 
@@ -37,7 +38,7 @@ def test_time_limit_kills_a_hung_job_and_the_next_job_works():
         with pytest.raises(SpiceTimeout, match="slow design.*time limit of 1.5 s"):
             worker.run(SpiceJob(SLOW, label="slow design"), timeout_s=1.5)
         assert time.monotonic() - start < 10
-        assert worker.run(SpiceJob(DIVIDER)).vectors[0]["b"][0] == pytest.approx(0.75)
+        assert worker.run(SpiceJob(DIVIDER)).vectors[0]["b"][0] == pytest.approx(0.75, rel=1e-9)
 
 
 def test_a_crashed_worker_raises_and_is_replaced():
@@ -49,7 +50,7 @@ def test_a_crashed_worker_raises_and_is_replaced():
         with pytest.raises(SpiceError, match="crashed"):
             worker.run(SpiceJob(SLOW, label="crash victim"), timeout_s=60)
         killer.join()
-        assert worker.run(SpiceJob(DIVIDER)).vectors[0]["b"][0] == pytest.approx(0.75)
+        assert worker.run(SpiceJob(DIVIDER)).vectors[0]["b"][0] == pytest.approx(0.75, rel=1e-9)
         assert worker.pid != first
 
 
@@ -79,8 +80,8 @@ def test_simulate_accepts_a_given_worker():
     with SpiceWorker() as worker:
         res = circuitsim.simulate(xb, [0.1, 0.2], engine="spice", worker=worker)
         assert worker.pid is not None
-    np.testing.assert_allclose(res.column_currents, circuitsim.simulate(xb, [0.1, 0.2], engine="numpy").column_currents,
-                               rtol=1e-9)
+    assert_close(res.column_currents, circuitsim.simulate(xb, [0.1, 0.2], engine="numpy").column_currents,
+                 rtol=1e-9, what="column currents")
 
 
 # --- the protocol: one call's answer never reaches the next call (issue 12) ---
@@ -93,9 +94,8 @@ def _two_designs(size: int):
 
 
 def _assert_is_answer_of(res, xb, v):
-    expected = circuitsim.simulate(xb, v, engine="numpy").column_currents
-    error = np.max(np.abs(res.column_currents - expected) / np.abs(expected))
-    assert error < 1e-7, f"relative error {error:.2e} against the design's own numpy answer (tolerance 1e-7)"
+    assert_close(res.column_currents, circuitsim.simulate(xb, v, engine="numpy").column_currents, rtol=1e-7,
+                 what="column currents against the design's own numpy answer")
 
 
 @pytest.mark.parametrize("bad", [float("inf"), float("nan"), 0, -1.0, True, "5", 1j])

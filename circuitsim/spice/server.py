@@ -28,7 +28,7 @@ HEADER = struct.Struct("<Q")  # payload length in bytes
 CONVERGENCE_AIDS = (
     "",  # ngspice's own: Newton, then dynamic gmin stepping, then source stepping
     "gminsteps=200 srcsteps=200 itl1=1000 itl6=1000",  # finer stepping, more iterations
-    "method=gear gminsteps=500 srcsteps=500 itl1=5000 itl6=5000 reltol=1e-4",
+    "method=gear gminsteps=500 srcsteps=500 itl1=5000 itl6=5000",
 )
 _FAILURE = re.compile(r"(^|\n)\s*(error|.*simulation\(s\) aborted|.*iteration limit reached|.*timestep too small)",
                       re.IGNORECASE)
@@ -70,11 +70,14 @@ class JobFailed(Exception):
 
 
 def with_options(deck: str, extra: str) -> str:
-    """The deck with extra .options after its first line."""
+    """The deck with extra .options just before its .end line: ngspice takes the last value of an
+    option, so an aid adds to the deck's own options (its tolerances stay)."""
     if not extra:
         return deck
-    first, rest = deck.split("\n", 1)
-    return f"{first}\n.options {extra}\n{rest}"
+    head, end, tail = deck.rpartition("\n.end")
+    if not end:
+        return f"{deck}\n.options {extra}\n"
+    return f"{head}\n.options {extra}{end}{tail}"
 
 
 class Session:
