@@ -131,13 +131,28 @@ class Session:
             k += 1
         return out
 
-    def _probe(self, plot: str, probes: tuple[str, ...]) -> np.ndarray:
-        vectors = [self._vector(plot, name) for name in probes]
-        missing = [name for name, vec in zip(probes, vectors) if vec is None]
+    def _probe(self, probes: list[bytes]) -> np.ndarray:
+        """(probes, points) values of the named vectors of the current plot. One lookup each by
+        bare name; an .op's single values are read as scalars (no array per vector)."""
+        out = None
+        missing = []
+        for k, name in enumerate(probes):
+            info = self.lib.ngGet_Vec_Info(name)
+            if info == self.ffi.NULL or info.v_realdata == self.ffi.NULL:
+                missing.append(name.decode())
+                continue
+            if out is None:
+                out = np.full((len(probes), info.v_length), np.nan)
+            if info.v_length != out.shape[1]:
+                raise JobFailed(f"vector {name.decode()} has {info.v_length} points, not {out.shape[1]}")
+            if out.shape[1] == 1:
+                out[k, 0] = info.v_realdata[0]
+            else:
+                out[k] = np.frombuffer(self.ffi.buffer(info.v_realdata, info.v_length * 8), dtype=np.float64)
         if missing:
             raise JobFailed(f"ngspice's answer has no vector for {', '.join(missing[:5])}"
                             f"{' ...' if len(missing) > 5 else ''}")
-        return np.stack(vectors)
+        return out
 
     def run(self, deck: str, runs, probes, label: str, report) -> dict:
         """All runs of one job under the first convergence aid that succeeds. The last plot and
@@ -163,6 +178,7 @@ class Session:
                         f"({', '.join(a or 'default' for a in CONVERGENCE_AIDS)}):\n" + "\n".join(errors))
 
     def _runs(self, runs, probes, label: str, report):
+        names = None if probes is None else [name.encode() for name in probes]
         answers = []
         plot = None
         for done, alters in enumerate(runs):
@@ -172,7 +188,7 @@ class Session:
                 if _FAILURE.search(self.command(command)):
                     raise JobFailed(f"{label}: ngspice rejected '{command}'")
             plot = self._analyse()
-            answers.append(self._all_vectors(plot) if probes is None else self._probe(plot, probes))
+            answers.append(self._all_vectors(plot) if probes is None else self._probe(names))
             report(done + 1)
         if probes is not None:
             answers = _stack(answers)
