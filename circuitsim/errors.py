@@ -23,8 +23,8 @@ class SpiceTimeout(SpiceError):
     """A job ran past its time limit; the worker was killed."""
 
 
-class EngineNotFoundError(CircuitsimError, RuntimeError):
-    """An engine's program or library (ngspice, libngspice, a calibration) is not installed."""
+class EngineNotFoundError(CircuitsimError, FileNotFoundError):
+    """What an engine needs is not installed (ngspice, libngspice, the surrogate's calibration file)."""
 
 
 class StoreError(CircuitsimError, RuntimeError):

@@ -5,7 +5,7 @@ A sweep file is a design file (tables [array] or [crossbar] conductance, [crossb
 [selector], [transistor], [drive]) plus [sweep] (mode, engine, metrics...) and [axes]
 ("table.key" = values). The main process expands and validates every point before anything
 runs, skips points already stored (keyed by a content hash of their inputs), and is the
-only writer; workers only compute. See README.md ("Results store and sweeps").
+only writer; workers only compute. See docs/guide/sweeps-and-store.md.
 """
 from __future__ import annotations
 
