@@ -28,26 +28,27 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
-def design_netlist(design: str | Path) -> str:
-    """The SPICE deck `circuitsim simulate` runs for a TOML design's first input vector."""
+def design_netlist(design: str | Path, self_contained: bool = False) -> str:
+    """The SPICE deck `circuitsim simulate` runs for a TOML design's first input vector
+    (self_contained: models inlined, column currents printed; see netlist())."""
     from circuitsim.config import load_design
     from circuitsim.engines import netlist
 
     xb, drive = load_design(design)
     v_rows = np.atleast_2d(drive.pop("v_rows"))[0]
-    return netlist(xb, v_rows, **{k: (np.atleast_2d(v)[0]) for k, v in drive.items()})
+    return netlist(xb, v_rows, **{k: (np.atleast_2d(v)[0]) for k, v in drive.items()}, self_contained=self_contained)
 
 
 def _cmd_netlist(args) -> int:
     from circuitsim.netlist import relative_includes
 
     if args.out is None:
-        print(design_netlist(args.design), end="")
+        print(design_netlist(args.design, args.self_contained), end="")
         return 0
     out = Path(args.out)
     if not out.parent.is_dir():
         raise ValueError(f"--out {out}: folder {out.parent} does not exist")
-    deck = relative_includes(design_netlist(args.design), out.parent)
+    deck = relative_includes(design_netlist(args.design, args.self_contained), out.parent)
     partial = out.with_name(f".{out.name}.partial")
     partial.write_text(deck)
     partial.replace(out)  # a reader never sees half a deck
@@ -129,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("netlist", help="print the SPICE deck of a design (first input vector)")
     p.add_argument("design")
     p.add_argument("--out", help="write the deck to this file instead, its .include paths relative to it")
+    p.add_argument("--self-contained", action="store_true",
+                   help="inline the models (no .include) and print the column currents when run by ngspice -b")
     p.set_defaults(func=_cmd_netlist)
     p = sub.add_parser("doctor", help="check ngspice, PySpice and the Python packages")
     p.set_defaults(func=_cmd_doctor)

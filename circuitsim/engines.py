@@ -11,17 +11,24 @@ import numpy as np
 from circuitsim import __version__
 from circuitsim.circuit import Drive, make_drive
 from circuitsim.design import Crossbar
-from circuitsim.netlist import number, render, source_names
+from circuitsim.netlist import number, render, source_names, standalone
 from circuitsim.results import Result, extract
 from circuitsim.solver.dc import gate_voltages, leaving_currents, solve
 from circuitsim.spice.worker import SpiceError, SpiceJob, SpiceWorker, check_timeout, run_job
 
 
-def netlist(xb: Crossbar, v_rows, v_cols=None, *, v_gates=None, floating_rows=None, floating_cols=None) -> str:
-    """The SPICE deck (.op) that engine="spice" runs for one input vector v_rows (rows,)."""
+def netlist(xb: Crossbar, v_rows, v_cols=None, *, v_gates=None, floating_rows=None, floating_cols=None,
+            self_contained: bool = False) -> str:
+    """The SPICE deck (.op) that engine="spice" runs for one input vector v_rows (rows,).
+
+    self_contained=True: a deck for the ngspice program instead, with the models inlined (no
+    .include, so it runs from any folder) and the column currents printed by `ngspice -b`.
+    """
     drive = make_drive(xb, v_rows, v_cols, v_gates, floating_rows, floating_cols)
     if not drive.single:
         raise ValueError("netlist() takes one input vector of shape (rows,)")
+    if self_contained:
+        return standalone(drive.circuit, drive.fixed_volts[0])
     return render(drive.circuit, drive.fixed_volts[0])
 
 

@@ -62,7 +62,7 @@ def render(circuit: Circuit, fixed_volts: np.ndarray, analysis: str = ".op", *,
         "* rows are driven at the left end (node in<i>), columns are sensed at the bottom (node out<j>)",
         "* nodes: r<i>c<j> row wire at cell (i,j), b<i>c<j> column wire, m<i>c<j> inside the cell",
         "* zero-ohm segments are merged into one node; floating lines have no source",
-        ".options klu" + (f" {OP_TOLERANCES}" if analysis == ".op" else ""),
+        ".options klu" + (f" {OP_TOLERANCES}" if analysis.startswith((".op", ".dc")) else ""),
     ]
     out += [f'.include "{lib_path(lib)}"' for lib in libs]
     if tr is not None:
@@ -106,3 +106,30 @@ def relative_includes(deck: str, deck_dir: str | Path) -> str:
     """
     base = Path(deck_dir).resolve()
     return INCLUDE_LINE.sub(lambda m: f'.include "{Path(os.path.relpath(m["path"], base)).as_posix()}"', deck)
+
+
+def standalone(circuit: Circuit, fixed_volts: np.ndarray) -> str:
+    """A deck for the ngspice program on its own: the models inlined (it runs from any folder),
+    and `ngspice -b deck.cir` prints the column currents [A] (positive into the sense nodes),
+    one table, instead of every node. ngspice prints only the results of a sweep, so the
+    analysis is a one-point .dc of the first sense source at its own value: the same DC
+    solution as the engine's .op. `ngspice -b -r out.raw` keeps only those currents too."""
+    senses = [(name, volts) for name, kind, volts in zip(source_names(circuit), circuit.fixed_kind, fixed_volts)
+              if kind == 1]
+    if not senses:  # every column floating: no column current to print
+        return inline_includes(render(circuit, fixed_volts))
+    first, volts = senses[0][0], number(senses[0][1])
+    currents = " ".join(f"i({name})" for name, _ in senses)
+    analysis = (f"* ngspice -b prints the column currents i(Vout<j>) [A] (7 digits; -r out.raw keeps all 16)\n"
+                f"* in one table; a one-point .dc is the .op\n.width out={16 * (len(senses) + 2)}\n"
+                f".save {currents}\n.dc {first} {volts} {volts} 1\n.print dc {currents}")
+    return inline_includes(render(circuit, fixed_volts, analysis))
+
+
+def inline_includes(deck: str) -> str:
+    """The deck with each .include line replaced by the file it names."""
+    def body(match) -> str:
+        path = Path(match["path"])
+        return f"* ---- {path.name}, inlined ----\n{path.read_text().rstrip()}\n* ---- end of {path.name} ----"
+
+    return INCLUDE_LINE.sub(body, deck)

@@ -3,6 +3,8 @@
 They run in the ngspice program itself (`ngspice -b`, not the shared library), from a folder
 that is not theirs, so their .include paths must be portable.
 """
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +93,36 @@ def test_op_tolerances_hold_with_megaohm_scale_wires():
         exact_cols = -exact[:, -16:]  # a sense source delivers what the column carries into it
         worst = max(worst, np.max(np.abs(spice.column_currents - exact_cols) / np.abs(exact_cols)))
     assert worst < 1e-9 / 3, f"spice vs the exact nodal solution: {worst:.2e} relative (tolerance 1e-9, margin 3)"
+
+
+@pytest.mark.parametrize("kind", ["1S1R", "1T1R"])
+def test_self_contained_deck_runs_anywhere_and_prints_what_simulate_answers(kind, tmp_path):
+    """netlist(..., self_contained=True) copied alone to another folder: the ngspice program runs it,
+    prints one table of column currents (not every node), and they are simulate()'s."""
+    from conftest import random_crossbar
+
+    rng = np.random.default_rng(6)
+    xb = random_crossbar(rng, 4, 5, kind)
+    v, v_cols = rng.uniform(0.3, 1.0, 4), rng.uniform(0.0, 0.05, 5)
+    deck = circuitsim.netlist(xb, v, v_cols=v_cols, self_contained=True)
+    assert ".include" not in deck
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "deck.cir").write_text(deck)
+    done = subprocess.run([shutil.which("ngspice"), "-b", "deck.cir"], cwd=elsewhere, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "error" not in (done.stdout + done.stderr).lower(), done.stdout + done.stderr
+    table = done.stdout.split("vout4#branch", 1)[1].splitlines()
+    printed = np.array([float(x) for x in next(line for line in table if line.startswith("0\t")).split()[2:]])
+    assert len(done.stdout.splitlines()) < 60  # the currents, not every node
+    expected = circuitsim.simulate(xb, v, v_cols=v_cols, engine="spice").column_currents
+    assert_close(printed, expected, rtol=5e-6, what="printed column currents (7 digits)")
+    assert_close(run_ngspice(elsewhere / "deck.cir", tmp_path)["i(vout0)"], expected[0], rtol=1e-9,
+                 what="rawfile column current")
+
+
+def test_cli_netlist_self_contained(tmp_path):
+    out = tmp_path / "deck.cir"
+    assert main(["netlist", str(ROOT / "examples" / "design.toml"), "--self-contained", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert ".include" not in text and ".print dc i(Vout0)" in text

@@ -209,3 +209,21 @@ def test_kill_9_of_the_parent_leaves_no_ngspice_child(when, tmp_path):
     if not _gone_within(child, 10):
         os.kill(child, signal.SIGKILL)
         pytest.fail(f"the ngspice child {child} outlived its parent killed with SIGKILL ({when})")
+
+
+def test_long_batches_show_progress_when_asked(capsys):
+    """The worker reports runs done while a batch is out; simulate(progress=True) shows a tqdm bar,
+    and by default (stderr not a terminal here) nothing."""
+    a, _ = _two_designs(8)
+    batch = np.random.default_rng(3).uniform(0, 0.3, (150, 8))
+    seen = []
+    with SpiceWorker() as worker:
+        worker.run(SpiceJob(circuitsim.netlist(a, batch[0]), tuple([()] * 400), probes=("b0c0",)),
+                   progress=seen.append)
+        assert seen and seen == sorted(seen) and seen[0] < 400, f"progress reports: {seen}"
+        circuitsim.simulate(a, batch[:60], engine="spice", worker=worker)
+        assert capsys.readouterr().err == ""
+        shown = circuitsim.simulate(a, batch, engine="spice", worker=worker, progress=True)
+    err = capsys.readouterr().err
+    assert "ngspice" in err and "150/150" in err, err
+    _assert_is_answer_of(shown, a, batch)
