@@ -54,9 +54,11 @@ def _spice(drive: Drive, worker: SpiceWorker | None, timeout_s: float | None, pr
     runs = [()] + [tuple(f"alter {s.lower()} dc={number(v)}" for s, v, old in zip(sources, now, prev) if v != old)
                    for prev, now in zip(volts[:-1], volts[1:])]
     rows, cols = circuit.xb.shape
-    label = f"{rows}x{cols} {circuit.xb.cell_type} crossbar (netlist sha256 {_sha256(deck)[:12]})"
+    sha256 = _sha256(deck)
+    label = f"{rows}x{cols} {circuit.xb.cell_type} crossbar (netlist sha256 {sha256[:12]})"
     nodes = len(circuit.node_names)
-    probes = tuple(n.lower() for n in circuit.node_names) + tuple(f"{s.lower()}#branch" for s in sources)
+    # ngspice's vector names: lower case, branch currents as <source>#branch (lowered in one go)
+    probes = tuple("\n".join([*circuit.node_names, *(f"{s}#branch" for s in sources)]).lower().split("\n"))
     with _progress_bar(len(runs), progress) as bar:
         out = run_job(SpiceJob(deck, tuple(runs), label, probes), worker, timeout_s,
                       None if bar is None else lambda done: bar.update(done - bar.n))
@@ -65,7 +67,7 @@ def _spice(drive: Drive, worker: SpiceWorker | None, timeout_s: float | None, pr
     check_passive(v, volts, label)
     # ngspice's branch current flows into the + node; a source delivers the opposite
     delivered = -values[:, nodes:]
-    return v, delivered, {"ngspice_version": out.ngspice_version, "netlist_sha256": _sha256(deck),
+    return v, delivered, {"ngspice_version": out.ngspice_version, "netlist_sha256": sha256,
                           "convergence_aid": out.aid}
 
 

@@ -32,11 +32,15 @@ def number(x: float) -> str:
 
 
 def numbers(values) -> list[str]:
-    """number() of each value, checked and formatted in bulk (a large deck has ~1e5 of them)."""
-    values = np.asarray(values, dtype=float)
+    """number() of each value, checked and formatted in bulk (a large deck has ~1e5 of them;
+    uniform wires repeat one value, which is formatted once)."""
+    values = np.asarray(values, dtype=float).ravel()
     if not np.isfinite(values).all():
         raise ValueError("non-finite number cannot go into a SPICE deck")
-    return list(map(repr, values.tolist()))
+    unique, index = np.unique(values, return_inverse=True)
+    if unique.size > values.size // 4:
+        return list(map(repr, values.tolist()))
+    return np.array(list(map(repr, unique.tolist())), dtype=object)[index].tolist()
 
 
 def _params(params: dict[str, float]) -> str:

@@ -157,15 +157,10 @@ class Session:
     def run(self, deck: str, runs, probes, label: str, report) -> dict:
         """All runs of one job under the first convergence aid that succeeds. The last plot and
         the circuit stay loaded: the caller cleans up after sending the answer."""
-        from PySpice.Spice.NgSpice.Shared import NgSpiceCircuitError
-
         errors = []
         for aid in CONVERGENCE_AIDS:
-            self.ng.clear_output()
-            try:
-                self.ng.load_circuit(with_options(deck, aid))
-            except NgSpiceCircuitError:
-                raise JobFailed(f"{label}: ngspice rejected the deck: {self.ng.stdout[-2000:]}") from None
+            if self._load(with_options(deck, aid)):
+                raise JobFailed(f"{label}: ngspice rejected the deck: {self.ng.stdout[-2000:]}")
             if _FAILURE.search(self.ng.stderr):  # e.g. an unknown subckt: no aid can help
                 raise JobFailed(f"{label}: ngspice rejected the deck: {self.ng.stderr[-2000:]}")
             try:
@@ -176,6 +171,22 @@ class Session:
                 self.cleanup()
         raise JobFailed(f"{label}: ngspice did not converge with any aid "
                         f"({', '.join(a or 'default' for a in CONVERGENCE_AIDS)}):\n" + "\n".join(errors))
+
+    def _load(self, deck: str) -> bool:
+        """ngSpice_Circ of the deck's lines; True if ngspice reported an error. The lines go as
+        one buffer and an array of pointers into it, built in bulk (a large deck has ~1e5 lines;
+        ngspice copies them)."""
+        data = np.frombuffer(("\n".join(line for line in deck.splitlines() if line) + "\n\n").encode(), dtype=np.uint8)
+        ends = np.flatnonzero(data == ord("\n"))
+        text = self.ffi.new("char[]", data.size)
+        self.ffi.memmove(text, np.where(data == ord("\n"), 0, data).tobytes(), data.size)
+        address = int(self.ffi.cast("uintptr_t", text))
+        pointers = np.zeros(ends.size + 1, dtype=np.uint64)  # the last line is empty, then NULL
+        pointers[0] = address
+        pointers[1:-1] = address + ends[:-1] + 1
+        self.ng.clear_output()
+        rc = self.lib.ngSpice_Circ(self.ffi.from_buffer("char *[]", pointers))
+        return bool(rc) or self.ng._error_in_stdout
 
     def _runs(self, runs, probes, label: str, report):
         names = None if probes is None else [name.encode() for name in probes]
