@@ -28,6 +28,7 @@ from circuitsim.errors import SpiceError, SpiceTimeout
 from circuitsim.spice import server
 
 SERVER_PATH = Path(server.__file__).resolve()
+CONVERGENCE_AIDS = server.CONVERGENCE_AIDS  # tried in this order when ngspice does not converge
 
 
 def check_timeout(timeout_s) -> float | None:
