@@ -126,3 +126,14 @@ def test_joule_heating_node_in_spice_matches_the_twin():
 def test_bad_parameters_raise(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_x0_zero_reads_and_resets_in_both_engines():
+    """x0 = 0 (the smallest gap, documented as valid) used to fail in ngspice with "timestep too
+    small, trouble with node gam" even for a 0.1 V read."""
+    device = StanfordPKU(x0=0.0)
+    read = transient(device, _levels([READ_V], [READ_S]))
+    assert_close(read.current_a[-1], device.current(READ_V, 0.0), rtol=1e-6, what="read current at x0 = 0")
+    assert_close(read.state, 0.0, atol=1e-6, what="state during the read")
+    assert_twin_agrees(device, _levels([READ_V, RESET_V], [READ_S, 20e-9]), min_state_swing=0.05,
+                       max_step_s=AGREEMENT_STEP_S)
