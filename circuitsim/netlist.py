@@ -17,6 +17,7 @@ SOURCE_PREFIX = ("Vin", "Vout", "Vg")  # by Circuit.fixed_kind: row driver, colu
 # (relative) from the exact answer when wires of 1e4-1e5 ohm leave sub-microampere currents;
 # with these it lands within 1e-10 of it at the same cost (Newton converges quadratically).
 OP_TOLERANCES = "reltol=1e-6 vntol=1e-9 abstol=1e-15"
+DC_ANALYSIS = re.compile(r"^\.(op|dc)\b", re.MULTILINE | re.IGNORECASE)  # decks that get OP_TOLERANCES
 INCLUDE_LINE = re.compile(r'^\.include "(?P<path>[^"\n]+)"$', re.MULTILINE)
 
 
@@ -66,7 +67,7 @@ def render(circuit: Circuit, fixed_volts: np.ndarray, analysis: str = ".op", *,
         "* rows are driven at the left end (node in<i>), columns are sensed at the bottom (node out<j>)",
         "* nodes: r<i>c<j> row wire at cell (i,j), b<i>c<j> column wire, m<i>c<j> inside the cell",
         "* zero-ohm segments are merged into one node; floating lines have no source",
-        ".options klu" + (f" {OP_TOLERANCES}" if analysis.startswith((".op", ".dc")) else ""),
+        ".options klu" + (f" {OP_TOLERANCES}" if DC_ANALYSIS.search(analysis) else ""),
     ]
     out += [f'.include "{lib_path(lib)}"' for lib in libs]
     if tr is not None:

@@ -15,7 +15,7 @@ from scipy.optimize import brentq
 
 import circuitsim
 from circuitsim.cli import design_netlist, main
-from circuitsim.netlist import relative_includes
+from circuitsim.netlist import OP_TOLERANCES, relative_includes
 
 ROOT = Path(__file__).resolve().parents[1]
 NETLISTS = ROOT / "netlists"
@@ -105,7 +105,7 @@ def test_self_contained_deck_runs_anywhere_and_prints_what_simulate_answers(kind
     xb = random_crossbar(rng, 4, 5, kind)
     v, v_cols = rng.uniform(0.3, 1.0, 4), rng.uniform(0.0, 0.05, 5)
     deck = circuitsim.netlist(xb, v, v_cols=v_cols, self_contained=True)
-    assert ".include" not in deck
+    assert ".include" not in deck and OP_TOLERANCES in deck  # the engine's tolerances, not ngspice's defaults
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "deck.cir").write_text(deck)
