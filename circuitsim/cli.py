@@ -116,6 +116,34 @@ def _cmd_characterize(args) -> int:
     return 0
 
 
+def _cmd_fit(args) -> int:
+    from circuitsim.characterize.fit import fit_files, spread
+    from circuitsim.characterize.protocols import parse_assignments
+
+    out = Path(args.out)
+    plot = Path(args.plot) if args.plot else out.with_suffix(".png")
+    fits, key = fit_files(args.data, args.model, out, temperatures_k=args.temperature_k,
+                          start=parse_assignments(args.param, "--param"), per_device=args.devices,
+                          names=args.fit.split(",") if args.fit else None,
+                          lib_name=args.name, plot_path=plot, max_evaluations=args.max_evaluations)
+    for k, result in enumerate(fits):
+        print(f"# {args.model} fitted to {', '.join(args.data) if len(fits) == 1 else args.data[k]} "
+              f"({result.provenance['status']}; {result.provenance['evaluations']} evaluations)")
+        for name, value in result.values.items():
+            print(f"{name} = {value:.6g} ± {result.sigma[name]:.2g}")
+        rms = ", ".join(f"{f['rms_ln_i']:.3g}" for f in result.figures)
+        check = ", ".join(f"{r:.2g}" for r in result.spice_check["rms_ln_i_spice_vs_twin"])
+        print(f"# rms of ln|I| residuals per file: {rms}; ngspice vs twin: {check}")
+        if result.provenance["at_bounds"]:
+            print(f"# at the search bounds (not determined by the data): {', '.join(result.provenance['at_bounds'])}")
+    if len(fits) > 1:
+        _, sigma = spread(fits)
+        print("# device-to-device spread (sigma of ln p, for circuitsim.variability.device_to_device): "
+              + ", ".join(f"{k}={v:.3g}" for k, v in sigma.items()))
+    print(f"wrote {out} (point {key[:12]}), {out.with_suffix('.lib')} and the figure {plot}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from circuitsim.devices.memristors import MEMRISTORS
 
@@ -163,6 +191,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="HDF5 results file (created or extended)")
     p.add_argument("--plot", help="figure file (default: <out stem>-<protocol>.png next to --out)")
     p.set_defaults(func=_cmd_characterize)
+    p = sub.add_parser("fit", help="fit a compact model to measured CSV waveforms (columns time_s, voltage_v, "
+                                   "current_a); writes FIT.h5, FIT.lib and FIT.png")
+    p.add_argument("data", nargs="+", help="CSV files, one I-V loop or pulse train each")
+    p.add_argument("--model", required=True, help=", ".join(MEMRISTORS))
+    p.add_argument("--out", required=True, help="HDF5 file for the fitted values, uncertainties and residuals")
+    p.add_argument("--temperature-k", type=float, nargs="+", help="stage temperature [K]: one for all files "
+                                                                  "or one per file (default 300)")
+    p.add_argument("--param", action="append", metavar="K=V", help="start value of a model parameter (repeatable)")
+    p.add_argument("--fit", metavar="P1,P2,...", help="parameters to fit (default: the model's levels, rates "
+                                                       "and thresholds, circuitsim.characterize.fit.FIT_PARAMS)")
+    p.add_argument("--devices", action="store_true", help="each file is another device: fit each and report "
+                                                          "the device-to-device spread")
+    p.add_argument("--name", help="subckt name in the written .lib (default <model>_fit)")
+    p.add_argument("--plot", help="overlay figure (.png; default: next to --out)")
+    p.add_argument("--max-evaluations", type=int, default=200, help="least-squares evaluations (default 200)")
+    p.set_defaults(func=_cmd_fit)
     return parser
 
 

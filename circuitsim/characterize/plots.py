@@ -11,6 +11,29 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
+FLOOR_A = 1e-12  # [A] a lab's measurement floor (a parameter analyzer's lowest range)
+DECADES = 5  # log |I| axes show at most this many decades below the largest current
+LOG_RANGE = 10.0  # a conductance series spanning more than this ratio is shown on a log axis
+PREFIXES = {-15: "f", -12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G"}
+
+
+def si_scale(values, unit: str) -> tuple[float, str]:
+    """(factor, 'µA'-style unit) so that values·factor reads in 1..1000 of a prefixed unit."""
+    peak = float(np.nanmax(np.abs(values))) if np.size(values) else 0.0
+    exponent = 0 if not np.isfinite(peak) or peak == 0 else int(np.clip(3 * np.floor(np.log10(peak) / 3), -15, 9))
+    return 10.0 ** -exponent, f"{PREFIXES[exponent]}{unit}"
+
+
+def _floor(current_a) -> float:
+    """Where a log |I| axis stops: the measurement floor, or DECADES below the largest current."""
+    return max(FLOOR_A, float(np.max(np.abs(current_a))) * 10.0**-DECADES)
+
+
+def _time_axis(time_s) -> tuple[np.ndarray, str]:
+    factor, unit = si_scale(time_s, "s")
+    return np.asarray(time_s) * factor, f"time [{unit}]"
+
+
 def _panels(n: int, title: str, width_in: float = 4.2, height_in: float = 3.4):
     fig = Figure(figsize=(width_in * n, height_in), layout="constrained")
     FigureCanvasAgg(fig)
@@ -136,3 +159,36 @@ def plot(result) -> Figure:
     """The figure of a circuitsim.characterize.Characterization."""
     return PLOTS[result.protocol](result.figures, result.waveforms,
                                   f"{result.model}: {result.protocol} ({result.engine})")
+
+
+def fit_overlay(fits) -> Figure:
+    """One row per measured file: measured and fitted |I| (against V for an I-V loop, against time
+    for a pulse train), and the parity of |I| fitted vs measured."""
+    rows = [(k, j, f) for k, result in enumerate(fits) for j, f in enumerate(result.figures)]
+    fig = Figure(figsize=(9.0, 3.4 * len(rows)), layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.suptitle(f"{fits[0].model} fitted to measured data" + (f" ({len(fits)} devices)" if len(fits) > 1 else ""))
+    axes = fig.subplots(len(rows), 2, squeeze=False)
+    for (k, j, f), (ax, parity_ax) in zip(rows, axes):
+        measured, fitted = np.abs(f["current_measured_a"]), np.abs(f["current_fitted_a"])
+        floor = _floor(measured)
+        loop_like = "switching_measured_v" in f
+        x, xlabel = (f["voltage_v"], "voltage [V]") if loop_like else _time_axis(f["time_s"])
+        ax.semilogy(x, np.maximum(measured, floor), ".", ms=2, color="0.5", label="measured")
+        ax.semilogy(x, np.maximum(fitted, floor), lw=1, color="C3", label="fitted twin")
+        if loop_like:
+            for v, color in zip(f["switching_measured_v"], ("C2", "C0")):
+                ax.axvline(v, color=color, ls=":", lw=1)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("|current| [A]")
+        ax.set_title(f"device {k}, file {j}: {f['temperature_k']:g} K, rms ln|I| residual {f['rms_ln_i']:.3f}",
+                     fontsize="small")
+        ax.legend(fontsize="small")
+        keep = measured > floor
+        parity_ax.loglog(measured[keep], fitted[keep], ".", ms=2)
+        lim = [measured[keep].min(), measured[keep].max()]
+        parity_ax.loglog(lim, lim, "k--", lw=0.8, label="fitted = measured")
+        parity_ax.set_xlabel("measured |I| [A]")
+        parity_ax.set_ylabel("fitted |I| [A]")
+        parity_ax.legend(fontsize="small")
+    return fig
