@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
+
+SENTENCE_END = re.compile(r"\.\s")
 
 
 def _cmd_simulate(args) -> int:
@@ -101,7 +105,7 @@ def _cmd_characterize(args) -> int:
     from circuitsim.characterize.protocols import characterize_to_store, parse_assignments
 
     out = Path(args.out)
-    plot = Path(args.plot) if args.plot else out.with_name(f"{out.stem}-{args.protocol}.png")
+    plot = Path(args.plot) if args.plot else out.with_name(f"{out.stem}-{args.protocol}-{{key}}.png")
     key, result = characterize_to_store(args.protocol, args.model, parse_assignments(args.param, "--param"),
                                         parse_assignments(args.setting, "--setting"), out, engine=args.engine,
                                         plot_path=plot)
@@ -112,7 +116,7 @@ def _cmd_characterize(args) -> int:
         for sub, number in (value.items() if isinstance(value, dict) else [("", value)]):
             if np.ndim(number) == 0:
                 print(f"{name}{'.' if sub else ''}{sub} = {number:.6g}")
-    print(f"wrote point {key[:12]} to {out} and the figure {plot}")
+    print(f"wrote point {key[:12]} to {out} and the figure {str(plot).replace('{key}', key[:8])}")
     return 0
 
 
@@ -142,6 +146,21 @@ def _cmd_fit(args) -> int:
               + ", ".join(f"{k}={v:.3g}" for k, v in sigma.items()))
     print(f"wrote {out} (point {key[:12]}), {out.with_suffix('.lib')} and the figure {plot}")
     return 0
+
+
+def _characterize_epilog() -> str:
+    """The protocols (first line of each one's docstring) and the settings with their shared defaults."""
+    from circuitsim.characterize.protocols import PROTOCOLS
+    from circuitsim.characterize.settings import settings_help
+
+    lines = ["protocols:"]
+    first_sentences = {name: " ".join(SENTENCE_END.split(func.__doc__)[0].split()) for name, func in PROTOCOLS.items()}
+    lines += [textwrap.fill(text, 100, initial_indent=f"  {name:<12}", subsequent_indent=" " * 14)
+              for name, text in first_sentences.items()]
+    lines += ["", "settings (--setting NAME=VALUE or NAME=V1,V2,...; SI units; each model has its own defaults,",
+              "derived from its parameters where noted in docs/characterization.md; shown: the shared defaults):"]
+    lines += [f"  {name} = {default}\n      {meaning}" for name, default, meaning in settings_help()]
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,15 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_calibrate)
     p = sub.add_parser("characterize", help="run a device characterization protocol in ngspice into an HDF5 store "
                                             "(loop, pulse, ptdp, variability, read, temperature, retention, "
-                                            "endurance)")
-    p.add_argument("protocol")
+                                            "endurance, mlc)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_characterize_epilog())
+    p.add_argument("protocol", help="one of the protocols below")
     p.add_argument("--model", required=True, help=", ".join(MEMRISTORS))
     p.add_argument("--param", action="append", metavar="K=V", help="model parameter (repeatable)")
     p.add_argument("--setting", action="append", metavar="K=V[,V...]",
                    help="protocol setting, see circuitsim.characterize.Settings (repeatable)")
     p.add_argument("--engine", choices=("spice", "numpy"), default="spice")
     p.add_argument("--out", required=True, help="HDF5 results file (created or extended)")
-    p.add_argument("--plot", help="figure file (default: <out stem>-<protocol>.png next to --out)")
+    p.add_argument("--plot", help="figure file (default: <out stem>-<protocol>-<dataset key>.png next to --out)")
     p.set_defaults(func=_cmd_characterize)
     p = sub.add_parser("fit", help="fit a compact model to measured CSV waveforms (columns time_s, voltage_v, "
                                    "current_a); writes FIT.h5, FIT.lib and FIT.png")

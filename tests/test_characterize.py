@@ -152,7 +152,8 @@ def test_cli_writes_the_dataset_and_its_figure(tmp_path, capsys):
     assert 0.2 < points["outputs/figures/v_set_v"][0] < 0.35
     assert points["outputs/waveforms/current_a"].shape[1] > 100
     assert points["provenance/ngspice_version"][0]
-    assert (tmp_path / "loop-loop.png").stat().st_size > 1000
+    (figure,) = tmp_path.glob("loop-loop-*.png")  # named by the dataset key: other runs never overwrite it
+    assert figure.stat().st_size > 1000
     assert main(args) == 0 and "already holds" in capsys.readouterr().out
 
 

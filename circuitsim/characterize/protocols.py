@@ -579,7 +579,8 @@ def parse_assignments(items: list[str] | None, what: str) -> dict[str, float | t
 def characterize_to_store(protocol: str, model: str, params: dict, overrides: dict, out, *,
                           engine: str = "spice", plot_path=None) -> tuple[str, Characterization | None]:
     """Run a protocol into the HDF5 store `out` unless the same inputs are already stored (then
-    nothing runs and None is returned with the key), and write its figure to plot_path."""
+    nothing runs and None is returned with the key), and write its figure to plot_path ("{key}" in it
+    becomes the dataset's key, so runs under other conditions never overwrite each other's figure)."""
     from circuitsim.store import Store, point_key
 
     if protocol not in PROTOCOLS:
@@ -596,5 +597,5 @@ def characterize_to_store(protocol: str, model: str, params: dict, overrides: di
         from circuitsim.characterize.plots import plot
         from circuitsim.plots import save as save_figure
 
-        save_figure(plot(result), plot_path)
+        save_figure(plot(result), str(plot_path).replace("{key}", key[:8]))
     return key, result

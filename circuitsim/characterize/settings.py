@@ -326,3 +326,13 @@ def default_settings(model: str, params: dict | None = None, **overrides) -> Set
         if name not in overrides:
             s = dataclasses.replace(s, **{name: rule(device, s)})
     return s
+
+
+def settings_help() -> list[tuple[str, str, str]]:
+    """(name, shared default, meaning) of every setting, the meaning read from the comment on its
+    line in Settings (one source for the code and `circuitsim characterize --help`)."""
+    import inspect
+    import re
+
+    found = re.findall(r"^ +(\w+): [^=\n]+= (.+?)  # (.+)$", inspect.getsource(Settings), re.MULTILINE)
+    return [(name, default, meaning) for name, default, meaning in found]
