@@ -138,6 +138,9 @@ def _cmd_fit(args) -> int:
         rms = ", ".join(f"{f['rms_ln_i']:.3g}" for f in result.figures)
         check = ", ".join(f"{r:.2g}" for r in result.spice_check["rms_ln_i_spice_vs_twin"])
         print(f"# rms of ln|I| residuals per file: {rms}; ngspice vs twin: {check}")
+        if not result.provenance["converged"]:
+            print(f"# NOT converged within {args.max_evaluations} evaluations: the values are not a minimum and "
+                  "have no uncertainty (nan); raise --max-evaluations")
         if result.provenance["at_bounds"]:
             print(f"# at the search bounds (not determined by the data): {', '.join(result.provenance['at_bounds'])}")
     if len(fits) > 1:

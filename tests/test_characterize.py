@@ -440,7 +440,8 @@ def test_smu_compliance_limits_the_set_current_in_ngspice_and_the_twin_alike():
     the loop reaches 10 mA), and both engines give the same loop."""
     free = ch.characterize("loop", "vteam", loop_cycles=1)
     assert set_current(free, -1) > 5e-3
-    spice, twin = (ch.characterize("loop", "vteam", engine=e, loop_cycles=1, compliance_a=1e-3) for e in ("spice", "numpy"))
+    spice, twin = (ch.characterize("loop", "vteam", engine=e, loop_cycles=1, compliance_a=1e-3)
+                   for e in ("spice", "numpy"))
     for res in (spice, twin):
         peak = set_current(res, -1)
         assert 0.999e-3 < peak <= 1e-3 * (1 + 1e-12), f"{res.engine}: peak SET current {peak:.6g} A"

@@ -146,7 +146,7 @@ def test_fit_command_writes_values_uncertainties_sha256_and_residuals(fitted, ca
 
 
 def test_fit_command_prints_value_plus_minus_uncertainty(tmp_path, capsys):
-    true, names, peak, period, x0, _ = ROUND_TRIPS["lid_biolek"]
+    true, _, peak, period, x0, _ = ROUND_TRIPS["lid_biolek"]
     t, v = sampled_loop(peak, period, 120)
     m = measured("lid_biolek", true, t, v, x0, seed=4)
     path = write_csv(tmp_path / "a.csv", m.time_s, m.voltage_v, m.current_a)
@@ -221,7 +221,7 @@ def test_several_devices_give_the_spread_variability_samples(tmp_path):
 # ---- refusals ---------------------------------------------------------------------------------
 
 def test_unusable_data_is_refused_with_a_reason(tmp_path):
-    true, names, peak, period, x0, _ = ROUND_TRIPS["vteam"]
+    true, _, peak, period, x0, _ = ROUND_TRIPS["vteam"]
     t, v = sampled_loop(peak, period, 100)
     m = measured("vteam", true, t, v, x0, seed=5)
     wrong = tmp_path / "wrong.csv"
@@ -241,7 +241,7 @@ def test_unusable_data_is_refused_with_a_reason(tmp_path):
 
 def test_header_text_never_reaches_a_netlist(tmp_path, capsys):
     """A column named like a SPICE command is ignored; a subckt name carrying one is refused."""
-    true, names, peak, period, x0, _ = ROUND_TRIPS["vteam"]
+    true, _, peak, period, x0, _ = ROUND_TRIPS["vteam"]
     t, v = sampled_loop(peak, period, 100)
     m = measured("vteam", true, t, v, x0, seed=6)
     path = tmp_path / "evil.csv"

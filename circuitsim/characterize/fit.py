@@ -213,9 +213,10 @@ def _start_state(device: StateDevice, m: Measurement) -> float:
 
 
 def fit(model: str, measurements: list[Measurement], start: dict | None = None, *,
-        names: tuple[str, ...] | None = None, spice_check: bool = True, max_evaluations: int = 60) -> Fit:
+        names: tuple[str, ...] | None = None, spice_check: bool = True, max_evaluations: int = 200) -> Fit:
     """Fit `model`'s FIT_PARAMS (or `names`) to the measurements, starting from its defaults with
-    `start` changed; every other parameter stays at its start value."""
+    `start` changed; every other parameter stays at its start value. A fit stopped by
+    max_evaluations is not converged: its uncertainties are NaN (provenance['converged'] False)."""
     if model not in FIT_PARAMS:
         raise ValueError(f"no fit is defined for model {model!r}; choose one of {sorted(FIT_PARAMS)}")
     if not measurements:
@@ -244,8 +245,10 @@ def fit(model: str, measurements: list[Measurement], start: dict | None = None, 
 
     start_time = time.perf_counter()
     sol = least_squares(lambda u: _residuals(problem, u[:, None])[:, 0], u0, jac=jac, bounds=(lower, upper),
-                        x_scale="jac", max_nfev=max_evaluations, xtol=1e-10, ftol=1e-10)
+                        x_scale=1.0, max_nfev=max_evaluations, xtol=1e-10, ftol=1e-10)
     values, sigma = _estimates(problem, sol)
+    if sol.status == 0:  # stopped by max_evaluations: not a minimum, so the Jacobian's σ mean nothing
+        sigma = dict.fromkeys(sigma, float("nan"))
     params = {**base, **{p: values[p] for p in names}, "x0": values["x0_0"]}  # the .lib starts as file 0 did
     sims = [s[:, 0] for s in _simulate_all(problem, sol.x[:, None])]
     figures = [_comparison(m, s, sw) for m, s, sw in zip(measurements, sims, switching)]
@@ -254,7 +257,8 @@ def fit(model: str, measurements: list[Measurement], start: dict | None = None, 
     result = Fit(model, params, values, sigma, [f["residual_ln_i"] for f in figures], figures,
                  [m.sha256 for m in measurements], {},
                  {"circuitsim_version": __version__, "optimizer": "scipy.optimize.least_squares (trf)",
-                  "evaluations": int(sol.nfev), "status": sol.message, "cost": float(sol.cost),
+                  "evaluations": int(sol.nfev), "status": sol.message, "converged": bool(sol.status > 0),
+                  "cost": float(sol.cost),
                   "at_bounds": at_bound, "fitted": list(names), "start": dict(base),
                   "wall_time_s": time.perf_counter() - start_time})
     if spice_check:
@@ -400,7 +404,8 @@ def save(results: list[Fit], path, lib_name: str) -> str:
 
 
 def fit_files(paths, model: str, out, *, temperatures_k=None, start: dict | None = None, names=None,
-              per_device: bool = False, lib_name: str | None = None, plot_path=None, max_evaluations: int = 200) -> tuple[list[Fit], str]:
+              per_device: bool = False, lib_name: str | None = None, plot_path=None,
+              max_evaluations: int = 200) -> tuple[list[Fit], str]:
     """`circuitsim fit`: read the CSV files (measured.read_measurement; temperatures_k one per file,
     or one for all), fit them as one device (or, per_device, each file as its own device), then
     write out (HDF5), the .lib next to it (subckt lib_name, default <model>_fit) and the overlay

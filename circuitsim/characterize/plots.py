@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import EngFormatter
+from matplotlib.ticker import EngFormatter, NullFormatter
 
 from circuitsim.characterize.extract import NL_LIMIT
 
@@ -28,9 +28,27 @@ def _panels(n: int, title: str, width_in: float = 4.4, height_in: float = 3.6):
     return fig, fig.subplots(1, n, squeeze=False)[0]
 
 
-def _si(axis, unit: str) -> None:
-    """Tick labels with SI prefixes (1 µA, 10 kΩ, 100 ns)."""
+def _si(axis, unit: str, ticks=None) -> None:
+    """Tick labels with SI prefixes (1 µA, 10 kΩ, 100 ns) on the major ticks (or on `ticks`); minor
+    ticks stay unlabelled, where log axes would print 2×10⁻⁴ style labels over each other."""
     axis.set_major_formatter(EngFormatter(unit=unit))
+    axis.set_minor_formatter(NullFormatter())
+    if ticks is not None:
+        axis.set_ticks(ticks)
+
+
+def eng(value: float, unit: str) -> str:
+    """value with an SI prefix and 3 significant digits: 1.69 V, 218 kΩ, 15 ns."""
+    if not np.isfinite(value) or value == 0:
+        return f"{value:g} {unit}"
+    exponent = int(np.clip(3 * np.floor(np.log10(abs(value)) / 3), -15, 12))
+    prefix = {-15: "f", -12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T"}[exponent]
+    return f"{value / 10.0**exponent:.3g} {prefix}{unit}"
+
+
+def _volts(axis, label: str = "voltage [V]") -> None:
+    """Voltage axes stay in plain volts (−2 … 2): prefixed ticks would crowd each other."""
+    axis.set_label_text(label)
 
 
 def floor_a(current_a) -> float:
@@ -44,7 +62,7 @@ def _log_current(ax, v, i, floor: float, **style) -> None:
     ax.semilogy(v, i, **style)
     ax.set_ylim(bottom=floor)
     _si(ax.yaxis, "A")
-    ax.set_ylabel(f"|current| (floor {EngFormatter(unit='A')(floor)})")
+    ax.set_ylabel(f"|current| (floor {eng(floor, 'A')})")
 
 
 def _nl_text(value: float) -> str:
@@ -59,11 +77,9 @@ def loop(figures: dict, waves: dict, title: str = "DC I-V loop") -> Figure:
     _log_current(ax, waves["voltage_v"], waves["current_a"], floor_a(waves["current_a"]), lw=1)
     for name, color in (("v_set_v", "C2"), ("v_reset_v", "C3")):
         if np.isfinite(figures[name]):
-            ax.axvline(figures[name], color=color, ls="--", label=f"{name[:-2]} = {EngFormatter('V')(figures[name])}")
-    ax.plot([], [], " ", label=f"R_on = {EngFormatter('Ω')(figures['r_on_ohm'])}, "
-                               f"R_off = {EngFormatter('Ω')(figures['r_off_ohm'])}")
-    _si(ax.xaxis, "V")
-    ax.set_xlabel("voltage")
+            ax.axvline(figures[name], color=color, ls="--", label=f"{name[:-2]} = {eng(figures[name], 'V')}")
+    ax.plot([], [], " ", label=f"R_on = {eng(figures['r_on_ohm'], 'Ω')}, R_off = {eng(figures['r_off_ohm'], 'Ω')}")
+    _volts(ax.xaxis)
     ax.legend(fontsize="small")
     return fig
 
@@ -74,17 +90,15 @@ def pulse(figures: dict, waves: dict, title: str = "Pulse SET/RESET") -> Figure:
     for ax, kind in zip(axes[:2], ("set", "reset")):
         for k, w in enumerate(figures["widths_s"]):
             ax.semilogy(figures[f"{kind}_v"], figures[f"r_after_{kind}_ohm"][:, k], marker="o",
-                        label=EngFormatter("s")(w))
-        ax.set_xlabel(f"{kind.upper()} amplitude")
+                        label=eng(w, "s"))
+        _volts(ax.xaxis, f"{kind.upper()} amplitude [V]")
         ax.set_ylabel("R after the pulse")
-        _si(ax.xaxis, "V")
         _si(ax.yaxis, "Ω")
         ax.legend(title="width", fontsize="small")
     for kind in ("set", "reset"):
         axes[2].semilogy(figures[f"{kind}_v"], figures[f"t_switch_{kind}_s"], marker="o", label=kind.upper())
-    axes[2].set_xlabel("amplitude")
+    _volts(axes[2].xaxis, "amplitude [V]")
     axes[2].set_ylabel("switching time")
-    _si(axes[2].xaxis, "V")
     _si(axes[2].yaxis, "s")
     axes[2].legend(fontsize="small")
     return fig
@@ -93,7 +107,7 @@ def pulse(figures: dict, waves: dict, title: str = "Pulse SET/RESET") -> Figure:
 def ptdp(figures: dict, waves: dict, title: str = "Potentiation / depression") -> Figure:
     """Conductance after each pulse (log axis when it spans more than LOG_RANGE), with the
     nonlinearity and asymmetry figures in the legend."""
-    fig, (ax,) = _panels(1, title, width_in=5.6, height_in=4.0)
+    fig, (ax,) = _panels(1, title, width_in=7.6, height_in=3.8)
     g = figures["conductance_s"]
     (ax.semilogy if g.max() / g.min() > LOG_RANGE else ax.plot)(np.arange(len(g)), g, marker=".",
                                                                 label="read after each pulse")
@@ -103,7 +117,7 @@ def ptdp(figures: dict, waves: dict, title: str = "Potentiation / depression") -
     for line in (f"NL_P = {_nl_text(figures['nl_potentiation'])}, NL_D = {_nl_text(figures['nl_depression'])}",
                  f"ANL = {figures['asymmetry']:.2f}, G_max/G_min = {figures['dynamic_range']:.3g}"):
         ax.plot([], [], " ", label=line)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the curve, never on it
     return fig
 
 
@@ -114,8 +128,10 @@ def variability(figures: dict, waves: dict, title: str = "Variability") -> Figur
         for name in names:
             x = np.sort(np.ravel(figures[name])[np.isfinite(np.ravel(figures[name]))])
             ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", label=name.rsplit("_", 1)[0])
-        ax.set_xlabel("resistance" if unit == "Ω" else "switching voltage")
-        _si(ax.xaxis, unit)
+        if unit == "Ω":
+            ax.set_xlabel("resistance")
+        else:
+            _volts(ax.xaxis, "switching voltage [V]")
         ax.set_ylabel("cumulative fraction")
         ax.legend(fontsize="small")
     axes[0].set_xscale("log")
@@ -144,14 +160,12 @@ def temperature(figures: dict, waves: dict, title: str = "Temperature") -> Figur
     floor = floor_a(waves["current_a"])
     for k, t in enumerate(figures["temperatures_k"]):
         _log_current(axes[0], waves["voltage_v"][:, k], waves["current_a"][:, k], floor, lw=1, label=f"{t:g} K")
-    axes[0].set_xlabel("voltage")
-    _si(axes[0].xaxis, "V")
+    _volts(axes[0].xaxis)
     axes[0].legend(fontsize="small", title="temperature")
     for name in ("v_set_v", "v_reset_v"):
         axes[1].plot(figures["temperatures_k"], figures[name], marker="o", label=name[:-2])
     axes[1].set_xlabel("temperature [K]")
-    axes[1].set_ylabel("switching voltage")
-    _si(axes[1].yaxis, "V")
+    axes[1].set_ylabel("switching voltage [V]")
     axes[1].legend(fontsize="small")
     return fig
 
@@ -162,7 +176,7 @@ def _window_plot(x, figures: dict, lo: str, hi: str, xlabel: str, x_unit: str, t
     ax.loglog(x, figures[hi], marker="o", label="HRS")
     if np.isfinite(figures[marker]):
         ax.axvline(figures[marker], color="grey", ls="--",
-                   label=f"{marker.rsplit('_', 1)[0].replace('_', ' ')} = {EngFormatter(x_unit)(figures[marker])}")
+                   label=f"{marker.rsplit('_', 1)[0].replace('_', ' ')} = {eng(figures[marker], x_unit)}")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("R")
     _si(ax.yaxis, "Ω")
@@ -202,10 +216,11 @@ def mlc(figures: dict, waves: dict, title: str = "Multi-level cell by compliance
         for level, gate in zip(levels, figures["gate_v"]):
             axes[1].annotate(f"V_g {gate:.2f} V", (level, level), fontsize="x-small", textcoords="offset points",
                              xytext=(4, -10))
-    for ax, unit in ((axes[0], "Ω"), (axes[1], "A")):
-        _si(ax.xaxis, "A")
-        _si(ax.yaxis, unit)
+    for ax in axes:
+        _si(ax.xaxis, "A", ticks=levels)
         ax.legend(fontsize="small")
+    _si(axes[0].yaxis, "Ω")
+    _si(axes[1].yaxis, "A", ticks=levels)
     return fig
 
 
@@ -215,7 +230,15 @@ PLOTS = {"loop": loop, "pulse": pulse, "ptdp": ptdp, "variability": variability,
 
 def conditions(settings: dict, protocol: str) -> str:
     """The conditions of a run, for its title: drive, read, compliance, temperature."""
-    eng_v, eng_s, eng_a = EngFormatter("V"), EngFormatter("s"), EngFormatter("A")
+    def eng_v(v):
+        return eng(v, "V")
+
+    def eng_s(t):
+        return eng(t, "s")
+
+    def eng_a(i):
+        return eng(i, "A")
+
     parts = []
     if protocol in ("loop", "variability", "temperature"):
         parts.append(f"±{eng_v(settings['sweep_v'])} triangle, period {eng_s(settings['sweep_period_s'])}")
@@ -263,9 +286,12 @@ def fit_overlay(fits) -> Figure:
         _log_current(ax, x, fitted, floor, lw=1, color="C3", label="fitted twin")
         if loop_like:
             for v, color, name in zip(f["switching_measured_v"], ("C2", "C0"), ("V_set", "V_reset")):
-                ax.axvline(v, color=color, ls=":", lw=1, label=f"measured {name} {EngFormatter('V')(v)}")
-        ax.set_xlabel("voltage" if loop_like else "time")
-        _si(ax.xaxis, "V" if loop_like else "s")
+                ax.axvline(v, color=color, ls=":", lw=1, label=f"measured {name} {eng(v, 'V')}")
+        if loop_like:
+            _volts(ax.xaxis)
+        else:
+            ax.set_xlabel("time")
+            _si(ax.xaxis, "s")
         ax.set_title(f"device {k}, file {j}: {f['temperature_k']:g} K; rms ln|I| residual {f['rms_ln_i']:.3f}",
                      fontsize="small")
         ax.legend(fontsize="x-small")

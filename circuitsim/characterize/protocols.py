@@ -458,10 +458,11 @@ def endurance(device: StateDevice, s: Settings, engine: str = "spice"):
 def multilevel(device: StateDevice, s: Settings, engine: str = "spice"):
     """Multi-level cell by compliance current: for each level of s.mlc_compliance_a, a device
     RESET from its programmed HRS goes s.mlc_cycles times through a SET pulse (the pulse
-    protocol's strongest, longest) under that compliance, a read, a RESET pulse and a read. The compliance is the SMU's, or
-    with s.gate_v > 0 the access transistor's, its gate at saturation_gate_v(level). Figures: R
-    after each SET (levels, cycles), the peak SET current per level, monotone (R falls as the
-    level rises, in every cycle) and repeatability (largest max/min − 1 of a level over its cycles)."""
+    protocol's strongest, longest) under that compliance, a read, a RESET pulse and a read.
+    The compliance is the SMU's, or with s.gate_v > 0 the access transistor's, its gate at
+    saturation_gate_v(level) (RESETs at s.reset_gate_v). Figures: R after each SET (levels,
+    cycles), the peak SET current per level, monotone (R falls as the level rises, in every
+    cycle) and repeatability (largest max/min − 1 of a level over its cycles); waveforms per level."""
     pol = polarity(device, s)
     levels = np.array(s.mlc_compliance_a)
     v_set, width = pol.set_sign * max(s.pulse_set_v), max(s.pulse_widths_s)

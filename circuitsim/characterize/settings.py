@@ -105,7 +105,8 @@ class Settings:
         if self.train_pulses < 2 or self.n_reads < 3 or self.window_criterion <= 1:
             raise ValueError("settings need train_pulses >= 2, n_reads >= 3 and window_criterion > 1")
         if self.compliance_a > 0 and self.gate_v > 0:
-            raise ValueError("settings: an SMU compliance (compliance_a) or a 1T1R access transistor (gate_v), not both")
+            raise ValueError("settings: an SMU compliance (compliance_a) or a 1T1R access transistor (gate_v), "
+                             "not both")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -10,5 +10,5 @@ from circuitsim.devices.memristors import (
 from circuitsim.devices.selectors import CurrentLimiter, Diode, SinhSelector
 from circuitsim.devices.threshold import ThresholdSwitch
 
-__all__ = ["VTEAM", "CurrentLimiter", "Diode", "LinearIonDriftBiolek", "LinearIonDriftJoglekar", "NmosAccess", "SinhSelector",
-           "StanfordPKU", "ThresholdSwitch", "Yakopcic"]
+__all__ = ["VTEAM", "CurrentLimiter", "Diode", "LinearIonDriftBiolek", "LinearIonDriftJoglekar", "NmosAccess",
+           "SinhSelector", "StanfordPKU", "ThresholdSwitch", "Yakopcic"]
