@@ -27,7 +27,7 @@ from scipy.optimize import least_squares
 from circuitsim import __version__
 from circuitsim.characterize import extract
 from circuitsim.characterize.measured import Measurement
-from circuitsim.characterize.protocols import at_temperature
+from circuitsim.characterize.protocols import KB_EV_PER_K, at_temperature
 from circuitsim.characterize.settings import Settings, make_device
 from circuitsim.devices.library import lib_path
 from circuitsim.devices.memristors import StateDevice
@@ -126,17 +126,14 @@ def loop_switching(m: Measurement, current_a: np.ndarray) -> np.ndarray | None:
 
 
 def _file_residuals(m: Measurement, simulated: np.ndarray, switching_measured) -> np.ndarray:
-    """ln|I| misfits at the usable samples, then the switching-voltage misfits (if a loop)."""
+    """(misfits, sets) of one file's simulated currents (samples, sets): ln|I| at the usable
+    samples, then the switching voltages (if the file is a loop)."""
     keep = _usable(m)
-    ln_sim = np.log(np.maximum(np.abs(simulated[keep]), FLOOR_A))
-    parts = [ln_sim - np.log(np.abs(m.current_a[keep]))[:, None] if simulated.ndim == 2
-             else ln_sim - np.log(np.abs(m.current_a[keep]))]
+    parts = [np.log(np.maximum(np.abs(simulated[keep]), FLOOR_A)) - np.log(np.abs(m.current_a[keep]))[:, None]]
     if switching_measured is not None:
         scale = np.max(np.abs(np.diff(m.voltage_v))) / SWITCH_WEIGHT
-        sims = simulated.T if simulated.ndim == 2 else [simulated]
-        found = np.array([_switching_or_far(m, s, switching_measured) for s in sims])
-        miss = (found - switching_measured) / scale
-        parts.append(miss.T if simulated.ndim == 2 else miss[0])
+        found = np.array([_switching_or_far(m, s, switching_measured) for s in simulated.T])
+        parts.append(((found - switching_measured) / scale).T)
     return np.concatenate(parts)
 
 
@@ -177,21 +174,20 @@ def _unpack(problem: _Problem, u: np.ndarray) -> tuple[dict, float, np.ndarray]:
 def _simulate_all(problem: _Problem, u_sets: np.ndarray) -> list[np.ndarray]:
     """Simulated current of every file for parameter sets u_sets (n_u, sets): (samples, sets) each."""
     params, ea, x0s = _unpack(problem, u_sets)
+    base = make_device(problem.model, problem.base)
+    device = batched(base, params)
     out = []
     for m, x0 in zip(problem.measurements, x0s):
-        base = make_device(problem.model, problem.base)
-        device = batched(base, {**params})
-        device = _at_temperature_batched(base, device, m.temperature_k, ea)
-        out.append(twin_current(device, m.time_s, m.voltage_v, x0))
-    return [o if o.ndim == 2 else o[:, None] for o in out]
+        current = twin_current(_at_temperature_batched(base, device, m.temperature_k, ea), m.time_s, m.voltage_v, x0)
+        out.append(current if current.ndim == 2 else current[:, None])
+    return out
 
 
 def _at_temperature_batched(base: StateDevice, device: StateDevice, temperature_k: float, ea_ev) -> StateDevice:
-    """The temperature law of protocols.at_temperature, on a batched device (ea_ev may be an array)."""
+    """The temperature law of protocols.at_temperature on a batched device (ea_ev may be an array)."""
     if base.temperature_param:
-        return batched(device, {base.temperature_param: np.full_like(np.atleast_1d(ea_ev), temperature_k)})
-    s = Settings()
-    factor = np.exp(-np.asarray(ea_ev) / 8.617333262e-5 * (1.0 / temperature_k - 1.0 / s.t_ref_k))
+        return batched(device, {base.temperature_param: temperature_k})
+    factor = np.exp(-np.asarray(ea_ev) / KB_EV_PER_K * (1.0 / temperature_k - 1.0 / Settings.t_ref_k))
     return batched(device, {p: getattr(device, p) * factor for p in base.rate_params})
 
 
