@@ -10,11 +10,11 @@ instrument's would, instead of falling to the ~0 A of the 0 V crossing.
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, NullFormatter
 
 from circuitsim.characterize.extract import NL_LIMIT
+from circuitsim.plots import new_figure
 
 FLOOR_A = 1e-12  # [A] a lab's measurement floor (a parameter analyzer's lowest range)
 DECADES = 5  # log |I| axes show at most this many decades below the largest current
@@ -22,8 +22,7 @@ LOG_RANGE = 10.0  # a conductance series spanning more than this ratio is shown 
 
 
 def _panels(n: int, title: str, width_in: float = 4.4, height_in: float = 3.6):
-    fig = Figure(figsize=(width_in * n, height_in), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(width_in * n, height_in)
     fig.suptitle(title, fontsize="medium")
     return fig, fig.subplots(1, n, squeeze=False)[0]
 
@@ -272,8 +271,7 @@ def fit_overlay(fits) -> Figure:
     """One row per measured file: measured and fitted |I| (against V for an I-V loop, against time
     for a pulse train), and the parity of |I| fitted vs measured."""
     rows = [(k, j, f) for k, result in enumerate(fits) for j, f in enumerate(result.figures)]
-    fig = Figure(figsize=(10.0, 3.8 * len(rows)), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(10.0, 3.8 * len(rows))
     fig.suptitle(f"{fits[0].model} fitted to measured data" + (f" ({len(fits)} devices)" if len(fits) > 1 else ""),
                  fontsize="medium")
     axes = fig.subplots(len(rows), 2, squeeze=False, width_ratios=[1.6, 1.0])
