@@ -484,3 +484,16 @@ def test_mlc_levels_by_1t1r_gate_voltage():
     # below saturation the transistor's linear region limits less than the level; never more (λ·V_ds)
     assert np.all(np.diff(f["peak_set_current_a"]) > 0)
     assert np.all(f["peak_set_current_a"] <= f["compliance_a"] * (1 + NmosAccess().lam * 1.8))
+
+
+@pytest.mark.parametrize("protocol", ["pulse", "ptdp", "read", "endurance"])
+def test_smu_compliance_applies_to_every_protocol(protocol):
+    """The same limit on the pulse-based protocols (VTEAM, ngspice): no sample exceeds it."""
+    small = {"pulse": {"pulse_widths_s": (1e-8,)}, "ptdp": {"train_pulses": 4}, "read": {"n_reads": 3},
+             "endurance": {"endurance_cycles": (1.0, 1e6)}}[protocol]
+    free = ch.characterize(protocol, "vteam", **small).waveforms
+    res = ch.characterize(protocol, "vteam", compliance_a=2e-4, **small).waveforms
+    set_current = [np.max(-w["current_a"][w["voltage_v"] < 0], initial=0.0) for w in (free, res)]
+    assert set_current[1] <= 2e-4 * (1 + 1e-9)  # SET polarity (VTEAM sets at V < 0)
+    if protocol != "read":  # reads (+10 mV) never SET
+        assert set_current[0] > 2e-4, set_current
