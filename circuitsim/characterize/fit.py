@@ -232,6 +232,7 @@ def fit(model: str, measurements: list[Measurement], start: dict | None = None, 
                          [_start_state(base_device, m) for m in measurements]])
     lower = np.concatenate([u0[:len(names) + fit_ea] - SPAN_LN, np.full(len(measurements), 1e-3)])
     upper = np.concatenate([u0[:len(names) + fit_ea] + SPAN_LN, np.full(len(measurements), 1 - 1e-3)])
+    start_time = time.perf_counter()
     u0 = _coarse_start(problem, base_device, u0)
     step = np.concatenate([np.full(len(names) + fit_ea, 1e-4), np.full(len(measurements), 1e-5)])
 
@@ -239,7 +240,6 @@ def fit(model: str, measurements: list[Measurement], start: dict | None = None, 
         sets = np.column_stack([u + np.diag(step)[:, k] for k in range(len(u))])
         return (_residuals(problem, sets) - _residuals(problem, u[:, None])) / step
 
-    start_time = time.perf_counter()
     sol = least_squares(lambda u: _residuals(problem, u[:, None])[:, 0], u0, jac=jac, bounds=(lower, upper),
                         x_scale=1.0, max_nfev=max_evaluations, xtol=1e-10, ftol=1e-10)
     values, sigma = _estimates(problem, sol)

@@ -163,10 +163,11 @@ def run(devices: list[StateDevice], stimuli: list[Stimulus], engine: str, max_st
         grid = _split_segments(grid, max_step_s)
     volts = np.stack([np.interp(grid, st.time_s, st.volts, right=0.0) for st in stimuli], axis=1)
     cell = access(devices[0], s)
-    by_rows = "transistor" in cell and polarity(devices[0], s).set_sign > 0
+    set_sign = polarity(devices[0], s).set_sign if cell else 1.0
+    by_rows = "transistor" in cell and set_sign > 0
     n = len(devices)
     zeros = np.zeros((len(grid), 1))
-    gates = _gate_waveforms(volts, polarity(devices[0], s).set_sign, by_rows, s) if "transistor" in cell else None
+    gates = _gate_waveforms(volts, set_sign, by_rows, s) if "transistor" in cell else None
     drive = Drive(grid, volts, zeros, gates) if by_rows else Drive(grid, zeros, -volts, gates)
     extra = [st.read_times_s for st in stimuli if st.reads] + [f for st in stimuli for f in np.ravel(st.flats)]
     t_eval = np.union1d(np.linspace(0.0, grid[-1], 2001), np.concatenate([np.ravel(e) for e in extra])
