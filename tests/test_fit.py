@@ -114,6 +114,16 @@ def test_lid_round_trip_at_two_temperatures_fits_the_activation_energy():
     assert_recovered(result, {**true, "ea_ev": 0.45}, {"ron": 0.03, "roff": 0.1, "uv": 0.1, "ea_ev": 0.1})
 
 
+@pytest.mark.slow
+def test_stanford_pku_round_trip_from_one_loop():
+    """A ±2 V, 1 µs loop (i0 lowered so the unlimited loop stays below 1 A, as a lab's would)."""
+    true = {"i0": 2e-4, "g0": 0.27e-9, "v0": 0.23, "vel0": 5.0}
+    t, v = sampled_loop(2.0, 1e-6, 300)
+    result = F.fit("stanford_pku", [measured("stanford_pku", true, t, v, 0.95, seed=1)])
+    assert_recovered(result, true, {"i0": 0.03, "g0": 0.03, "v0": 0.03, "vel0": 0.15})
+    assert result.spice_check["rms_ln_i_spice_vs_twin"][0] < 0.02
+
+
 # ---- the command, its files and the fitted device ------------------------------------------------
 
 @pytest.fixture(scope="module")
