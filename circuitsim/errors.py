@@ -45,3 +45,8 @@ class StoreCorruptError(StoreError):
 
 class CalibrationRangeWarning(UserWarning):
     """A design or drive lies outside the range the surrogate's calibration was fitted on."""
+
+
+class UnphysicalValueWarning(UserWarning):
+    """A value lies outside any physical range for its unit (e.g. a cell conductance of 50 S,
+    most likely µS typed as S); circuitsim computes it as given. Ranges: docs/design-files.md."""
