@@ -155,3 +155,23 @@ def test_nested_dissection_order_solves_exactly_with_less_fill(r_wire, rng):
     if r_wire:
         mmd = splu(matrix.tocsc(), permc_spec="MMD_AT_PLUS_A")
         assert lu.nnz < 0.8 * (mmd.L.nnz + mmd.U.nnz)
+
+
+def test_steep_selectors_at_high_voltage_converge_to_ngspice(rng):
+    """A 6.5 mV sinh selector with mS cells at 3-10 V: plain Newton cycled around the selector's
+    knee (ConvergenceError at 10 V, even with source stepping) and the inner-node solve crawled
+    past it; the line search on the co-content energy and rtsafe converge where ngspice does.
+    At 10 V ngspice's own KCL residual is 6e-7 A on 14 mA columns: hence 2e-6, not 1e-6."""
+    from circuitsim.solver.dc import leaving_currents
+
+    xb = circuitsim.Crossbar(conductance=rng.uniform(1e-4, 3e-3, (6, 7)), r_row=19.0, r_col=19.0, r_driver=10.0,
+                             r_sense=10.0, selector=circuitsim.devices.SinhSelector(i0=1.7e-8, v0=0.0065))
+    for volts in (3.0, 10.0):
+        v = rng.uniform(-volts, volts, (2, 6))
+        a = circuitsim.simulate(xb, v, engine="numpy")
+        b = circuitsim.simulate(xb, v, engine="spice")
+        error = _rel(a.column_currents, b.column_currents)
+        assert error < 2e-6 / 3, f"{volts} V: numpy and ngspice differ by {error:.3g} (relative)"
+        free = np.setdiff1d(np.arange(a.circuit.n_nodes), a.circuit.fixed)
+        kcl = np.abs(leaving_currents(a.circuit, a.node_voltages, None)[:, free]).max()
+        assert kcl < 1e-8 * np.abs(a.column_currents).max() / 3, f"{volts} V: KCL residual {kcl:.3g} A"

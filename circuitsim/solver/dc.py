@@ -120,28 +120,36 @@ def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions = Newton
     """Inner-node voltage and current of every cell for given wire voltages (batch, cells).
 
     Solves G·(v_r − v_m) = f(v_m, v_b) by Newton kept inside the bracket between v_b and
-    v_r (the root is there because f is increasing in v_m and zero at v_m = v_b); v_m, if
+    v_r (the root is there because f is increasing in v_m and zero at v_m = v_b), bisecting
+    where a Newton step leaves the bracket or does not halve the step before last (rtsafe,
+    Numerical Recipes §9.4): past a steep selector's knee Newton alone crawls; v_m, if
     given, is the starting guess. Returns v_m, i, di/dv_r, di/dv_b.
     """
     g = circuit.cell_g
     lo, hi = np.minimum(v_r, v_b), np.maximum(v_r, v_b)
     v_m = 0.5 * (lo + hi) if v_m is None else np.clip(v_m, lo, hi)
+    step = step_before = hi - lo
     for _ in range(opts.cell_iter):
         f, f_m, _ = inner_current(circuit, v_m, v_b, gate_v)
         resid = g * (v_r - v_m) - f
         # shrink the bracket with the sign of the residual (decreasing in v_m)
         lo = np.where(resid > 0, v_m, lo)
         hi = np.where(resid < 0, v_m, hi)
-        trial = v_m + resid / (g + f_m)
-        new = np.where((trial < lo) | (trial > hi), 0.5 * (lo + hi), trial)
-        largest = np.max(np.abs(new - v_m), initial=0.0)
-        v_m = new
-        if largest < 1e-14 + 1e-14 * np.max(np.abs(hi), initial=0.0):
+        newton = resid / (g + f_m)
+        trial = v_m + newton
+        half, size = 0.5 * (hi - lo), np.abs(newton)
+        tol = 1e-14 + 1e-14 * np.max(np.abs(hi), initial=0.0)
+        bisect = (trial < lo) | (trial > hi) | ((2 * size > step_before) & (size > tol))
+        v_m = np.where(bisect, lo + half, trial)
+        step_before, step = step, np.where(bisect, half, size)
+        if np.max(step, initial=0.0) < tol:
             break
     v_m = np.where(g > 0, v_m, v_b)
     f, f_m, f_b = inner_current(circuit, v_m, v_b, gate_v)
     denom = g + f_m
-    return v_m, g * (v_r - v_m), g * f_m / denom, g * f_b / denom
+    # the current from the less steep of the two branches: rounding of v_m costs the least there
+    i = np.where(g <= f_m, g * (v_r - v_m), f)
+    return v_m, i, g * f_m / denom, g * f_b / denom
 
 
 @functools.cache
@@ -215,35 +223,77 @@ class _ReducedSystem:
 
     def newton(self, v: np.ndarray, gates, shared: bool) -> np.ndarray:
         """Newton on every row of v at once, with a Jacobian shared by the batch (the mean of
-        the vectors' cell derivatives), refactorized only while the residual falls slowly.
-        Vectors that do not converge come back as NaN rows."""
+        the vectors' cell derivatives), refactorized only while the residual falls slowly, and
+        a line search per vector (see _line_search). Vectors that do not converge come back as
+        NaN rows."""
         opts = self.opts
         v = v.copy()
         drive = np.max(np.abs(v[:, self.circuit.fixed]), axis=1, initial=0.0)
         itol = opts.reltol_kcl * np.max(np.abs(self.lap.diagonal()), initial=1.0) * np.maximum(drive, 1.0)
         active = np.ones(len(v), dtype=bool)
-        v_m = np.zeros((len(v), len(self.a)))
+        f, da, db, v_m = self.residual(v, gates, np.zeros((len(v), len(self.a))))
         lu, previous = None, np.inf
         for _ in range(opts.shared_iter if shared else opts.max_iter):
-            idx = np.flatnonzero(active)
-            f, da, db, v_m[idx] = self.residual(v[idx], None if gates is None else gates[idx], v_m[idx])
-            worst = np.max(np.abs(f), initial=0.0)
+            idx = slice(None) if active.all() else np.flatnonzero(active)  # a slice gives views, not copies
+            worst = np.max(np.abs(f[idx]), initial=0.0)
             if lu is None or worst > 0.5 * previous:
                 try:
-                    lu = OrderedLU(self._jacobian(da.mean(axis=0), db.mean(axis=0)), self.order)
+                    lu = OrderedLU(self._jacobian(da[idx].mean(axis=0), db[idx].mean(axis=0)), self.order)
                 except RuntimeError:
                     break
             previous = worst
-            step = -lu.solve(f.T).T
+            step = -lu.solve(f[idx].T).T
             largest = np.max(np.abs(step), axis=1, initial=0.0)
             step *= np.minimum(1.0, opts.max_step_v / np.maximum(largest, 1e-300))[:, None]
-            v[np.ix_(idx, self.free)] += step
-            done = (largest < opts.vtol_v) | (np.max(np.abs(f), axis=1, initial=0.0) < itol[idx])
-            active[idx[done]] = False
+            done = (largest < opts.vtol_v) | (np.max(np.abs(f[idx]), axis=1, initial=0.0) < itol[idx])
+            v[idx], f[idx], da[idx], db[idx], v_m[idx] = self._line_search(
+                v[idx], step, f[idx], None if gates is None else gates[idx], v_m[idx])
+            active[np.arange(len(v))[idx][done]] = False
             if not active.any():
                 return v
         v[active] = np.nan
         return v
+
+    def _line_search(self, v, step, f, gates, v_m, tries: int = 12):
+        """v + t·step per vector, t in (0, 1], with everything residual() returns there.
+
+        KCL of wires and monotone cells is the gradient of a convex energy (the co-content), so
+        along a descent direction its slope f(v + t·step)·step rises with t. A full step that
+        overshoots the minimum along the line (slope clearly positive) is cut back by
+        regula falsi on that slope: the energy then falls at every iteration, which is what
+        keeps Newton from cycling around the sharp knee of a steep selector.
+        """
+        free = self.free
+        slope0 = np.einsum("ij,ij->i", f, step)
+        trial = v.copy()
+        trial[:, free] += step
+        out = list(self.residual(trial, gates, v_m))
+        slope1 = np.einsum("ij,ij->i", out[0], step)
+        redo = np.flatnonzero((slope0 < 0) & (slope1 > -slope0))
+        if not len(redo):
+            out.insert(0, trial)
+            return tuple(out)
+        lo, s_lo = np.zeros(len(redo)), slope0[redo]
+        hi, s_hi = np.ones(len(redo)), slope1[redo]
+        best = [trial[redo], *(x[redo] for x in out)]  # kept if no point below the minimum is found
+        sub_gates = None if gates is None else gates[redo]
+        for _ in range(tries):
+            t = np.clip(lo - s_lo * (hi - lo) / (s_hi - s_lo), lo + 0.05 * (hi - lo), hi - 0.05 * (hi - lo))
+            point = v[redo].copy()
+            point[:, free] += t[:, None] * step[redo]
+            found = self.residual(point, sub_gates, v_m[redo])
+            s_t = np.einsum("ij,ij->i", found[0], step[redo])
+            below = s_t <= 0
+            for keep, new in zip(best, (point, *found)):
+                keep[below] = new[below]
+            lo, s_lo = np.where(below, t, lo), np.where(below, s_t, s_lo)
+            hi, s_hi = np.where(below, hi, t), np.where(below, s_hi, s_t)
+            if np.all(below & (s_t > -0.5 * np.abs(slope0[redo]))):
+                break
+        out.insert(0, trial)
+        for whole, part in zip(out, best):
+            whole[redo] = part
+        return tuple(out)
 
     def single(self, v_fixed: np.ndarray, gate_v) -> np.ndarray:
         """One vector: plain Newton, then source stepping from 0 V if that fails."""
