@@ -48,7 +48,7 @@ def _spice(drive: Drive, worker: SpiceWorker | None, timeout_s: float | None) ->
     label = f"{rows}x{cols} {circuit.xb.cell_type} crossbar (netlist sha256 {_sha256(deck)[:12]})"
     out = run_job(SpiceJob(deck, tuple(runs), label), worker, timeout_s)
     names = [n.lower() for n in circuit.node_names]
-    v = np.array([[vec[n][0] for n in names] for vec in out.vectors])
+    v = np.array([[np.nan if dead else vec[n][0] for n, dead in zip(names, circuit.dead)] for vec in out.vectors])
     check_passive(v, volts, label)
     # ngspice's branch current flows into the + node; a source delivers the opposite
     delivered = -np.array([[vec[f"{s.lower()}#branch"][0] for s in sources] for vec in out.vectors])
@@ -60,6 +60,7 @@ def _numpy(drive: Drive) -> tuple:
     circuit = drive.circuit
     v = solve(circuit, drive.fixed_volts)
     leaving = leaving_currents(circuit, v, gate_voltages(circuit, drive.fixed_volts))
+    v[:, circuit.dead] = np.nan  # no DC path to a source: undefined
     return v, leaving[:, circuit.fixed], {}
 
 

@@ -54,7 +54,9 @@ def extract(circuit: Circuit, engine: str, v: np.ndarray, source_currents: np.nd
     row_i[:, line[kind == 0]] = source_currents[:, kind == 0]
     col_i[:, line[kind == 1]] = -source_currents[:, kind == 1]
     cell_v = v[:, circuit.row_node] - v[:, circuit.col_node]
-    cell_i = ((v[:, circuit.cell_hi] - v[:, circuit.cell_lo]) * circuit.cell_g).reshape(batch, rows, cols)
+    # open cells carry no current, also where their nodes are undefined (cut off from every source)
+    cell_i = np.where(circuit.cell_g > 0, (v[:, circuit.cell_hi] - v[:, circuit.cell_lo]) * circuit.cell_g,
+                      0.0).reshape(batch, rows, cols)
     power = np.sum(fixed_volts * source_currents, axis=1)
     arrays = [col_i, row_i, cell_v, cell_i, power, v]
     if single:

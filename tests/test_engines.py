@@ -175,3 +175,21 @@ def test_steep_selectors_at_high_voltage_converge_to_ngspice(rng):
         free = np.setdiff1d(np.arange(a.circuit.n_nodes), a.circuit.fixed)
         kcl = np.abs(leaving_currents(a.circuit, a.node_voltages, None)[:, free]).max()
         assert kcl < 1e-8 * np.abs(a.column_currents).max() / 3, f"{volts} V: KCL residual {kcl:.3g} A"
+
+
+@pytest.mark.parametrize("kind, r_wire", [("1R", 0.0), ("1R", 2.0), ("1S1R", 2.0)])
+def test_a_floating_line_of_open_cells_is_left_out(kind, r_wire, rng):
+    """Column 1 floats and all its cells are open: its nodes have no DC path to any source.
+    The numpy engine called the matrix singular, the spice engine raised KeyError 'b0c1'; now
+    both leave the group out: its voltages are NaN, its currents 0, the rest is solved."""
+    xb = random_crossbar(rng, 3, 4, kind, r_row=r_wire, r_col=r_wire)
+    xb = xb.replace(conductance=np.where(np.arange(4) == 1, 0.0, xb.conductance))
+    floating = np.arange(4) == 1
+    v = rng.uniform(0.2, 1.0, (2, 3))
+    a, b = (circuitsim.simulate(xb, v, engine=e, floating_cols=floating) for e in ("numpy", "spice"))
+    for res in (a, b):
+        assert np.all(res.column_currents[:, 1] == 0) and np.all(res.cell_currents[:, :, 1] == 0)
+        assert np.all(np.isnan(res.cell_voltages[:, :, 1])) and np.all(np.isfinite(res.cell_voltages[:, :, [0, 2, 3]]))
+        assert np.isnan(res.node_voltage("b0c1")).all() and np.isfinite(res.node_voltage("b0c0")).all()
+    error = _rel(a.column_currents, b.column_currents)
+    assert error < 1e-6 / 3, f"numpy and ngspice differ by {error:.3g}"

@@ -72,8 +72,10 @@ def is_linear(circuit: Circuit) -> bool:
 
 
 def _free_nodes(circuit: Circuit) -> np.ndarray:
-    """Unknown nodes of the (reduced) system: not fixed, not inside a cell."""
-    skip = np.concatenate([circuit.fixed, [] if is_linear(circuit) else circuit.inner_node.ravel()])
+    """Unknown nodes of the (reduced) system: not fixed, not inside a cell, not cut off from every
+    source (those stay at 0 V in the solver; the engine reports them as undefined)."""
+    skip = np.concatenate([circuit.fixed, np.flatnonzero(circuit.dead),
+                           [] if is_linear(circuit) else circuit.inner_node.ravel()])
     return np.setdiff1d(np.arange(circuit.n_nodes), skip.astype(int))
 
 
