@@ -11,7 +11,7 @@ from circuitsim.circuit import Drive, make_drive
 from circuitsim.design import Crossbar
 from circuitsim.netlist import number, render, source_names
 from circuitsim.results import Result, extract
-from circuitsim.solver.dc import gate_voltages, leaving_currents, solve
+from circuitsim.solver.dc import solve
 from circuitsim.spice.worker import SpiceError, SpiceJob, SpiceWorker, run_job
 
 
@@ -58,10 +58,10 @@ def _spice(drive: Drive, worker: SpiceWorker | None, timeout_s: float | None) ->
 
 def _numpy(drive: Drive) -> tuple:
     circuit = drive.circuit
-    v = solve(circuit, drive.fixed_volts)
-    leaving = leaving_currents(circuit, v, gate_voltages(circuit, drive.fixed_volts))
+    solution = solve(circuit, drive.fixed_volts)
+    v = solution.node_volts
     v[:, circuit.dead] = np.nan  # no DC path to a source: undefined
-    return v, leaving[:, circuit.fixed], {}
+    return v, solution.source_currents, {}, solution.cell_currents
 
 
 def _sha256(text: str) -> str:
@@ -85,14 +85,15 @@ def simulate(xb: Crossbar, v_rows, v_cols=None, *, engine: str = "spice", v_gate
         raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")
     drive = make_drive(xb, v_rows, v_cols, v_gates, floating_rows, floating_cols)
     start = time.perf_counter()
+    cell_currents = None  # the spice engine's come from its node voltages
     if engine == "spice":
         v, delivered, extra = _spice(drive, worker, timeout_s)
     elif engine == "numpy":
-        v, delivered, extra = _numpy(drive)
+        v, delivered, extra, cell_currents = _numpy(drive)
     else:
         from circuitsim.surrogate.model import simulate_surrogate
 
         return simulate_surrogate(xb, drive, calibration)
     provenance = {"engine": engine, "circuitsim_version": __version__,
                   "wall_time_s": time.perf_counter() - start, **extra}
-    return extract(drive.circuit, engine, v, delivered, drive.fixed_volts, drive.single, provenance)
+    return extract(drive.circuit, engine, v, delivered, drive.fixed_volts, drive.single, provenance, cell_currents)

@@ -45,3 +45,8 @@ class StoreCorruptError(StoreError):
 
 class CalibrationRangeWarning(UserWarning):
     """A design or drive lies outside the range the surrogate's calibration was fitted on."""
+
+
+class IllConditionedError(CircuitsimError, ArithmeticError):
+    """The nodal equations cannot be solved to a trustworthy accuracy in double precision
+    (e.g. conductances spanning more than ~16 decades in one loop, or a near-short between two sources)."""

@@ -43,9 +43,10 @@ class Result:
 
 
 def extract(circuit: Circuit, engine: str, v: np.ndarray, source_currents: np.ndarray,
-            fixed_volts: np.ndarray, single: bool, provenance: dict) -> Result:
+            fixed_volts: np.ndarray, single: bool, provenance: dict, cell_currents: np.ndarray | None = None) -> Result:
     """Result from node voltages v (batch, n_nodes) and the currents each source delivers
-    into the circuit (batch, n_fixed)."""
+    into the circuit (batch, n_fixed); cell_currents (batch, cells), if the engine has them
+    (the numpy engine computes them where they are well conditioned), else from v."""
     rows, cols = circuit.xb.shape
     batch = v.shape[0]
     row_i = np.zeros((batch, rows))
@@ -54,9 +55,10 @@ def extract(circuit: Circuit, engine: str, v: np.ndarray, source_currents: np.nd
     row_i[:, line[kind == 0]] = source_currents[:, kind == 0]
     col_i[:, line[kind == 1]] = -source_currents[:, kind == 1]
     cell_v = v[:, circuit.row_node] - v[:, circuit.col_node]
-    # open cells carry no current, also where their nodes are undefined (cut off from every source)
-    cell_i = np.where(circuit.cell_g > 0, (v[:, circuit.cell_hi] - v[:, circuit.cell_lo]) * circuit.cell_g,
-                      0.0).reshape(batch, rows, cols)
+    if cell_currents is None:  # open cells carry none, also where their nodes are undefined (no DC path)
+        across = v[:, circuit.cell_hi] - v[:, circuit.cell_lo]
+        cell_currents = np.where(circuit.cell_g > 0, across * circuit.cell_g, 0.0)
+    cell_i = cell_currents.reshape(batch, rows, cols)
     power = np.sum(fixed_volts * source_currents, axis=1)
     arrays = [col_i, row_i, cell_v, cell_i, power, v]
     if single:

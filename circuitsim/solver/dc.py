@@ -19,8 +19,12 @@ import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
 from circuitsim.circuit import Circuit
-from circuitsim.errors import ConvergenceError
+from circuitsim.errors import ConvergenceError, IllConditionedError
 from circuitsim.solver.ordering import OrderedLU, elimination_order
+from circuitsim.solver.shorts import find_shorts
+
+REFINE_BELOW = 1e-14  # componentwise backward error of a linear solve that needs no refinement
+TRUST_BELOW = 1e-10  # ... and above which, after refinement, the solution is refused
 
 
 @dataclass(frozen=True)
@@ -159,36 +163,94 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions = NewtonOptions()) -> np.ndarray:
-    """Node voltages (batch, n_nodes) for source voltages fixed_volts (batch, n_fixed).
+@dataclass(frozen=True)
+class Solution:
+    """node_volts (batch, n_nodes) [V]; source_currents (batch, n_fixed) [A] delivered into the
+    circuit by each source; cell_currents (batch, cells) [A] from the row side to the column side."""
+
+    node_volts: np.ndarray
+    source_currents: np.ndarray
+    cell_currents: np.ndarray
+
+
+def solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions = NewtonOptions()) -> Solution:
+    """The circuit's operating point for source voltages fixed_volts (batch, n_fixed).
 
     BLAS runs single-threaded here: SuperLU's multi-vector solves call small BLAS kernels,
     and threaded BLAS made them 2-5x slower on the 2-core machines we measured.
     """
     with _blas().limit(limits=1, user_api="blas"):
-        return _solve(circuit, fixed_volts, opts)
+        if is_linear(circuit):
+            return _solve_linear(circuit, fixed_volts)
+        return _solve_nonlinear(circuit, fixed_volts, opts)
 
 
-def _solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions) -> np.ndarray:
-    batch = fixed_volts.shape[0]
-    v = np.zeros((batch, circuit.n_nodes))
+def _solve_linear(circuit: Circuit, fixed_volts: np.ndarray) -> Solution:
+    """Wires and cells as one conductance matrix; near-shorts merged first (solver/shorts.py)."""
+    n, n_res = circuit.n_nodes, len(circuit.res_a)
+    a = np.concatenate([circuit.res_a, circuit.cell_hi])
+    b = np.concatenate([circuit.res_b, circuit.cell_lo])
+    g = np.concatenate([1.0 / circuit.res_ohm, circuit.cell_g])
+    shorts = find_shorts(a, b, g, circuit.fixed, n)
+    rep, kept = np.arange(n), np.ones(len(g), dtype=bool)
+    if shorts is not None:
+        rep, kept[shorts.branch] = shorts.rep, False
+    v = np.zeros((len(fixed_volts), n))
+    v[:, circuit.fixed] = fixed_volts
+    free = np.intersect1d(_free_nodes(circuit), np.flatnonzero(rep == np.arange(n)))
+    if len(free):
+        lap = _laplacian(rep[a[kept]], rep[b[kept]], g[kept], n)
+        matrix, rhs = lap[free][:, free], -(lap[free][:, circuit.fixed] @ fixed_volts.T)
+        lu = _factorize(matrix, circuit, free)
+        v[:, free] = _refined(matrix, lu, rhs, lu.solve(rhs), circuit).T
+    v = v[:, rep]  # merged nodes share their group's voltage
+    leaving = v @ _laplacian(a[kept], b[kept], g[kept], n)  # symmetric: rows of v are vectors
+    cell_i = (v[:, circuit.cell_hi] - v[:, circuit.cell_lo]) * circuit.cell_g
+    if shorts is not None:
+        through = shorts.branch_currents(leaving)
+        is_cell = shorts.branch >= n_res
+        cell_i[:, shorts.branch[is_cell] - n_res] = through[:, is_cell]
+    return Solution(v, leaving[:, circuit.fixed], cell_i)
+
+
+def _refined(matrix: sp.spmatrix, lu: OrderedLU, rhs: np.ndarray, x: np.ndarray, circuit: Circuit) -> np.ndarray:
+    """x after iterative refinement while its componentwise backward error |r| / (|A||x| + |b|)
+    exceeds REFINE_BELOW; refuses an x that stays above TRUST_BELOW (a wrong answer must not
+    pass quietly). One sparse matvec per check."""
+    magnitude = abs(matrix)
+    for _ in range(3):
+        residual = rhs - matrix @ x
+        scale = magnitude @ np.abs(x) + np.abs(rhs)
+        error = np.max(np.abs(residual) / np.where(scale > 0, scale, 1.0), initial=0.0)
+        if error <= REFINE_BELOW:
+            return x
+        x = x + lu.solve(residual)
+    if error > TRUST_BELOW:
+        raise IllConditionedError(f"{_describe(circuit)}: the nodal solution keeps a backward error of {error:.2g} "
+                                  "after iterative refinement: not trustworthy")
+    return x
+
+
+def _solve_nonlinear(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions) -> Solution:
+    cells_across = circuit.row_node.ravel(), circuit.col_node.ravel()  # a cell conducts at most cell_g
+    shorts = find_shorts(np.r_[circuit.res_a, cells_across[0]], np.r_[circuit.res_b, cells_across[1]],
+                         np.r_[1.0 / circuit.res_ohm, circuit.cell_g], circuit.fixed, circuit.n_nodes)
+    if shorts is not None and np.any(shorts.branch < len(circuit.res_a)):  # cells: their selector limits them
+        raise IllConditionedError(f"{_describe(circuit)}: some wires conduct over 1e8 times more than everything "
+                                  "else at their ends; the numpy engine merges such near-shorts only in 1R arrays")
+    v = np.zeros((len(fixed_volts), circuit.n_nodes))
     v[:, circuit.fixed] = fixed_volts
     free = _free_nodes(circuit)
-    if is_linear(circuit):
-        if len(free):
-            lap = _full_linear_laplacian(circuit)
-            lu = _factorize(lap[free][:, free], circuit, free)
-            v[:, free] = -lu.solve(lap[free][:, circuit.fixed] @ fixed_volts.T).T
-        return v
     system = _ReducedSystem(circuit, free, opts)
     gates = gate_voltages(circuit, fixed_volts)
     if len(free):
         v = system.newton(v, gates, shared=True)
         for k in np.flatnonzero(np.isnan(v[:, 0])):
             v[k] = system.single(fixed_volts[k], None if gates is None else gates[k])
-    v[:, circuit.inner_node.ravel()] = solve_cells(circuit, v[:, circuit.row_node.ravel()],
-                                                   v[:, circuit.col_node.ravel()], gates, opts)[0]
-    return v
+    v_m, cell_i, _, _ = solve_cells(circuit, v[:, circuit.row_node.ravel()], v[:, circuit.col_node.ravel()],
+                                    gates, opts)
+    v[:, circuit.inner_node.ravel()] = v_m
+    return Solution(v, leaving_currents(circuit, v, gates)[:, circuit.fixed], cell_i)
 
 
 class _ReducedSystem:
