@@ -25,6 +25,7 @@ from circuitsim.solver.shorts import find_shorts
 
 REFINE_BELOW = 1e-14  # componentwise backward error of a linear solve that needs no refinement
 TRUST_BELOW = 1e-10  # ... and above which, after refinement, the solution is refused
+TRUST_BELOW_KCL = 1e-6  # KCL residual of a Newton solution, relative to the currents at the node
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,21 @@ def _solve_nonlinear(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOpti
     v_m, cell_i, _, _ = solve_cells(circuit, v[:, circuit.row_node.ravel()], v[:, circuit.col_node.ravel()],
                                     gates, opts)
     v[:, circuit.inner_node.ravel()] = v_m
+    if len(free):
+        _check_kcl(system, v, cell_i)
     return Solution(v, leaving_currents(circuit, v, gates)[:, circuit.fixed], cell_i)
+
+
+def _check_kcl(system: _ReducedSystem, v: np.ndarray, cell_i: np.ndarray) -> None:
+    """Refuse a Newton solution whose KCL residual at some node exceeds TRUST_BELOW_KCL of the
+    currents meeting there (one sparse matvec: the guard against a quietly wrong answer)."""
+    wires, cells = system.lap[:, system.free], system.cell_incidence[:, system.free]
+    residual = v @ wires + cell_i @ cells
+    scale = np.abs(v) @ abs(wires) + np.abs(cell_i) @ abs(cells)
+    error = np.max(np.abs(residual) / np.where(scale > 0, scale, 1.0), initial=0.0)
+    if error > TRUST_BELOW_KCL:
+        raise ConvergenceError(f"{_describe(system.circuit)}: Newton stopped with a KCL residual of {error:.2g} "
+                               "of the currents at a node: not trustworthy")
 
 
 class _ReducedSystem:
