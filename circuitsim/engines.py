@@ -11,7 +11,8 @@ from circuitsim.circuit import Drive, make_drive
 from circuitsim.design import Crossbar
 from circuitsim.netlist import number, render, source_names
 from circuitsim.results import Result, extract
-from circuitsim.solver.dc import solve
+from circuitsim.solver.dc import free_nodes, is_linear, solve
+from circuitsim.solver.linear import LinearSystem
 from circuitsim.spice.worker import SpiceError, SpiceJob, SpiceWorker, run_job
 
 
@@ -57,11 +58,24 @@ def _spice(drive: Drive, worker: SpiceWorker | None, timeout_s: float | None) ->
 
 
 def _numpy(drive: Drive) -> tuple:
-    circuit = drive.circuit
-    solution = solve(circuit, drive.fixed_volts)
+    """Node voltages, source currents, provenance extras, cell currents; for a linear array whose
+    batch outnumbers its driven sources only the source currents, the rest on demand (lazy)."""
+    circuit, volts = drive.circuit, drive.fixed_volts
+    if is_linear(circuit) and len(volts) > np.count_nonzero(np.any(volts != 0, axis=0)):
+        currents = LinearSystem(circuit, free_nodes(circuit)).source_currents(volts)
+        return None, currents, {"node_results": "on demand"}, None
+
+    solution = solve(circuit, volts)
     v = solution.node_volts
     v[:, circuit.dead] = np.nan  # no DC path to a source: undefined
     return v, solution.source_currents, {}, solution.cell_currents
+
+
+def _numpy_details(drive: Drive) -> tuple[np.ndarray, np.ndarray]:
+    """(node voltages, cell currents) of every vector of a drive, for a Result's on-demand arrays."""
+    solution = solve(drive.circuit, drive.fixed_volts)
+    solution.node_volts[:, drive.circuit.dead] = np.nan
+    return solution.node_volts, solution.cell_currents
 
 
 def _sha256(text: str) -> str:
@@ -96,4 +110,6 @@ def simulate(xb: Crossbar, v_rows, v_cols=None, *, engine: str = "spice", v_gate
         return simulate_surrogate(xb, drive, calibration)
     provenance = {"engine": engine, "circuitsim_version": __version__,
                   "wall_time_s": time.perf_counter() - start, **extra}
-    return extract(drive.circuit, engine, v, delivered, drive.fixed_volts, drive.single, provenance, cell_currents)
+    later = (lambda: _numpy_details(drive)) if v is None else None
+    return extract(drive.circuit, engine, v, delivered, drive.fixed_volts, drive.single, provenance, cell_currents,
+                   later)

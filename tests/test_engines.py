@@ -140,12 +140,12 @@ def test_a_node_voltage_outside_the_sources_range_is_refused():
 def test_nested_dissection_order_solves_exactly_with_less_fill(r_wire, rng):
     from scipy.sparse.linalg import splu
 
-    from circuitsim.solver.dc import _free_nodes, _full_linear_laplacian
+    from circuitsim.solver.dc import _full_linear_laplacian, free_nodes
     from circuitsim.solver.ordering import OrderedLU, elimination_order
 
     xb = random_crossbar(rng, 64, 64, r_row=r_wire, r_col=r_wire)
     circuit = build_circuit(xb, np.zeros(64, bool), np.zeros(64, bool))
-    free = _free_nodes(circuit)
+    free = free_nodes(circuit)
     order = elimination_order(circuit, free)
     assert np.array_equal(np.sort(order), np.arange(len(free)))
     matrix = _full_linear_laplacian(circuit)[free][:, free]
@@ -220,3 +220,20 @@ def test_near_short_merging_agrees_with_ngspice_where_both_resolve(rng):
     assert error < 1e-6 / 3, f"numpy and ngspice differ by {error:.3g}"
     error = _rel(a.cell_currents, b.cell_currents)
     assert error < 1e-6 / 3, f"cell currents: numpy and ngspice differ by {error:.3g}"
+
+
+def test_a_large_linear_batch_keeps_only_what_is_asked_for(rng):
+    """More vectors than driven lines: column currents through the sources' conductance matrix
+    (one solve per driven line), node arrays computed on first use, equal to solving each vector."""
+    xb = random_crossbar(rng, 6, 5)
+    v = rng.uniform(-1, 1, (40, 6))
+    lazy = circuitsim.simulate(xb, v, engine="numpy")
+    assert lazy.provenance["node_results"] == "on demand" and lazy._node_voltages is None
+    direct = [circuitsim.simulate(xb, v[k], engine="numpy") for k in (0, 39)]
+    spice = circuitsim.simulate(xb, v[39], engine="spice")
+    error = _rel(lazy.column_currents[39], spice.column_currents)
+    assert error < 1e-6 / 3, f"S-matrix column currents and ngspice differ by {error:.3g}"
+    for k, one in zip((0, 39), direct):
+        for name in ("column_currents", "row_currents", "power", "cell_currents", "cell_voltages", "node_voltages"):
+            error = _rel(getattr(lazy, name)[k], getattr(one, name))
+            assert error < 1e-12 / 3, f"{name} of vector {k}: {error:.3g}"

@@ -20,11 +20,10 @@ from threadpoolctl import ThreadpoolController
 
 from circuitsim.circuit import Circuit
 from circuitsim.errors import ConvergenceError, IllConditionedError
+from circuitsim.solver.linear import LinearSystem, describe, laplacian
 from circuitsim.solver.ordering import OrderedLU, elimination_order
 from circuitsim.solver.shorts import find_shorts
 
-REFINE_BELOW = 1e-14  # componentwise backward error of a linear solve that needs no refinement
-TRUST_BELOW = 1e-10  # ... and above which, after refinement, the solution is refused
 TRUST_BELOW_KCL = 1e-6  # KCL residual of a Newton solution, relative to the currents at the node
 
 
@@ -46,17 +45,6 @@ class NewtonOptions:
     cell_iter: int = 100
 
 
-def _describe(circuit: Circuit) -> str:
-    rows, cols = circuit.xb.shape
-    return f"{rows}x{cols} {circuit.xb.cell_type} array"
-
-
-def _laplacian(a, b, g, n: int) -> sp.csr_matrix:
-    """Conductance matrix of branches a–b with conductances g, over n nodes."""
-    return sp.csr_matrix((np.concatenate([g, g, -g, -g]),
-                          (np.concatenate([a, b, a, b]), np.concatenate([a, b, b, a]))), shape=(n, n))
-
-
 def _incidence(a: np.ndarray, b: np.ndarray, n: int) -> sp.csr_matrix:
     """(branches, n) matrix with +1 at node a and −1 at node b: branch currents @ it gives
     the net current leaving every node."""
@@ -64,43 +52,31 @@ def _incidence(a: np.ndarray, b: np.ndarray, n: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.r_[np.ones(len(a)), -np.ones(len(b))], (np.r_[k, k], np.r_[a, b])), shape=(len(a), n))
 
 
-def _factorize(matrix: sp.spmatrix, circuit: Circuit, unknowns: np.ndarray) -> OrderedLU:
-    try:
-        return OrderedLU(matrix, elimination_order(circuit, unknowns))
-    except RuntimeError as exc:  # "Factor is exactly singular"
-        raise ConvergenceError(f"{_describe(circuit)}: the nodal matrix is singular (a node has no DC path "
-                               "to a source, e.g. a floating line whose cells are all open)") from exc
-
-
 def is_linear(circuit: Circuit) -> bool:
     return circuit.inner_node is None
 
 
-def _free_nodes(circuit: Circuit) -> np.ndarray:
+def free_nodes(circuit: Circuit) -> np.ndarray:
     """Unknown nodes of the (reduced) system: not fixed, not inside a cell, not cut off from every
     source (those stay at 0 V in the solver; the engine reports them as undefined)."""
-    skip = np.concatenate([circuit.fixed, np.flatnonzero(circuit.dead),
-                           [] if is_linear(circuit) else circuit.inner_node.ravel()])
-    return np.setdiff1d(np.arange(circuit.n_nodes), skip.astype(int))
+    unknown = ~circuit.dead
+    unknown[circuit.fixed] = False
+    if not is_linear(circuit):
+        unknown[circuit.inner_node.ravel()] = False
+    return np.flatnonzero(unknown)
 
 
 def transfer_matrix(circuit: Circuit) -> np.ndarray:
     """T with V_all = T @ V_fixed for a linear circuit: shape (n_nodes, n_fixed)."""
     if not is_linear(circuit):
         raise ValueError("the transfer matrix exists only for linear (1R) arrays")
-    lap = _full_linear_laplacian(circuit)
-    free, fixed = _free_nodes(circuit), circuit.fixed
-    t = np.zeros((circuit.n_nodes, len(fixed)))
-    t[fixed, np.arange(len(fixed))] = 1.0
-    if len(free):
-        t[free] = -_factorize(lap[free][:, free], circuit, free).solve(lap[free][:, fixed].toarray())
-    return t
+    return LinearSystem(circuit, free_nodes(circuit)).solve(np.eye(len(circuit.fixed)))[0].T
 
 
 def _full_linear_laplacian(circuit: Circuit) -> sp.csr_matrix:
-    return _laplacian(np.concatenate([circuit.res_a, circuit.cell_hi]),
-                      np.concatenate([circuit.res_b, circuit.cell_lo]),
-                      np.concatenate([1.0 / circuit.res_ohm, circuit.cell_g]), circuit.n_nodes)
+    return laplacian(np.concatenate([circuit.res_a, circuit.cell_hi]),
+                     np.concatenate([circuit.res_b, circuit.cell_lo]),
+                     np.concatenate([1.0 / circuit.res_ohm, circuit.cell_g]), circuit.n_nodes)
 
 
 def gate_voltages(circuit: Circuit, fixed_volts: np.ndarray) -> np.ndarray | None:
@@ -182,54 +158,8 @@ def solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions = Newto
     """
     with _blas().limit(limits=1, user_api="blas"):
         if is_linear(circuit):
-            return _solve_linear(circuit, fixed_volts)
+            return Solution(*LinearSystem(circuit, free_nodes(circuit)).solve(fixed_volts))
         return _solve_nonlinear(circuit, fixed_volts, opts)
-
-
-def _solve_linear(circuit: Circuit, fixed_volts: np.ndarray) -> Solution:
-    """Wires and cells as one conductance matrix; near-shorts merged first (solver/shorts.py)."""
-    n, n_res = circuit.n_nodes, len(circuit.res_a)
-    a = np.concatenate([circuit.res_a, circuit.cell_hi])
-    b = np.concatenate([circuit.res_b, circuit.cell_lo])
-    g = np.concatenate([1.0 / circuit.res_ohm, circuit.cell_g])
-    shorts = find_shorts(a, b, g, circuit.fixed, n)
-    rep, kept = np.arange(n), np.ones(len(g), dtype=bool)
-    if shorts is not None:
-        rep, kept[shorts.branch] = shorts.rep, False
-    v = np.zeros((len(fixed_volts), n))
-    v[:, circuit.fixed] = fixed_volts
-    free = np.intersect1d(_free_nodes(circuit), np.flatnonzero(rep == np.arange(n)))
-    if len(free):
-        lap = _laplacian(rep[a[kept]], rep[b[kept]], g[kept], n)
-        matrix, rhs = lap[free][:, free], -(lap[free][:, circuit.fixed] @ fixed_volts.T)
-        lu = _factorize(matrix, circuit, free)
-        v[:, free] = _refined(matrix, lu, rhs, lu.solve(rhs), circuit).T
-    v = v[:, rep]  # merged nodes share their group's voltage
-    leaving = v @ _laplacian(a[kept], b[kept], g[kept], n)  # symmetric: rows of v are vectors
-    cell_i = (v[:, circuit.cell_hi] - v[:, circuit.cell_lo]) * circuit.cell_g
-    if shorts is not None:
-        through = shorts.branch_currents(leaving)
-        is_cell = shorts.branch >= n_res
-        cell_i[:, shorts.branch[is_cell] - n_res] = through[:, is_cell]
-    return Solution(v, leaving[:, circuit.fixed], cell_i)
-
-
-def _refined(matrix: sp.spmatrix, lu: OrderedLU, rhs: np.ndarray, x: np.ndarray, circuit: Circuit) -> np.ndarray:
-    """x after iterative refinement while its componentwise backward error |r| / (|A||x| + |b|)
-    exceeds REFINE_BELOW; refuses an x that stays above TRUST_BELOW (a wrong answer must not
-    pass quietly). One sparse matvec per check."""
-    magnitude = abs(matrix)
-    for _ in range(3):
-        residual = rhs - matrix @ x
-        scale = magnitude @ np.abs(x) + np.abs(rhs)
-        error = np.max(np.abs(residual) / np.where(scale > 0, scale, 1.0), initial=0.0)
-        if error <= REFINE_BELOW:
-            return x
-        x = x + lu.solve(residual)
-    if error > TRUST_BELOW:
-        raise IllConditionedError(f"{_describe(circuit)}: the nodal solution keeps a backward error of {error:.2g} "
-                                  "after iterative refinement: not trustworthy")
-    return x
 
 
 def _solve_nonlinear(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions) -> Solution:
@@ -237,11 +167,11 @@ def _solve_nonlinear(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOpti
     shorts = find_shorts(np.r_[circuit.res_a, cells_across[0]], np.r_[circuit.res_b, cells_across[1]],
                          np.r_[1.0 / circuit.res_ohm, circuit.cell_g], circuit.fixed, circuit.n_nodes)
     if shorts is not None and np.any(shorts.branch < len(circuit.res_a)):  # cells: their selector limits them
-        raise IllConditionedError(f"{_describe(circuit)}: some wires conduct over 1e8 times more than everything "
+        raise IllConditionedError(f"{describe(circuit)}: some wires conduct over 1e8 times more than everything "
                                   "else at their ends; the numpy engine merges such near-shorts only in 1R arrays")
     v = np.zeros((len(fixed_volts), circuit.n_nodes))
     v[:, circuit.fixed] = fixed_volts
-    free = _free_nodes(circuit)
+    free = free_nodes(circuit)
     system = _ReducedSystem(circuit, free, opts)
     gates = gate_voltages(circuit, fixed_volts)
     if len(free):
@@ -264,7 +194,7 @@ def _check_kcl(system: _ReducedSystem, v: np.ndarray, cell_i: np.ndarray) -> Non
     scale = np.abs(v) @ abs(wires) + np.abs(cell_i) @ abs(cells)
     error = np.max(np.abs(residual) / np.where(scale > 0, scale, 1.0), initial=0.0)
     if error > TRUST_BELOW_KCL:
-        raise ConvergenceError(f"{_describe(system.circuit)}: Newton stopped with a KCL residual of {error:.2g} "
+        raise ConvergenceError(f"{describe(system.circuit)}: Newton stopped with a KCL residual of {error:.2g} "
                                "of the currents at a node: not trustworthy")
 
 
@@ -274,7 +204,7 @@ class _ReducedSystem:
     def __init__(self, circuit: Circuit, free: np.ndarray, opts: NewtonOptions):
         self.circuit, self.free, self.opts = circuit, free, opts
         n = circuit.n_nodes
-        self.lap = _laplacian(circuit.res_a, circuit.res_b, 1.0 / circuit.res_ohm, n)
+        self.lap = laplacian(circuit.res_a, circuit.res_b, 1.0 / circuit.res_ohm, n)
         self.lap_ff = sp.csc_matrix(self.lap[free][:, free])
         self.a, self.b = circuit.row_node.ravel(), circuit.col_node.ravel()
         index = np.full(n, -1)
@@ -387,7 +317,7 @@ class _ReducedSystem:
             v[0, self.circuit.fixed] = alpha * v_fixed
             v = self.newton(v, None if gates is None else alpha * gates, shared=False)
             if np.isnan(v[0, 0]):
-                raise ConvergenceError(f"{_describe(self.circuit)}: Newton did not converge even with source "
+                raise ConvergenceError(f"{describe(self.circuit)}: Newton did not converge even with source "
                                        f"stepping (stuck at {alpha:.0%} of the drive)")
         return v[0]
 
