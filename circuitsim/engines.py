@@ -58,11 +58,11 @@ def _spice(drive: Drive, worker: SpiceWorker | None, timeout_s: float | None) ->
 
 
 def _numpy(drive: Drive) -> tuple:
-    """Node voltages, source currents, provenance extras, cell currents; for a linear array whose
-    batch outnumbers its driven sources only the source currents, the rest on demand (lazy)."""
+    """Node voltages, source currents, provenance extras, cell currents; for a batch on a linear
+    array only the source currents, the rest on demand (lazy)."""
     circuit, volts = drive.circuit, drive.fixed_volts
-    if is_linear(circuit) and len(volts) > np.count_nonzero(np.any(volts != 0, axis=0)):
-        currents = LinearSystem(circuit, free_nodes(circuit)).source_currents(volts)
+    if is_linear(circuit) and len(volts) > 1:
+        currents = LinearSystem(circuit, free_nodes(circuit), ports_last=True).source_currents(volts)
         return None, currents, {"node_results": "on demand"}, None
 
     solution = solve(circuit, volts)

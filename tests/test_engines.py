@@ -223,8 +223,9 @@ def test_near_short_merging_agrees_with_ngspice_where_both_resolve(rng):
 
 
 def test_a_large_linear_batch_keeps_only_what_is_asked_for(rng):
-    """More vectors than driven lines: column currents through the sources' conductance matrix
-    (one solve per driven line), node arrays computed on first use, equal to solving each vector."""
+    """A batch: source currents through the sources' conductance matrix (from the factorization
+    with the lines' end nodes last), node arrays computed on first use, equal to solving each
+    vector (1e-9: S's diagonal is a difference, which costs row currents a few digits)."""
     xb = random_crossbar(rng, 6, 5)
     v = rng.uniform(-1, 1, (40, 6))
     lazy = circuitsim.simulate(xb, v, engine="numpy")
@@ -236,4 +237,4 @@ def test_a_large_linear_batch_keeps_only_what_is_asked_for(rng):
     for k, one in zip((0, 39), direct):
         for name in ("column_currents", "row_currents", "power", "cell_currents", "cell_voltages", "node_voltages"):
             error = _rel(getattr(lazy, name)[k], getattr(one, name))
-            assert error < 1e-12 / 3, f"{name} of vector {k}: {error:.3g}"
+            assert error < 1e-9 / 3, f"{name} of vector {k}: {error:.3g}"

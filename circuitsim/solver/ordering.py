@@ -95,9 +95,22 @@ def elimination_order(circuit: Circuit, unknowns: np.ndarray) -> np.ndarray:
 class OrderedLU:
     """Sparse LU of matrix[order][:, order]; solve() takes and returns vectors in the original order."""
 
-    def __init__(self, matrix: sp.spmatrix, order: np.ndarray):
+    def __init__(self, matrix: sp.spmatrix, order: np.ndarray, symmetric: bool = False):
+        """symmetric: matrix is a symmetric diagonally dominant M-matrix (a conductance matrix with
+        at least one source reached from every node), which needs no pivoting: then the factors keep
+        the given order exactly and schur() exists."""
         self.order = order
-        self.lu = splu(sp.csc_matrix(sp.csr_matrix(matrix)[order][:, order]), permc_spec="NATURAL")
+        permuted = sp.csc_matrix(sp.csr_matrix(matrix)[order][:, order])
+        pivoting = {"diag_pivot_thresh": 0.0, "options": {"SymmetricMode": True}} if symmetric else {}
+        self.lu = splu(permuted, permc_spec="NATURAL", **pivoting)
+        self.symmetric = symmetric
+
+    def schur(self, k: int) -> np.ndarray:
+        """The dense Schur complement of the matrix onto its last k unknowns in elimination order
+        (L22·U22 of an unpivoted factorization): what the rest of the circuit looks like from them."""
+        if not self.symmetric:
+            raise ValueError("schur() needs the unpivoted (symmetric) factorization")
+        return self.lu.L[-k:, -k:].toarray() @ self.lu.U[-k:, -k:].toarray()
 
     @property
     def nnz(self) -> int:
@@ -110,13 +123,10 @@ class OrderedLU:
 
 
 def factorize(matrix: sp.spmatrix, order: np.ndarray, *, symmetric: bool, label: str) -> OrderedLU:
-    """A factorization of matrix in the given elimination order, with solve(rhs).
-
-    A singular matrix (a node group with no DC path to a source that was not left out) is a
-    ConvergenceError naming the design.
-    """
+    """OrderedLU of matrix in the given elimination order. A singular matrix (a node group with no
+    DC path to a source that was not left out) is a ConvergenceError naming the design."""
     try:
-        return OrderedLU(matrix, order)
+        return OrderedLU(matrix, order, symmetric)
     except RuntimeError as exc:  # "Factor is exactly singular"
         raise ConvergenceError(f"{label}: the nodal matrix is singular (a node group has no DC path to a "
                                "source)") from exc
