@@ -129,8 +129,10 @@ def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.nda
     rep_of_label[label[first]] = first
     rep = rep_of_label[label]
 
-    used = np.unique(np.concatenate([rep[r_node.ravel()], rep[b_node.ravel()],
-                                     rep[m_node.ravel()] if inner else [], rep[fixed_all]]).astype(int))
+    in_use = np.zeros(total, dtype=bool)
+    for nodes in (r_node, b_node, m_node if inner else [], fixed_all):
+        in_use[rep[np.asarray(nodes, dtype=int).ravel()]] = True
+    used = np.flatnonzero(in_use)
     new_index = np.full(total, -1)
     new_index[used] = np.arange(len(used))
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg.lapack import dpotrf as potrf
+from scipy.linalg.lapack import dpotri as potri
 
 from circuitsim.circuit import Circuit
 from circuitsim.errors import IllConditionedError
@@ -70,7 +72,7 @@ class LinearSystem:
             self.rep, kept[self.shorts.branch] = self.shorts.rep, False
         self.free = unknown[self.rep[unknown] == unknown]  # one unknown per merged group
         self.branches = laplacian(a[kept], b[kept], g[kept], n)  # symmetric: rows of v are vectors
-        merged = laplacian(self.rep[a[kept]], self.rep[b[kept]], g[kept], n).tocsr()
+        merged = self.branches if self.shorts is None else laplacian(self.rep[a[kept]], self.rep[b[kept]], g[kept], n)
         self.matrix = merged[self.free][:, self.free]
         self.coupling = merged[self.free][:, circuit.fixed]
         order = elimination_order(circuit, self.free)
@@ -116,8 +118,15 @@ class LinearSystem:
         held = self.branches.tocsr()[circuit.fixed][:, circuit.fixed].toarray()
         if self.factor is None or not len(self.ports):
             return held
-        coupling = self.coupling.tocsr()[self.ports].toarray()
-        return held - coupling.T @ np.linalg.solve(self.factor.schur(len(self.ports)), coupling)
+        coupling = self.coupling.tocsr()[self.ports]  # about one source per port: sparse
+        # K is symmetric positive definite: its inverse from a Cholesky factorization (LAPACK potri)
+        upper, info = potrf(self.factor.schur(len(self.ports)), lower=False)
+        inverse, info_inv = potri(upper, lower=False) if info == 0 else (upper, info)
+        if info_inv != 0:
+            raise IllConditionedError(f"{describe(circuit)}: the circuit seen from its sources is not positive "
+                                      "definite in double precision")
+        inverse = np.triu(inverse) + np.triu(inverse, 1).T
+        return held - (coupling.T @ (coupling.T @ inverse).T).T
 
     def source_currents(self, fixed_volts: np.ndarray) -> np.ndarray:
         """Source currents (batch, n_fixed) through S, checked on one vector against a refined solve."""
