@@ -21,7 +21,7 @@ from threadpoolctl import ThreadpoolController
 from circuitsim.circuit import Circuit
 from circuitsim.errors import ConvergenceError, IllConditionedError
 from circuitsim.solver.linear import LinearSystem, describe, laplacian
-from circuitsim.solver.ordering import OrderedLU, elimination_order
+from circuitsim.solver.ordering import elimination_order, factorize
 from circuitsim.solver.shorts import find_shorts
 
 TRUST_BELOW_KCL = 1e-6  # KCL residual of a Newton solution, relative to the currents at the node
@@ -246,9 +246,10 @@ class _ReducedSystem:
             idx = slice(None) if active.all() else np.flatnonzero(active)  # a slice gives views, not copies
             worst = np.max(np.abs(f[idx]), initial=0.0)
             if lu is None or worst > 0.5 * previous:
-                try:
-                    lu = OrderedLU(self._jacobian(da[idx].mean(axis=0), db[idx].mean(axis=0)), self.order)
-                except RuntimeError:
+                try:  # a selector's stamp is symmetric (di/dv_b = −di/dv_r): then Cholesky
+                    lu = factorize(self._jacobian(da[idx].mean(axis=0), db[idx].mean(axis=0)), self.order,
+                                   symmetric=self.circuit.xb.selector is not None, label=describe(self.circuit))
+                except ConvergenceError:
                     break
             previous = worst
             step = -lu.solve(f[idx].T).T

@@ -122,9 +122,54 @@ class OrderedLU:
         return x
 
 
-def factorize(matrix: sp.spmatrix, order: np.ndarray, *, symmetric: bool, label: str) -> OrderedLU:
-    """OrderedLU of matrix in the given elimination order. A singular matrix (a node group with no
-    DC path to a source that was not left out) is a ConvergenceError naming the design."""
+class OrderedCholesky:
+    """CHOLMOD's Cholesky factorization of matrix[order][:, order] (symmetric positive definite),
+    with the interface of OrderedLU: 1.5-3x faster factorizations and solves than SuperLU on these
+    matrices (PERF_NOTES.md), where scikit-sparse is installed."""
+
+    def __init__(self, matrix: sp.spmatrix, order: np.ndarray):
+        from sksparse.cholmod import cholesky
+
+        self.order = order
+        self.factor = cholesky(sp.csc_matrix(sp.csr_matrix(matrix)[order][:, order]), ordering_method="natural")
+
+    @property
+    def nnz(self) -> int:
+        return self.factor.L().nnz
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        x = np.empty_like(rhs, dtype=float)
+        x[self.order] = self.factor(np.ascontiguousarray(rhs[self.order]))
+        return x
+
+    def schur(self, k: int) -> np.ndarray:
+        """As OrderedLU.schur: L22·L22ᵀ."""
+        trailing = self.factor.L()[-k:, -k:].toarray()
+        return trailing @ trailing.T
+
+
+@functools.cache
+def have_cholmod() -> bool:
+    try:
+        import sksparse.cholmod  # noqa: F401 - only whether it imports
+    except ImportError:
+        return False
+    return True
+
+
+def factorize(matrix: sp.spmatrix, order: np.ndarray, *, symmetric: bool, label: str):
+    """A factorization of matrix in the given elimination order, with solve() and, if symmetric,
+    schur(): CHOLMOD where the matrix is symmetric positive definite and scikit-sparse is installed,
+    else SuperLU. A singular matrix (a node group with no DC path to a source that was not left
+    out) is a ConvergenceError naming the design."""
+    if symmetric and have_cholmod():
+        from sksparse.cholmod import CholmodNotPositiveDefiniteError
+
+        try:
+            return OrderedCholesky(matrix, order)
+        except CholmodNotPositiveDefiniteError as exc:
+            raise ConvergenceError(f"{label}: the nodal matrix is singular (a node group has no DC path to a "
+                                   "source)") from exc
     try:
         return OrderedLU(matrix, order, symmetric)
     except RuntimeError as exc:  # "Factor is exactly singular"
