@@ -23,8 +23,8 @@ class SpiceTimeout(SpiceError):
     """A job ran past its time limit; the worker was killed."""
 
 
-class EngineNotFoundError(CircuitsimError, RuntimeError):
-    """An engine's program or library (ngspice, libngspice, a calibration) is not installed."""
+class EngineNotFoundError(CircuitsimError, FileNotFoundError):
+    """What an engine needs is not installed (ngspice, libngspice, the surrogate's calibration file)."""
 
 
 class StoreError(CircuitsimError, RuntimeError):
@@ -47,6 +47,11 @@ class CalibrationRangeWarning(UserWarning):
     """A design or drive lies outside the range the surrogate's calibration was fitted on."""
 
 
+class UnphysicalValueWarning(UserWarning):
+    """A value lies outside any physical range for its unit (e.g. a cell conductance of 50 S,
+    most likely µS typed as S); circuitsim computes it as given. Ranges: docs/design-files.md."""
+
+
 class IllConditionedError(CircuitsimError, ArithmeticError):
-    """The nodal equations cannot be solved to a trustworthy accuracy in double precision
-    (e.g. conductances spanning more than ~16 decades in one loop, or a near-short between two sources)."""
+    """The nodal equations cannot be solved to a trustworthy accuracy in double precision (a solve
+    whose backward error stays large after iterative refinement, near-short wires in a nonlinear array)."""

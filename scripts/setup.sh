@@ -36,6 +36,7 @@ fi
 # CHOLMOD for the numpy engine's symmetric factorizations (scikit-sparse 0.4.16 builds against
 # bookworm's SuiteSparse 5.12; without it the engine falls back to SuperLU, 1.5-3x slower)
 if [ ! -f /usr/include/suitesparse/cholmod.h ]; then
+  $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q libsuitesparse-dev
 fi
 
