@@ -7,6 +7,7 @@ from conftest import CELL_KINDS, random_crossbar
 import circuitsim
 from circuitsim.circuit import build_circuit
 from circuitsim.engines import check_passive
+from circuitsim.errors import UnphysicalValueWarning
 from circuitsim.solver.dc import transfer_matrix
 from circuitsim.spice.worker import SpiceError
 
@@ -202,7 +203,8 @@ def test_near_short_cells_give_the_exact_currents(g_cell):
     """2x2, 2 Ω wires, cells far more conductive than the wires: the numpy engine gave 0.1414 A for
     0.125 A, -5e19 A or NaN. The cells are merged as near-shorts and their currents come from KCL;
     the limit G -> inf is the 2 Ω network solved by hand (node voltages 2/3, 1/2, 1/2, 1/3 V)."""
-    xb = circuitsim.Crossbar(conductance=np.full((2, 2), g_cell), r_row=2.0, r_col=2.0)
+    with pytest.warns(UnphysicalValueWarning):
+        xb = circuitsim.Crossbar(conductance=np.full((2, 2), g_cell), r_row=2.0, r_col=2.0)
     res = circuitsim.simulate(xb, [1.0, 1.0], engine="numpy")
     for got, exact in [(res.column_currents, [1 / 4, 1 / 6]), (res.row_currents, [1 / 6, 1 / 4]),
                        (res.cell_currents, [[1 / 12, 1 / 12], [1 / 6, 1 / 12]])]:
@@ -214,7 +216,8 @@ def test_near_short_merging_agrees_with_ngspice_where_both_resolve(rng):
     (error <= 1e-8 by construction) and ngspice agree."""
     g = rng.uniform(1e-6, 1e-4, (4, 5))
     g[1, 2] = g[3, 0] = 1e9
-    xb = circuitsim.Crossbar(conductance=g, r_row=2.0, r_col=2.0, r_driver=1.0)
+    with pytest.warns(UnphysicalValueWarning):
+        xb = circuitsim.Crossbar(conductance=g, r_row=2.0, r_col=2.0, r_driver=1.0)
     v = rng.uniform(0.2, 1.0, (2, 4))
     a, b = (circuitsim.simulate(xb, v, engine=e) for e in ("numpy", "spice"))
     assert_close(a.column_currents, b.column_currents, 1e-6, "column currents, numpy vs ngspice")
