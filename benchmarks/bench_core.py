@@ -114,9 +114,11 @@ def child(engine: str, row: str, repeat: int, timeout_s: float) -> dict | None:
         print(f"  {engine} on {row}: no answer within {timeout_s:.0f} s", flush=True)
         return None
     except subprocess.CalledProcessError as exc:
-        print(f"  {engine} on {row} failed: {exc.stderr.strip().splitlines()[-1]}", flush=True)
+        print(f"  {engine} on {row} failed: {(exc.stderr.strip().splitlines() or ['killed'])[-1]}", flush=True)
         return None
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  {engine} on {row}: {result['seconds']:.3f} s, {result['rss_gb']:.2f} GB", flush=True)
+    return result
 
 
 def main() -> None:
