@@ -11,8 +11,7 @@ from circuitsim.circuit import Drive, make_drive
 from circuitsim.design import Crossbar
 from circuitsim.netlist import number, render, source_names
 from circuitsim.results import Result, extract
-from circuitsim.solver.dc import free_nodes, is_linear, solve
-from circuitsim.solver.linear import LinearSystem
+from circuitsim.solver.dc import is_linear, linear_source_currents, solve
 from circuitsim.spice.worker import SpiceError, SpiceJob, SpiceWorker, run_job
 
 
@@ -62,7 +61,7 @@ def _numpy(drive: Drive) -> tuple:
     array only the source currents, the rest on demand (lazy)."""
     circuit, volts = drive.circuit, drive.fixed_volts
     if is_linear(circuit) and len(volts) > 1:
-        currents = LinearSystem(circuit, free_nodes(circuit), ports_last=True).source_currents(volts)
+        currents = linear_source_currents(circuit, volts)
         return None, currents, {"node_results": "on demand"}, None
 
     solution = solve(circuit, volts)

@@ -151,6 +151,13 @@ class Solution:
     cell_currents: np.ndarray
 
 
+def linear_source_currents(circuit: Circuit, fixed_volts: np.ndarray) -> np.ndarray:
+    """Source currents (batch, n_fixed) of a linear circuit through the sources' conductance matrix
+    (solver/linear.py), no node voltage stored; BLAS single-threaded as in solve()."""
+    with _blas().limit(limits=1, user_api="blas"):
+        return LinearSystem(circuit, free_nodes(circuit), ports_last=True).source_currents(fixed_volts)
+
+
 def solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions = NewtonOptions()) -> Solution:
     """The circuit's operating point for source voltages fixed_volts (batch, n_fixed).
 
