@@ -13,7 +13,7 @@ from circuitsim.circuit import Drive, make_drive
 from circuitsim.design import Crossbar
 from circuitsim.netlist import number, render, source_names, standalone
 from circuitsim.results import Result, extract
-from circuitsim.solver.dc import is_linear, linear_source_currents, solve
+from circuitsim.solver.dc import is_linear, linear_source_currents, operating_point
 from circuitsim.spice.worker import SpiceError, SpiceJob, SpiceWorker, check_timeout, run_job
 
 
@@ -100,7 +100,7 @@ def _numpy(drive: Drive) -> tuple:
         currents = linear_source_currents(circuit, volts)
         return None, currents, {"node_results": "on demand"}, None
 
-    solution = solve(circuit, volts)
+    solution = operating_point(circuit, volts)
     v = solution.node_volts
     v[:, circuit.dead] = np.nan  # no DC path to a source: undefined
     return v, solution.source_currents, {}, solution.cell_currents
@@ -108,7 +108,7 @@ def _numpy(drive: Drive) -> tuple:
 
 def _numpy_details(drive: Drive) -> tuple[np.ndarray, np.ndarray]:
     """(node voltages, cell currents) of every vector of a drive, for a Result's on-demand arrays."""
-    solution = solve(drive.circuit, drive.fixed_volts)
+    solution = operating_point(drive.circuit, drive.fixed_volts)
     solution.node_volts[:, drive.circuit.dead] = np.nan
     return solution.node_volts, solution.cell_currents
 

@@ -158,7 +158,12 @@ def linear_source_currents(circuit: Circuit, fixed_volts: np.ndarray) -> np.ndar
         return LinearSystem(circuit, free_nodes(circuit), ports_last=True).source_currents(fixed_volts)
 
 
-def solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions = NewtonOptions()) -> Solution:
+def solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions = NewtonOptions()) -> np.ndarray:
+    """Node voltages (batch, n_nodes) for source voltages fixed_volts (batch, n_fixed)."""
+    return operating_point(circuit, fixed_volts, opts).node_volts
+
+
+def operating_point(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions = NewtonOptions()) -> Solution:
     """The circuit's operating point for source voltages fixed_volts (batch, n_fixed).
 
     BLAS runs single-threaded here: SuperLU's multi-vector solves call small BLAS kernels,
