@@ -238,3 +238,20 @@ def test_a_large_linear_batch_keeps_only_what_is_asked_for(rng):
     for k, one in zip((0, 39), direct):
         for name in ("column_currents", "row_currents", "power", "cell_currents", "cell_voltages", "node_voltages"):
             assert_close(getattr(lazy, name)[k], getattr(one, name), 1e-9, f"{name} of vector {k}")
+
+
+def test_both_factorizations_give_the_same_solves_and_schur_complements(rng):
+    """CHOLMOD (where scikit-sparse is installed) and SuperLU (the fallback) are interchangeable:
+    same solutions, same Schur complement onto the last unknowns."""
+    from circuitsim.solver.dc import free_nodes
+    from circuitsim.solver.linear import LinearSystem
+    from circuitsim.solver.ordering import OrderedCholesky, OrderedLU
+
+    xb = random_crossbar(rng, 12, 9)
+    circuit = build_circuit(xb, np.zeros(12, bool), np.zeros(9, bool))
+    system = LinearSystem(circuit, free_nodes(circuit), ports_last=True)
+    order, k = system.factor.order, len(system.ports)
+    rhs = rng.normal(size=(system.matrix.shape[0], 3))
+    lu, chol = OrderedLU(system.matrix, order, symmetric=True), OrderedCholesky(system.matrix, order)
+    assert_close(chol.solve(rhs), lu.solve(rhs), 1e-10, "CHOLMOD vs SuperLU solve")
+    assert_close(chol.schur(k), lu.schur(k), 1e-10, "CHOLMOD vs SuperLU Schur complement")
