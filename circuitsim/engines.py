@@ -100,17 +100,21 @@ def _numpy(drive: Drive) -> tuple:
         currents = linear_source_currents(circuit, volts)
         return None, currents, {"node_results": "on demand"}, None
 
-    solution = operating_point(circuit, volts)
-    v = solution.node_volts
-    v[:, circuit.dead] = np.nan  # no DC path to a source: undefined
-    return v, solution.source_currents, {}, solution.cell_currents
+    solution = _numpy_solution(drive)
+    return solution.node_volts, solution.source_currents, {}, solution.cell_currents
 
 
 def _numpy_details(drive: Drive) -> tuple[np.ndarray, np.ndarray]:
     """(node voltages, cell currents) of every vector of a drive, for a Result's on-demand arrays."""
+    solution = _numpy_solution(drive)
+    return solution.node_volts, solution.cell_currents
+
+
+def _numpy_solution(drive: Drive):
+    """The operating point of every vector of a drive, nodes with no DC path to a source undefined (NaN)."""
     solution = operating_point(drive.circuit, drive.fixed_volts)
     solution.node_volts[:, drive.circuit.dead] = np.nan
-    return solution.node_volts, solution.cell_currents
+    return solution
 
 
 def _sha256(text: str) -> str:
@@ -149,6 +153,6 @@ def simulate(xb: Crossbar, v_rows, v_cols=None, *, engine: str = "spice", v_gate
         return simulate_surrogate(xb, drive, calibration)
     provenance = {"engine": engine, "circuitsim_version": __version__,
                   "wall_time_s": time.perf_counter() - start, **extra}
-    later = (lambda: _numpy_details(drive)) if v is None else None
+    later = None if v is not None else lambda: _numpy_details(drive)
     return extract(drive.circuit, engine, v, delivered, drive.fixed_volts, drive.single, provenance, cell_currents,
                    later)
