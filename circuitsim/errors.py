@@ -50,3 +50,8 @@ class CalibrationRangeWarning(UserWarning):
 class UnphysicalValueWarning(UserWarning):
     """A value lies outside any physical range for its unit (e.g. a cell conductance of 50 S,
     most likely µS typed as S); circuitsim computes it as given. Ranges: docs/design-files.md."""
+
+
+class IllConditionedError(CircuitsimError, ArithmeticError):
+    """The nodal equations cannot be solved to a trustworthy accuracy in double precision (a solve
+    whose backward error stays large after iterative refinement, near-short wires in a nonlinear array)."""
