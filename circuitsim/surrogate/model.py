@@ -10,22 +10,27 @@ the design's full scale, the largest |I_spice| of that design.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import warnings
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from circuitsim import __version__
 from circuitsim.circuit import make_drive
 from circuitsim.design import Crossbar
 from circuitsim.devices import SinhSelector
-from circuitsim.errors import CalibrationRangeWarning
+from circuitsim.errors import CalibrationRangeWarning, SurrogateAccuracyError, SurrogateAccuracyWarning
 from circuitsim.results import Result
 from circuitsim.solver.dc import transfer_matrix
 from circuitsim.surrogate import forms as models
+from circuitsim.surrogate import trust
 
 CALIBRATION_FORMAT = "circuitsim-surrogate-calibration/1"
 DEFAULT_CALIBRATION = Path(__file__).resolve().parents[2] / "data" / "default_calibration.h5"
@@ -36,6 +41,7 @@ FITTED = {"chen": {"share_row_per_cell": 0.3, "share_col_per_cell": 0.3},
           "lowrank": {"scale_row": 1.0, "scale_col": 1.0}}
 FIXED = {"relax": {"sweeps": 4}}
 TARGET_ERROR = 0.01  # of full scale, the error goal of issue 6
+ERROR_BOUND = TARGET_ERROR  # no surrogate answer is returned whose estimated error exceeds this fraction of full scale
 
 
 # ---- calibration data -------------------------------------------------------------------
@@ -231,27 +237,82 @@ def has_sinh_selector(xb: Crossbar) -> bool:
     return isinstance(xb.selector, SinhSelector)
 
 
+class _Lru:
+    """A small least-recently-used map: what a repeated call on the same design or file reuses."""
+
+    def __init__(self, size: int):
+        self.size, self.items = size, OrderedDict()
+
+    def get(self, key, make):
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = self.items[key] = make()
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return value
+
+
+_CALIBRATIONS = _Lru(4)     # by (path, mtime, size): a rewritten file is read again
+_PREPARED = _Lru(8)         # by design content, calibration and form; ~35 MB each at 256x256
+
+
 def load_default() -> Calibration:
-    """The calibration shipped in data/ (see README, "## Surrogate", for how it is made)."""
+    """The calibration shipped in data/ (docs/surrogate.md says how it is made)."""
     if not DEFAULT_CALIBRATION.exists():
         raise FileNotFoundError(f"default calibration {DEFAULT_CALIBRATION} is missing; "
-                                "remake it with the sweep and calibrate commands in README.md, \"## Surrogate\"")
-    return load(DEFAULT_CALIBRATION)
+                                "remake it with the sweep and calibrate commands in docs/surrogate.md")
+    return load_cached(DEFAULT_CALIBRATION)
 
 
-def simulate_surrogate(xb: Crossbar, drive, calibration=None) -> Result:
+def load_cached(path: str | Path) -> Calibration:
+    """load(path), read again only when the file changed (path, modification time and size)."""
+    path = Path(path).resolve()
+    if not path.exists():
+        raise FileNotFoundError(f"calibration file {path} does not exist")
+    stat = path.stat()
+    return _CALIBRATIONS.get((str(path), stat.st_mtime_ns, stat.st_size), lambda: load(path))
+
+
+def design_key(xb: Crossbar) -> str:
+    """Digest of everything the surrogate reads from a design (arrays by content, selector by value)."""
+    digest = hashlib.blake2b(digest_size=20)
+    for name in ("conductance", "r_row", "r_col", "r_driver", "r_sense"):
+        value = np.ascontiguousarray(getattr(xb, name), dtype=float)
+        digest.update(repr((name, value.shape)).encode())
+        digest.update(value.tobytes())
+    digest.update(repr(xb.selector).encode())
+    return digest.hexdigest()
+
+
+def _prepared(xb: Crossbar, calibration: Calibration) -> tuple[models.Prepared, trust.Equations]:
+    key = (design_key(xb), calibration.provenance.get("calibration_sha256", id(calibration)), calibration.form,
+           repr(calibration.params()), calibration.domain.v_abs_max)
+    return _PREPARED.get(key, lambda: (prepare(xb, calibration), trust.Equations.of(xb)))
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[], Result] | None = None) -> Result:
     """engine="surrogate" for a validated drive (engines.Drive).
 
     1R: exact transfer matrix (any drive); fills column and row currents and power.
-    1S1R (sinh selector): the calibration's form; fills column currents (the "relax" form
-    also row, cell currents and cell voltages); what a form does not compute is NaN.
+    1S1R (sinh selector): the calibration's form, checked on every call by its residual in
+    the exact equations (trust.estimate). An answer is returned only inside the calibrated
+    range and with an estimated error within ERROR_BOUND of full scale; otherwise `exact()`
+    (the numpy engine) answers, with a warning, or, when `exact` is None, SurrogateAccuracyError
+    is raised. Provenance records the estimate, the bound and any fallback. Fills column and
+    row currents and power (the "relax" form also cell currents and voltages); the rest is NaN.
     calibration: a Calibration, a path to a calibration .h5, or None for the shipped default.
     """
     start = time.perf_counter()
     provenance = {"engine": "surrogate", "circuitsim_version": __version__}
     if xb.cell_type == "1R":
         to_cols, to_rows = _column_transfer(xb, drive.circuit)
-        provenance.update(form="transfer-matrix", wall_time_s=time.perf_counter() - start)
+        provenance.update(form="transfer-matrix", error_estimate=0.0, wall_time_s=time.perf_counter() - start)
         return _result(drive, drive.fixed_volts @ to_cols, drive.fixed_volts @ to_rows, provenance)
     if not has_sinh_selector(xb):
         what = xb.cell_type if xb.selector is None else f"1S1R with a {type(xb.selector).__name__}"
@@ -260,25 +321,62 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None) -> Result:
     if calibration is None:
         calibration = load_default()
     elif not isinstance(calibration, Calibration):
-        calibration = load(calibration)
+        calibration = load_cached(calibration)
     v_rows = _row_volts_of_1s1r(drive)
+    provenance.update(form=calibration.form, calibration=calibration.provenance.get("calibration_sha256", ""),
+                      error_bound=ERROR_BOUND)
     problems = calibration.domain.violations(xb, v_rows)
     if problems:
-        warnings.warn("design outside the calibrated range: " + "; ".join(problems), CalibrationRangeWarning,
-                      stacklevel=3)
-    prep = prepare(xb, calibration)
-    provenance.update(form=calibration.form, calibration=calibration.provenance.get("calibration_sha256", ""))
-    if calibration.form == "relax":
-        cell_i = models.relax_cells(prep, v_rows)
-        provenance["wall_time_s"] = time.perf_counter() - start
-        return _result(drive, cell_i.sum(axis=1), cell_i.sum(axis=2), provenance, cell_i=cell_i,
-                       cell_v=_cell_volts(xb, prep, v_rows, cell_i))
-    cols_i = models.column_currents(prep, v_rows)
+        return _untrusted("design outside the calibrated range: " + "; ".join(problems), CalibrationRangeWarning,
+                          exact, provenance)
+    with _blas().limit(limits=1, user_api="blas"):
+        prep, equations = _prepared(xb, calibration)
+        cols_i, rows_i, cell_i, estimate = _evaluate(prep, equations, v_rows)
+    provenance.update(error_estimate=estimate.relative, cg_iterations=estimate.iterations)
+    if not estimate.relative <= ERROR_BOUND:
+        return _untrusted(f"surrogate error estimate {100 * estimate.relative:.3g} % of full scale exceeds its bound "
+                          f"{100 * ERROR_BOUND:g} %", SurrogateAccuracyWarning, exact, provenance)
     provenance["wall_time_s"] = time.perf_counter() - start
-    return _result(drive, cols_i, None, provenance)
+    if cell_i is None:
+        return _result(drive, cols_i, rows_i, provenance)
+    return _result(drive, cols_i, rows_i, provenance, cell_i=cell_i, cell_v=_cell_volts(prep, v_rows, cell_i))
 
 
-def _cell_volts(xb: Crossbar, prep: models.Prepared, v_rows: np.ndarray, cell_i: np.ndarray) -> np.ndarray:
+CHUNK_CELLS = 1 << 20   # cells per chunk of the batch: bounds the (chunk, rows, cols) work arrays to 8 MB each
+
+
+def _evaluate(prep: models.Prepared, equations: trust.Equations, v_rows: np.ndarray):
+    """(column currents, row currents, cell currents or None, estimate) in chunks of the batch,
+    so that memory stays bounded; cell currents are kept for the "relax" form only."""
+    rows, cols = equations.on.shape
+    step = max(1, CHUNK_CELLS // (rows * cols))
+    cols_i, rows_i, cells_i, errors, iterations = [], [], [], [], 0
+    for lo in range(0, len(v_rows), step):
+        cell_i = models.cell_currents(prep, v_rows[lo:lo + step])
+        estimate = trust.estimate(equations, v_rows[lo:lo + step], cell_i)
+        errors.append(estimate.column_error_a)
+        iterations = max(iterations, estimate.iterations)
+        cols_i.append(cell_i.sum(axis=1))
+        rows_i.append(cell_i.sum(axis=2))
+        if prep.form == "relax":
+            cells_i.append(cell_i)
+    cols_i, errors = np.concatenate(cols_i), np.concatenate(errors)
+    estimate = trust.Estimate(errors, trust.relative(errors, cols_i), iterations)
+    return cols_i, np.concatenate(rows_i), np.concatenate(cells_i) if cells_i else None, estimate
+
+
+def _untrusted(reason: str, category: type[Warning], exact, provenance: dict) -> Result:
+    """The exact engine's answer (with a warning) where the surrogate cannot vouch for its own."""
+    if exact is None:
+        raise SurrogateAccuracyError(f"{reason}; the surrogate gives no answer here (fallback disabled): "
+                                     "use engine='numpy'")
+    warnings.warn(f"{reason}; solved with engine='numpy' instead", category, stacklevel=4)
+    result = exact()
+    return replace(result, provenance={**result.provenance, "surrogate_fallback": reason,
+                                       **{k: v for k, v in provenance.items() if k.startswith("error_")}})
+
+
+def _cell_volts(prep: models.Prepared, v_rows: np.ndarray, cell_i: np.ndarray) -> np.ndarray:
     a = prep.arrays
     return models.row_wire_volts(v_rows, cell_i, a["r_row"]) - models.col_wire_volts(cell_i, a["r_col"])
 
