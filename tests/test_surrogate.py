@@ -127,14 +127,73 @@ def test_unsupported_drives_raise_before_running(rng):
         cal.using("gamma")
 
 
-def test_outside_the_calibrated_range_warns(rng):
+def raw_error(xb, v, cal, exact):
+    """The calibrated form's own error against the exact currents, before any check (fraction of full scale)."""
+    return full_scale_error(models.column_currents(sur.prepare(xb, cal), v), exact)
+
+
+@pytest.mark.parametrize("i0, v0", [(1e-8, 0.1), (1e-6, 0.1), (1e-5, 0.05)])
+def test_an_inaccurate_answer_inside_the_range_falls_back_or_is_refused(rng, i0, v0):
+    """Issue 12: 64x64, 5 Ω wires, 8 Ω driver/sense, cells 90-100 µS reached 1.3-2.4 % of full scale unflagged."""
+    xb = circuitsim.Crossbar(conductance=rng.uniform(9e-5, 1e-4, (64, 64)), r_row=5.0, r_col=5.0, r_driver=8.0,
+                             r_sense=8.0, selector=SinhSelector(i0=i0, v0=v0))
+    v = np.vstack([np.full(64, 0.79), inputs(rng, 1, 64, 0.79)])
+    cal = sur.load_default()
+    assert not cal.domain.violations(xb, v)          # inside the box: only the estimate can see it
+    exact = circuitsim.simulate(xb, v, engine="numpy").column_currents
+    true = raw_error(xb, v, cal, exact)
+    with pytest.warns(sur.SurrogateAccuracyWarning, match="exceeds its bound 1 %; solved with engine='numpy'"):
+        res = circuitsim.simulate(xb, v, engine="surrogate", calibration=cal)
+    estimate = res.provenance["error_estimate"]
+    assert true > 0.01 and 0.95 * true <= estimate <= 1.5 * true, f"estimate {estimate:.4%}, true {true:.4%}"
+    assert res.engine == "numpy" and "surrogate_fallback" in res.provenance
+    np.testing.assert_array_equal(res.column_currents, exact)
+    with pytest.raises(sur.SurrogateAccuracyError, match="fallback disabled"):
+        circuitsim.simulate(xb, v, engine="surrogate", calibration=cal, fallback=False)
+
+
+@pytest.mark.parametrize("rows, cols, r_wire", [(16, 12, 1.0), (32, 32, 3.0), (40, 24, 5.0)])
+def test_the_error_estimate_tracks_the_true_error(rng, rows, cols, r_wire):
+    xb = one_s_one_r(rng, rows, cols, r_wire, r_driver=4.0, r_sense=6.0)
+    v = np.vstack([np.full(rows, 0.79), inputs(rng, 5, rows, 0.79)])
+    cal = sur.load_default()
+    res = circuitsim.simulate(xb, v, engine="surrogate", calibration=cal, fallback=False)
+    true = raw_error(xb, v, cal, circuitsim.simulate(xb, v, engine="numpy").column_currents)
+    estimate = res.provenance["error_estimate"]
+    assert res.engine == "surrogate" and estimate <= sur.ERROR_BOUND
+    # an estimate may overstate (safe) but must not understate the error
+    assert 0.95 * true <= estimate <= 1.5 * true + 1e-6, f"estimate {estimate:.3e}, true {true:.3e}"
+
+
+def test_outside_the_calibrated_range_falls_back_or_is_refused(rng):
+    """Issue 12: outside the range the forms gave a LinAlgError or currents 3e18x too large with only a warning."""
     cal = sur.load_default()
     inside = one_s_one_r(rng, 8, 8, 1.0)
-    circuitsim.simulate(inside, np.full(8, 0.5), engine="surrogate", calibration=cal)  # no warning (errors)
-    with pytest.warns(sur.CalibrationRangeWarning, match="r_row"):
-        circuitsim.simulate(one_s_one_r(rng, 8, 8, 50.0), np.full(8, 0.5), engine="surrogate", calibration=cal)
-    with pytest.warns(sur.CalibrationRangeWarning, match="v_rows"):
-        circuitsim.simulate(inside, np.full(8, 2.0), engine="surrogate", calibration=cal)
+    assert circuitsim.simulate(inside, np.full(8, 0.5), engine="surrogate", calibration=cal).engine == "surrogate"
+    cases = [(one_s_one_r(rng, 8, 8, 50.0), np.full(8, 0.5), "r_row"),
+             (inside, np.full(8, 5.0), "v_rows"),
+             (inside.replace(selector=SinhSelector(i0=1e-2, v0=0.01)), np.full(8, 0.5), "selector i0")]
+    for xb, v, what in cases:
+        with pytest.warns(sur.CalibrationRangeWarning, match=f"{what}.*solved with engine='numpy' instead"):
+            res = circuitsim.simulate(xb, v, engine="surrogate", calibration=cal)
+        np.testing.assert_array_equal(res.column_currents, circuitsim.simulate(xb, v, engine="numpy").column_currents)
+        assert "outside the calibrated range" in res.provenance["surrogate_fallback"]
+        with pytest.raises(sur.SurrogateAccuracyError, match=what):
+            circuitsim.simulate(xb, v, engine="surrogate", calibration=cal, fallback=False)
+
+
+def test_a_design_and_a_calibration_file_are_prepared_once(rng, tmp_path):
+    cal = sur.load_default()
+    xb = one_s_one_r(rng, 6, 5, 1.0)
+    first = sur._prepared(xb, cal)
+    assert sur._prepared(xb, cal) is first and sur._prepared(xb.replace(), cal) is first   # same content
+    assert sur._prepared(xb.replace(r_col=1.5), cal) is not first
+    assert sur.load_default() is sur.load_default()
+    path = sur.save(cal, tmp_path / "cal.h5")
+    loaded = sur.load_cached(path)
+    assert sur.load_cached(path) is loaded
+    sur.save(cal.using("relax"), path)                 # rewritten: read again
+    assert sur.load_cached(path).form == "relax"
 
 
 def spice_samples(rng, shapes, worker, batch=4):
