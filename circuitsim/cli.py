@@ -83,17 +83,24 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_calibrate(args) -> int:
-    from circuitsim import plots
-    from circuitsim.surrogate.calibration import calibrate_file
+    from tqdm import tqdm
 
-    cal = calibrate_file(args.data, args.out, holdout_fraction=args.holdout, seed=args.seed)
-    plots.save(plots.calibration_parity(cal), args.plot or Path(args.out).with_suffix(".png"))
+    from circuitsim import plots
+    from circuitsim.surrogate.calibration import calibrate_file, check_writable, heldout_by_size
+
+    plot = check_writable(args.plot or Path(args.out).with_suffix(".png"))
+    with tqdm(desc="calibrate (time left: an upper bound)", unit="cell", unit_scale=True, file=sys.stderr) as bar:
+        cal = calibrate_file(args.data, args.out, holdout_fraction=args.holdout, seed=args.seed, progress=bar)
+    plots.save(plots.calibration_parity(cal), plot)
     print(f"# surrogate calibration from {args.data} -> {args.out}; errors as % of full scale")
     print(f"{'form':<10}{'held-out max':>14}{'held-out p99':>14}{'train rms':>12}{'s/vector':>12}  fitted")
     for form, fit in cal.forms.items():
         print(f"{form:<10}{100 * fit.heldout_max:>13.3f}%{100 * fit.heldout_p99:>13.3f}%{100 * fit.train_rms:>11.3f}%"
               f"{fit.seconds_per_vector:>12.2e}  " + ", ".join(f"{k}={v:.4g}" for k, v in fit.params.items()))
-    print(f"uses form {cal.form!r}; parity plot {args.plot or Path(args.out).with_suffix('.png')}")
+    print(f"# held-out error of form {cal.form!r} per array size (largest / mean per-design max error)")
+    for rows, cols, n, worst, mean in heldout_by_size(cal):
+        print(f"{rows:>5}x{cols:<5}{n:>4} designs{100 * worst:>10.3f}%{100 * mean:>10.3f}%")
+    print(f"uses form {cal.form!r}; parity plot {plot}")
     return 0
 
 

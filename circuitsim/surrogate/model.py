@@ -383,30 +383,43 @@ def _cell_volts(prep: models.Prepared, v_rows: np.ndarray, cell_i: np.ndarray) -
 
 # ---- fitting ------------------------------------------------------------------------------
 
-def relative_errors(samples: list[Sample], form: str, params: dict, v_max: float) -> np.ndarray:
-    """(I_form − I_spice) / full scale, all samples' entries flattened."""
+def relative_errors(samples: list[Sample], form: str, params: dict, v_max: float, progress=None) -> np.ndarray:
+    """(I_form − I_spice) / full scale, all samples' entries flattened; progress (tqdm-like) counts cells."""
     out = []
     for s in samples:
         prep = models.prepare(s.xb, form, params, v_max)
         out.append(((models.column_currents(prep, s.v_rows) - s.column_currents) / s.full_scale).ravel())
+        if progress is not None:
+            progress.update(s.xb.conductance.size)
     return np.concatenate(out)
 
 
-def _fit_form(form: str, train: list[Sample], v_max: float) -> tuple[dict, np.ndarray]:
+MAX_FIT_EVALUATIONS = 30   # least_squares max_nfev per form: the fits converge in fewer; bounds the time
+
+
+def _fit_form(form: str, train: list[Sample], v_max: float, progress=None) -> tuple[dict, np.ndarray]:
     """scipy.optimize.least_squares over the form's scalars; returns (params, train residuals)."""
     from scipy.optimize import least_squares
 
     names = list(FITTED.get(form, {}))
     fixed = FIXED.get(form, {})
     if not names:
-        return dict(fixed), relative_errors(train, form, fixed, v_max)
+        return dict(fixed), relative_errors(train, form, fixed, v_max, progress)
 
     def resid(x):
-        return relative_errors(train, form, {**dict(zip(names, x)), **fixed}, v_max)
+        return relative_errors(train, form, {**dict(zip(names, x)), **fixed}, v_max, progress)
 
-    fit = least_squares(resid, [FITTED[form][n] for n in names], x_scale=1.0, diff_step=1e-3)
+    fit = least_squares(resid, [FITTED[form][n] for n in names], x_scale=1.0, diff_step=1e-3,
+                        max_nfev=MAX_FIT_EVALUATIONS)
     params = {n: float(x) for n, x in zip(names, fit.x)}
     return params, fit.fun
+
+
+def _work_cells(form: str, train: list[Sample], held: list[Sample]) -> int:
+    """Upper bound of the cells a form's fit and held-out check evaluate (what the progress bar counts):
+    each fit evaluation costs one pass plus one per fitted scalar (its finite-difference Jacobian)."""
+    passes = MAX_FIT_EVALUATIONS * (1 + len(FITTED[form])) if FITTED.get(form) else 1
+    return passes * sum(s.xb.conductance.size for s in train) + sum(s.xb.conductance.size for s in held)
 
 
 def _seconds_per_vector(form: str, params: dict, sample: Sample, v_max: float, repeats: int = 3) -> float:
@@ -420,14 +433,23 @@ def _seconds_per_vector(form: str, params: dict, sample: Sample, v_max: float, r
 
 
 def split(samples: list[Sample], holdout_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
-    """Hold out whole designs (unseen conductance patterns and input vectors), at least one."""
+    """Hold out whole designs (unseen conductance patterns and input vectors): the same fraction of
+    every array size with two or more designs (the held-out error map per size), of the sizes seen
+    once taken together, and at least one design."""
     if not 0 < holdout_fraction < 1:
         raise ValueError(f"holdout_fraction must lie in (0, 1), got {holdout_fraction}")
     if len(samples) < 2:
         raise ValueError("calibration needs at least two designs (one is held out)")
-    order = np.random.default_rng(seed).permutation(len(samples))
-    n_out = min(len(samples) - 1, max(1, round(holdout_fraction * len(samples))))
-    out = set(order[:n_out].tolist())
+    rng = np.random.default_rng(seed)
+    shapes = sorted({s.xb.shape for s in samples})
+    groups = [[k for k, s in enumerate(samples) if s.xb.shape == shape] for shape in shapes]
+    groups = [g for g in groups if len(g) > 1] + [[g[0] for g in groups if len(g) == 1]]   # sizes seen once: pooled
+    out = set()
+    for group in groups:
+        n_out = min(len(group) - 1, round(holdout_fraction * len(group)))
+        out.update(rng.permutation(group)[:max(0, n_out)].tolist())
+    if not out:
+        out.add(int(rng.integers(len(samples))))
     return [s for k, s in enumerate(samples) if k not in out], [s for k, s in enumerate(samples) if k in out]
 
 
@@ -441,12 +463,13 @@ def _check_samples(samples: list[Sample]) -> None:
 
 
 def calibrate(samples: list[Sample], *, forms=models.FORMS, holdout_fraction: float = 0.25,
-              seed: int = 0, provenance: dict | None = None) -> Calibration:
+              seed: int = 0, provenance: dict | None = None, progress=None) -> Calibration:
     """Fit every form on the training designs, measure all on the held-out ones.
 
     The calibration uses the cheapest form (models.FORMS is ordered by cost per vector)
     whose largest held-out error is within TARGET_ERROR of full scale, else the most
     accurate one. A choice by operation count, not by a noisy timing, is reproducible.
+    progress: a tqdm-like bar; its total is set to an upper bound of the cells evaluated.
     """
     _check_samples(samples)
     unknown = set(forms) - set(models.FORMS)
@@ -461,11 +484,19 @@ def calibrate(samples: list[Sample], *, forms=models.FORMS, holdout_fraction: fl
                          "r_col_ohm": np.array([float(np.mean(s.xb.r_col)) for s in held]),
                          "spice_a": np.concatenate([s.column_currents.ravel() for s in held])}
     biggest = max(held, key=lambda s: s.xb.conductance.size)
-    for form in forms:
-        params, train_res = _fit_form(form, train, domain.v_abs_max)
+    if progress is None:
+        from tqdm import tqdm
+
+        progress = tqdm(disable=True)
+    budget = np.cumsum([_work_cells(form, train, held) for form in forms])
+    progress.total = int(budget[-1])
+    ends = np.cumsum([s.column_currents.size for s in held])[:-1]
+    for form, done in zip(forms, budget):
+        progress.set_postfix_str(form)
+        params, train_res = _fit_form(form, train, domain.v_abs_max, progress)
         full = {**params, **FIXED.get(form, {})}
-        err = relative_errors(held, form, full, domain.v_abs_max)
-        per_design = [np.abs(relative_errors([s], form, full, domain.v_abs_max)).max() for s in held]
+        err = relative_errors(held, form, full, domain.v_abs_max, progress)
+        per_design = [np.abs(e).max() for e in np.split(err, ends)]
         heldout[f"{form}_max_error"] = np.array(per_design)
         heldout[f"{form}_a"] = heldout["spice_a"] + err * np.repeat(
             heldout["full_scale_a"], [s.column_currents.size for s in held])
@@ -474,6 +505,7 @@ def calibrate(samples: list[Sample], *, forms=models.FORMS, holdout_fraction: fl
                              heldout_p99=float(np.quantile(np.abs(err), 0.99)),
                              heldout_rms=float(np.sqrt(np.mean(err ** 2))), heldout_mean=float(np.mean(np.abs(err))),
                              seconds_per_vector=_seconds_per_vector(form, params, biggest, domain.v_abs_max))
+        progress.update(int(done) - progress.n)   # the fit may have stopped before its budget
     chosen = _choose(fits)
     prov = {"circuitsim_version": __version__, "seed": seed, "holdout_fraction": holdout_fraction,
             "n_designs_train": len(train), "n_designs_heldout": len(held),
