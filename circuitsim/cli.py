@@ -90,7 +90,8 @@ def _cmd_calibrate(args) -> int:
 
     plot = check_writable(args.plot or Path(args.out).with_suffix(".png"))
     with tqdm(desc="calibrate (time left: an upper bound)", unit="cell", unit_scale=True, file=sys.stderr) as bar:
-        cal = calibrate_file(args.data, args.out, holdout_fraction=args.holdout, seed=args.seed, progress=bar)
+        cal = calibrate_file(args.data, args.out, holdout_fraction=args.holdout, seed=args.seed, progress=bar,
+                             fit_max_cells=args.fit_max_cells or None)
     plots.save(plots.calibration_parity(cal), plot)
     print(f"# surrogate calibration from {args.data} -> {args.out}; errors as % of full scale")
     print(f"{'form':<10}{'held-out max':>14}{'held-out p99':>14}{'train rms':>12}{'s/vector':>12}  fitted")
@@ -157,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="held-out parity plot (.png; default: next to --out)")
     p.add_argument("--holdout", type=float, default=0.25, help="fraction of designs held out (default 0.25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
+    p.add_argument("--fit-max-cells", type=int, default=64 * 64,
+                   help="designs with more cells are all held out (they measure the extrapolation; fitting on "
+                        "them costs most of the time); 0: fit on every size (default 4096, 64x64)")
     p.set_defaults(func=_cmd_calibrate)
     p = sub.add_parser("characterize", help="run a device characterization protocol in ngspice into an HDF5 store "
                                             "(loop, pulse, ptdp, variability, read, temperature, retention, "

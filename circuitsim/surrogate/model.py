@@ -463,19 +463,27 @@ def _check_samples(samples: list[Sample]) -> None:
 
 
 def calibrate(samples: list[Sample], *, forms=models.FORMS, holdout_fraction: float = 0.25,
-              seed: int = 0, provenance: dict | None = None, progress=None) -> Calibration:
+              seed: int = 0, provenance: dict | None = None, progress=None,
+              fit_max_cells: int | None = None) -> Calibration:
     """Fit every form on the training designs, measure all on the held-out ones.
 
     The calibration uses the cheapest form (models.FORMS is ordered by cost per vector)
     whose largest held-out error is within TARGET_ERROR of full scale, else the most
     accurate one. A choice by operation count, not by a noisy timing, is reproducible.
     progress: a tqdm-like bar; its total is set to an upper bound of the cells evaluated.
+    fit_max_cells: designs with more cells are all held out: they measure how the fit on the
+    smaller ones extrapolates, and fitting on them would cost most of the time (None: no limit).
     """
     _check_samples(samples)
     unknown = set(forms) - set(models.FORMS)
     if unknown:
         raise ValueError(f"unknown surrogate forms {sorted(unknown)}; choose from {models.FORMS}")
     train, held = split(samples, holdout_fraction, seed)
+    if fit_max_cells is not None:
+        held += [s for s in train if s.xb.conductance.size > fit_max_cells]
+        train = [s for s in train if s.xb.conductance.size <= fit_max_cells]
+        if not train:
+            raise ValueError(f"no design has at most fit_max_cells = {fit_max_cells} cells to fit on")
     domain = Domain.of(samples)
     fits, heldout = {}, {"full_scale_a": np.array([s.full_scale for s in held]),
                          "rows": np.array([s.xb.shape[0] for s in held]),
@@ -508,6 +516,7 @@ def calibrate(samples: list[Sample], *, forms=models.FORMS, holdout_fraction: fl
         progress.update(int(done) - progress.n)   # the fit may have stopped before its budget
     chosen = _choose(fits)
     prov = {"circuitsim_version": __version__, "seed": seed, "holdout_fraction": holdout_fraction,
+            "fit_max_cells": -1 if fit_max_cells is None else fit_max_cells,
             "n_designs_train": len(train), "n_designs_heldout": len(held),
             "n_vectors_train": int(sum(len(s.v_rows) for s in train)),
             "n_vectors_heldout": int(sum(len(s.v_rows) for s in held)), **(provenance or {})}
