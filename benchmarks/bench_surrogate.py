@@ -103,7 +103,7 @@ def bench_1s1r(args, cal: sur.Calibration) -> None:
             print(f"{'simulate(surrogate) ' + call + ', batch ' + str(batch):<34}{t_end / batch:>14.3e}"
                   f"{t_spice * batch / t_end:>12.0f}{t_numpy * batch / t_end:>10.0f}{m_end:>8.0f}MB{err:>12.1e}"
                   f"  estimate {100 * res.provenance['error_estimate']:.3f}%, form {cal.form}")
-    for form in models.FORMS:
+    for form in cal.forms:
         prep = sur.prepare(xb, cal, form)
         batch = v_batch if form != "relax" else v_batch[:max(1, len(v_batch) // 20)]
         t_form, m_form = timed(lambda prep=prep, batch=batch: models.column_currents(prep, batch), 3)
@@ -141,8 +141,8 @@ def error_map(args, cal: sur.Calibration) -> None:
 
     rng = np.random.default_rng(args.seed + 2)
     sizes, r_wires = (8, 16, 32, 64), (0.5, 1.0, 2.0, 3.5, 5.0)
-    grid = {form: np.zeros((len(sizes), len(r_wires))) for form in models.FORMS}
-    random_only = {form: np.zeros(len(r_wires)) for form in models.FORMS}     # largest size
+    grid = {form: np.zeros((len(sizes), len(r_wires))) for form in cal.forms}
+    random_only = {form: np.zeros(len(r_wires)) for form in cal.forms}     # largest size
     with SpiceWorker() as worker:
         for a, n in enumerate(sizes):
             for b, r in enumerate(r_wires):

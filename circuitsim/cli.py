@@ -91,7 +91,7 @@ def _cmd_calibrate(args) -> int:
     plot = check_writable(args.plot or Path(args.out).with_suffix(".png"))
     with tqdm(desc="calibrate (time left: an upper bound)", unit="cell", unit_scale=True, file=sys.stderr) as bar:
         cal = calibrate_file(args.data, args.out, holdout_fraction=args.holdout, seed=args.seed, progress=bar,
-                             fit_max_cells=args.fit_max_cells or None)
+                             fit_max_cells=args.fit_max_cells or None, forms=args.forms)
     plots.save(plots.calibration_parity(cal), plot)
     print(f"# surrogate calibration from {args.data} -> {args.out}; errors as % of full scale")
     print(f"{'form':<10}{'held-out max':>14}{'held-out p99':>14}{'train rms':>12}{'s/vector':>12}  fitted")
@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="held-out parity plot (.png; default: next to --out)")
     p.add_argument("--holdout", type=float, default=0.25, help="fraction of designs held out (default 0.25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
+    p.add_argument("--forms", type=lambda text: tuple(text.split(",")), default=None,
+                   help="comma-separated surrogate forms to fit (default: all; see docs/surrogate.md)")
     p.add_argument("--fit-max-cells", type=int, default=64 * 64,
                    help="designs with more cells are all held out (they measure the extrapolation; fitting on "
                         "them costs most of the time); 0: fit on every size (default 4096, 64x64)")

@@ -75,17 +75,18 @@ def check_writable(path: str | Path) -> Path:
 
 
 def calibrate_file(data: str | Path, out: str | Path, *, holdout_fraction: float = 0.25, seed: int = 0,
-                   progress=None, fit_max_cells: int | None = None):
+                   progress=None, fit_max_cells: int | None = None, forms: tuple[str, ...] | None = None):
     """Calibrate on the SPICE points of store `data`, write the calibration to `out` (HDF5);
     returns the Calibration as read back from `out`. `out` is checked to be writable first.
-    progress: a tqdm-like bar; fit_max_cells: larger designs are all held out (see model.calibrate)."""
+    progress: a tqdm-like bar; fit_max_cells: larger designs are all held out; forms: the forms to
+    fit (None: all); see model.calibrate."""
     from circuitsim.surrogate.model import calibrate, file_sha256, load, save
 
     data, out = Path(data), check_writable(out)
     digest = file_sha256(data)  # the main file; a store whose writer was killed is folded in by reopening it
     samples, read = read_samples(data)
     cal = calibrate(samples, holdout_fraction=holdout_fraction, seed=seed, progress=progress,
-                    fit_max_cells=fit_max_cells,
+                    fit_max_cells=fit_max_cells, **({} if forms is None else {"forms": forms}),
                     provenance={"data_file": data.name, "data_sha256": digest,
                                 "data_points": read["points"], "data_points_not_spice": read["skipped_not_spice"]})
     save(cal, out)
