@@ -9,17 +9,21 @@ against SPICE on the SPICE vectors and its held-out errors from the calibration 
 full scale). Peak RSS: the largest resident memory of this process and its children (the SPICE
 worker) while the row ran, sampled every 2 ms.
 1R: the exact transfer-matrix path I = V·T against a plain matmul V·G of the same shape.
+--estimate: the a-posteriori error estimate against the form's true error (vs the exact numpy
+engine) on the designs of issue 12 (64×64, 5 Ω, 8 Ω driver/sense, 90–100 µS, four selectors)
+and on random designs.
 --error-map: every form's largest error against SPICE over a grid of array sizes × wire
 resistances (fresh random designs and inputs), as tables, and the calibrated form's as a PNG.
 
     .venv/bin/python benchmarks/bench_surrogate.py [--size 64] [--r-wire 2] [--batch 10000]
         [--spice-vectors 4] [--numpy-vectors 100] [--calibration data/default_calibration.h5]
-        [--error-map error_map.png]
+        [--estimate] [--error-map error_map.png]
 """
 from __future__ import annotations
 
 import argparse
 import threading
+import warnings
 
 import numpy as np
 import psutil
@@ -131,6 +135,33 @@ def bench_linear(args) -> None:
         print(f"{batch:>8}{t_t:>12.3e}{t_g:>12.3e}{t_t / t_g:>8.2f}{err:>22.1e}")
 
 
+def estimate_table(args, cal: sur.Calibration) -> None:
+    """Estimated vs true error of the calibrated form (fractions of full scale, max over the batch)."""
+    rng = np.random.default_rng(args.seed + 3)
+    v_max = cal.domain.v_rows_v[1]
+    cases = [(f"64x64, 5 Ω, 8 Ω drv/sense, 90-100 µS, i0={i0:g} v0={v0:g}",
+              circuitsim.Crossbar(conductance=rng.uniform(9e-5, 1e-4, (64, 64)), r_row=5.0, r_col=5.0, r_driver=8.0,
+                                  r_sense=8.0, selector=SinhSelector(i0=i0, v0=v0)))
+             for i0, v0 in ((1e-8, 0.1), (1e-6, 0.1), (1e-5, 0.05), (1e-7, 0.07))]
+    cases += [(f"{n}x{n}, {r:g} Ω, 1-100 µS", circuitsim.Crossbar(
+        conductance=rng.uniform(1e-6, 1e-4, (n, n)), r_row=r, r_col=r, selector=SinhSelector()))
+        for n, r in ((16, 1.0), (32, 2.0), (64, 2.0), (64, 5.0))]
+    print(f"\n# error estimate vs true error, form {cal.form}, batch: all-on {v_max:.2f} V + "
+          f"{args.estimate_vectors - 1} random vectors")
+    print(f"{'design':<52}{'true':>10}{'estimate':>10}{'CG its':>8}  outcome")
+    for name, xb in cases:
+        n = xb.shape[0]
+        v = np.vstack([np.full(n, v_max), inputs(rng, args.estimate_vectors - 1, n, v_max)])
+        exact = circuitsim.simulate(xb, v, engine="numpy").column_currents
+        true = np.abs(models.column_currents(sur.prepare(xb, cal), v) - exact).max() / np.abs(exact).max()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", sur.SurrogateAccuracyWarning)
+            res = circuitsim.simulate(xb, v, engine="surrogate", calibration=cal)
+        estimate, its = res.provenance["error_estimate"], res.provenance["cg_iterations"]
+        outcome = "returned" if res.engine == "surrogate" else "fell back to numpy"
+        print(f"{name:<52}{100 * true:>9.3f}%{100 * estimate:>9.3f}%{its:>8d}  {outcome}")
+
+
 def error_map(args, cal: sur.Calibration) -> None:
     """Max |I_surrogate − I_spice| / full scale on fresh designs, sizes × wire resistances.
 
@@ -188,11 +219,17 @@ def main() -> None:
     parser.add_argument("--numpy-vectors", type=int, default=100)
     parser.add_argument("--calibration", default=None, help="calibration .h5 (default: the shipped one)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--estimate", action="store_true", help="also compare the error estimate with the true error")
+    parser.add_argument("--estimate-vectors", type=int, default=20)
+    parser.add_argument("--skip-speed", action="store_true", help="only the tables asked for (--estimate, --error-map)")
     parser.add_argument("--error-map", help="also measure the error map against SPICE and write this PNG")
     args = parser.parse_args()
     cal = sur.load(args.calibration) if args.calibration else sur.load_default()
-    bench_1s1r(args, cal)
-    bench_linear(args)
+    if not args.skip_speed:
+        bench_1s1r(args, cal)
+        bench_linear(args)
+    if args.estimate:
+        estimate_table(args, cal)
     if args.error_map:
         error_map(args, cal)
 

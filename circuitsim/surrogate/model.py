@@ -372,8 +372,8 @@ def _untrusted(reason: str, category: type[Warning], exact, provenance: dict) ->
                                      "use engine='numpy'")
     warnings.warn(f"{reason}; solved with engine='numpy' instead", category, stacklevel=4)
     result = exact()
-    return replace(result, provenance={**result.provenance, "surrogate_fallback": reason,
-                                       **{k: v for k, v in provenance.items() if k.startswith("error_")}})
+    checked = {k: v for k, v in provenance.items() if k.startswith("error_") or k == "cg_iterations"}
+    return replace(result, provenance={**result.provenance, "surrogate_fallback": reason, **checked})
 
 
 def _cell_volts(prep: models.Prepared, v_rows: np.ndarray, cell_i: np.ndarray) -> np.ndarray:
