@@ -23,8 +23,8 @@ class SpiceTimeout(SpiceError):
     """A job ran past its time limit; the worker was killed."""
 
 
-class EngineNotFoundError(CircuitsimError, RuntimeError):
-    """An engine's program or library (ngspice, libngspice, a calibration) is not installed."""
+class EngineNotFoundError(CircuitsimError, FileNotFoundError):
+    """What an engine needs is not installed (ngspice, libngspice, the surrogate's calibration file)."""
 
 
 class StoreError(CircuitsimError, RuntimeError):
@@ -54,3 +54,8 @@ class SurrogateAccuracyWarning(CalibrationRangeWarning):
 class SurrogateAccuracyError(CircuitsimError, ValueError):
     """The surrogate cannot vouch for its answer (outside its calibrated range, or its error
     estimate above its bound) and falling back to the exact engine was disabled."""
+
+
+class UnphysicalValueWarning(UserWarning):
+    """A value lies outside any physical range for its unit (e.g. a cell conductance of 50 S,
+    most likely µS typed as S); circuitsim computes it as given. Ranges: docs/design-files.md."""

@@ -33,7 +33,7 @@ def read_samples(path: str | Path) -> tuple[list[Sample], dict]:
     missing = [name for name in need if name not in points]
     if n == 0 or missing:
         raise ValueError(f"{path}: no calibration points (need {need}; missing {missing}); make them with "
-                         "`circuitsim sweep examples/calibration_sweep.toml` (README, '## Surrogate')")
+                         "`circuitsim sweep examples/calibration_sweep.toml` (docs/guide/surrogate.md)")
     other_drive = [name for name in points if name.startswith("inputs/drive/") and name != ONLY_DRIVE]
 
     def get(name, k, default=0.0):
@@ -60,29 +60,15 @@ def read_samples(path: str | Path) -> tuple[list[Sample], dict]:
     return samples, {"points": n, "skipped_not_spice": skipped}
 
 
-def check_writable(path: str | Path) -> Path:
-    """The output file path, once a file could be created next to it (fails before any work is done)."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; give a file name for the output")
-    probe = path.with_name(path.name + ".probe")
-    try:
-        probe.touch()
-    except OSError as exc:
-        raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from None
-    probe.unlink()
-    return path
-
-
 def calibrate_file(data: str | Path, out: str | Path, *, holdout_fraction: float = 0.25, seed: int = 0,
                    progress=None, fit_max_cells: int | None = None, forms: tuple[str, ...] | None = None):
     """Calibrate on the SPICE points of store `data`, write the calibration to `out` (HDF5);
-    returns the Calibration as read back from `out`. `out` is checked to be writable first.
+    returns the Calibration as read back from `out`.
     progress: a tqdm-like bar; fit_max_cells: larger designs are all held out; forms: the forms to
     fit (None: all); see model.calibrate."""
     from circuitsim.surrogate.model import calibrate, file_sha256, load, save
 
-    data, out = Path(data), check_writable(out)
+    data, out = Path(data), Path(out)
     digest = file_sha256(data)  # the main file; a store whose writer was killed is folded in by reopening it
     samples, read = read_samples(data)
     cal = calibrate(samples, holdout_fraction=holdout_fraction, seed=seed, progress=progress,

@@ -26,7 +26,12 @@ from circuitsim import __version__
 from circuitsim.circuit import make_drive
 from circuitsim.design import Crossbar
 from circuitsim.devices import SinhSelector
-from circuitsim.errors import CalibrationRangeWarning, SurrogateAccuracyError, SurrogateAccuracyWarning
+from circuitsim.errors import (
+    CalibrationRangeWarning,
+    EngineNotFoundError,
+    SurrogateAccuracyError,
+    SurrogateAccuracyWarning,
+)
 from circuitsim.results import Result
 from circuitsim.solver.dc import transfer_matrix
 from circuitsim.surrogate import forms as models
@@ -258,10 +263,10 @@ _PREPARED = _Lru(8)         # by design content, calibration and form; ~35 MB ea
 
 
 def load_default() -> Calibration:
-    """The calibration shipped in data/ (docs/surrogate.md says how it is made)."""
+    """The calibration shipped in data/ (docs/guide/surrogate.md says how it is made)."""
     if not DEFAULT_CALIBRATION.exists():
-        raise FileNotFoundError(f"default calibration {DEFAULT_CALIBRATION} is missing; "
-                                "remake it with the sweep and calibrate commands in docs/surrogate.md")
+        raise EngineNotFoundError(f"default calibration {DEFAULT_CALIBRATION} is missing; "
+                                  "remake it with the sweep and calibrate commands in docs/guide/surrogate.md")
     return load_cached(DEFAULT_CALIBRATION)
 
 
