@@ -76,6 +76,18 @@ def test_dmr_and_alphabeta_follow_an_all_on_read(rng, pattern):
         assert err["dmr"] > 10 * err["alphabeta"]
 
 
+@pytest.mark.parametrize("form", models.FORMS)
+def test_every_form_gives_cell_currents_that_sum_to_its_column_currents(rng, form):
+    """What the error estimate checks is what the form answers."""
+    xb = one_s_one_r(rng, 9, 7, 2.0, r_sense=5.0)
+    v = inputs(rng, 5, 9)
+    params = {**{k: 1.0 for k in sur.FITTED.get(form, {})}, **sur.FIXED.get(form, {})}
+    prep = models.prepare(xb, form, params, 0.8)
+    cells, cols = models.cell_currents(prep, v), models.column_currents(prep, v)
+    error = full_scale_error(cells.sum(axis=1), cols)
+    assert cells.shape == (5, 9, 7) and error < 1e-12, f"{form}: {error:.1e} of full scale"
+
+
 def test_linear_arrays_use_the_exact_transfer_matrix(rng):
     g = rng.uniform(1e-6, 1e-4, (10, 7))
     xb = circuitsim.Crossbar(conductance=g, r_row=rng.uniform(0.5, 5, (10, 7)), r_col=2.0, r_driver=3.0)
