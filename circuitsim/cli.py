@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout", type=float, default=0.25, help="fraction of designs held out (default 0.25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
     p.add_argument("--forms", type=lambda text: tuple(text.split(",")), default=None,
-                   help="comma-separated surrogate forms to fit (default: all; see docs/surrogate.md)")
+                   help="comma-separated surrogate forms to fit (default: all; see docs/guide/surrogate.md)")
     p.add_argument("--fit-max-cells", type=int, default=64 * 64,
                    help="designs with more cells are all held out (they measure the extrapolation; fitting on "
                         "them costs most of the time); 0: fit on every size (default 4096, 64x64)")

@@ -72,7 +72,7 @@ def calibrate_file(data: str | Path, out: str | Path, *, holdout_fraction: float
     digest = file_sha256(data)  # the main file; a store whose writer was killed is folded in by reopening it
     samples, read = read_samples(data)
     cal = calibrate(samples, holdout_fraction=holdout_fraction, seed=seed, progress=progress,
-                    fit_max_cells=fit_max_cells, **({} if forms is None else {"forms": forms}),
+                    fit_max_cells=fit_max_cells, forms=forms,
                     provenance={"data_file": data.name, "data_sha256": digest,
                                 "data_points": read["points"], "data_points_not_spice": read["skipped_not_spice"]})
     save(cal, out)

@@ -467,7 +467,7 @@ def _check_samples(samples: list[Sample]) -> None:
             raise ValueError(f"sample {k}: all column currents are zero, no full scale to compare against")
 
 
-def calibrate(samples: list[Sample], *, forms=models.FORMS, holdout_fraction: float = 0.25,
+def calibrate(samples: list[Sample], *, forms: tuple[str, ...] | None = None, holdout_fraction: float = 0.25,
               seed: int = 0, provenance: dict | None = None, progress=None,
               fit_max_cells: int | None = None) -> Calibration:
     """Fit every form on the training designs, measure all on the held-out ones.
@@ -475,11 +475,13 @@ def calibrate(samples: list[Sample], *, forms=models.FORMS, holdout_fraction: fl
     The calibration uses the cheapest form (models.FORMS is ordered by cost per vector)
     whose largest held-out error is within TARGET_ERROR of full scale, else the most
     accurate one. A choice by operation count, not by a noisy timing, is reproducible.
+    forms: the forms to fit (None: all of models.FORMS).
     progress: a tqdm-like bar; its total is set to an upper bound of the cells evaluated.
     fit_max_cells: designs with more cells are all held out: they measure how the fit on the
     smaller ones extrapolates, and fitting on them would cost most of the time (None: no limit).
     """
     _check_samples(samples)
+    forms = models.FORMS if forms is None else tuple(forms)
     unknown = set(forms) - set(models.FORMS)
     if unknown:
         raise ValueError(f"unknown surrogate forms {sorted(unknown)}; choose from {models.FORMS}")
