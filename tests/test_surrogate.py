@@ -307,13 +307,14 @@ def test_cli_calibrates_from_a_sweep_store(tmp_path, capsys):
     config = tmp_path / "sweep.toml"
     config.write_text(SWEEP.format(engine="spice"))
     assert main(["sweep", str(config), "--out", str(data), "--workers", "1"]) == 0
-    assert main(["calibrate", str(data), "--out", str(out), "--holdout", "0.25"]) == 0
+    assert main(["calibrate", str(data), "--out", str(out), "--holdout", "0.25", "--forms", "ideal,lowrank"]) == 0
     printed = capsys.readouterr()
     assert "uses form" in printed.out and "calibrate (time left: an upper bound)" in printed.err
     assert "    4x4       1 designs" in printed.out and "    6x6       1 designs" in printed.out   # per size
     cal = sur.load(out)
     assert cal.provenance["data_sha256"] == sur.file_sha256(data) and cal.provenance["data_points"] == 8
-    assert cal.provenance["n_designs_heldout"] == 2 and cal.domain.rows == (4, 6)
+    assert cal.provenance["n_designs_heldout"] == 2 and cal.domain.rows == (4, 6) and set(cal.forms) == {"ideal",
+                                                                                                         "lowrank"}
     held = cal.forms["lowrank"].heldout_max
     assert held < 1e-3 and out.with_suffix(".png").stat().st_size > 1000, f"lowrank held out {held:.1e}"
 

@@ -6,8 +6,8 @@ currents I [A] with
     v_rows − W·I = h(I),   h(I) = I/g + v0·asinh(I/i0)   (device g [S] in series with the selector)
 
 where W·I [V] are the wire drops that the currents I cause, exact by cumulative sums along
-each line (forms.row_wire_volts, forms.col_wire_volts). W = W_row + W_col is symmetric positive
-semidefinite and h is increasing. At the surrogate's cell currents the residual
+each line (those of forms.row_wire_volts and col_wire_volts, done in place here). W = W_row + W_col
+is symmetric positive semidefinite and h is increasing. At the surrogate's cell currents the residual
 ρ = v_rows − W·I − h(I) [V] is not zero; to first order the error e = I − I* solves the
 symmetric positive definite system (W + H)·e = −ρ, H = diag h'(I) [Ω]. Preconditioned conjugate
 gradients (W by cumulative sums, diagonal preconditioner) solve it in a few iterations; the
