@@ -214,6 +214,11 @@ def test_a_design_and_a_calibration_file_are_prepared_once(rng, tmp_path):
     first = sur._prepared(xb, cal)
     assert sur._prepared(xb, cal) is first and sur._prepared(xb.replace(), cal) is first   # same content
     assert sur._prepared(xb.replace(r_col=1.5), cal) is not first
+    linear = xb.replace(selector=None)
+    a, b = (circuitsim.simulate(linear, np.full((2, 6), 0.3), engine="surrogate") for _ in range(2))
+    assert len(sur._TRANSFERS.items) >= 1 and np.array_equal(a.column_currents, b.column_currents)
+    key = (sur.design_key(linear), np.zeros(6, bool).tobytes(), np.zeros(5, bool).tobytes())
+    assert key in sur._TRANSFERS.items
     assert sur.load_default() is sur.load_default()
     path = sur.save(cal, tmp_path / "cal.h5")
     loaded = sur.load_cached(path)

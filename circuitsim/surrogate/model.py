@@ -260,6 +260,7 @@ class _Lru:
 
 _CALIBRATIONS = _Lru(4)     # by (path, mtime, size): a rewritten file is read again
 _PREPARED = _Lru(8)         # by design content, calibration and form; ~35 MB each at 256x256
+_TRANSFERS = _Lru(8)        # 1R: by design content and floating lines; (n_fixed, rows + cols) each
 
 
 def load_default() -> Calibration:
@@ -316,7 +317,9 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[]
     start = time.perf_counter()
     provenance = {"engine": "surrogate", "circuitsim_version": __version__}
     if xb.cell_type == "1R":
-        to_cols, to_rows = _column_transfer(xb, drive.circuit)
+        circuit = drive.circuit
+        key = (design_key(xb), circuit.floating_rows.tobytes(), circuit.floating_cols.tobytes())
+        to_cols, to_rows = _TRANSFERS.get(key, lambda: _column_transfer(xb, circuit))
         provenance.update(form="transfer-matrix", error_estimate=0.0, wall_time_s=time.perf_counter() - start)
         return _result(drive, drive.fixed_volts @ to_cols, drive.fixed_volts @ to_rows, provenance)
     if not has_sinh_selector(xb):
