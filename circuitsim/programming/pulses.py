@@ -152,7 +152,7 @@ class PulseOutcome:
     dc_solves: int = 0
 
 
-class _QuasiStatic:
+class OperatingPoint:
     """DC operating points of one bias pattern for changing cell states.
 
     The nodal equations of solver.dc (the numpy DC engine's circuit: wires, each cell's device
@@ -276,7 +276,7 @@ def _midpoint(rate, x: np.ndarray, h: float, r0: np.ndarray) -> np.ndarray:
     return x_new
 
 
-def _edge(qs: _QuasiStatic, x: np.ndarray, v_dev: np.ndarray, edge_s: float, rising: bool) -> np.ndarray:
+def _edge(qs: OperatingPoint, x: np.ndarray, v_dev: np.ndarray, edge_s: float, rising: bool) -> np.ndarray:
     """Integrate an edge: device voltages are the flat-top ones scaled by the edge's envelope."""
     h = edge_s / EDGE_POINTS
     for k in range(EDGE_POINTS):
@@ -291,7 +291,7 @@ def apply_pulse(xb: Crossbar, models: CellModels, states: np.ndarray, bias: Puls
     """The quasi-static pulse model (module docstring): states (rows, cols) before the pulse ->
     PulseOutcome. frozen: mask of cells whose state cannot move (stuck-at faults). Energies
     count the edges as a linear cell would (∫ envelope² dt = edge/3)."""
-    qs = _QuasiStatic(xb, models, bias, frozen)
+    qs = OperatingPoint(xb, models, bias, frozen)
     x = np.array(states, dtype=float)
     v_dev, v_cell, current, power = qs.solve(x)
     x = _edge(qs, x, v_dev, edge_s, rising=True)

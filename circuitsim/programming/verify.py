@@ -30,7 +30,15 @@ from circuitsim import __version__
 from circuitsim.design import Crossbar
 from circuitsim.errors import CircuitsimError
 from circuitsim.programming.faults import Faults
-from circuitsim.programming.pulses import SCHEMES, CellModels, apply_pulse, apply_pulse_transient, write_bias
+from circuitsim.programming.pulses import (
+    SCHEMES,
+    CellModels,
+    OperatingPoint,
+    PulseBias,
+    apply_pulse,
+    apply_pulse_transient,
+    write_bias,
+)
 from circuitsim.validate import finite_array, positive_scalar
 
 ORDERS = ("row", "cell")
@@ -182,16 +190,29 @@ def _check(xb: Crossbar, models: CellModels, target: np.ndarray, wv: WriteVerify
             raise ProgrammingError(
                 f"SET compliance {i_sat:.4g} A (gate at {v_gate:g} V, vto {t.vto:g} V) is below the {need:.4g} A "
                 "the highest target needs at its SET threshold: those cells can never SET; raise v_gate_set")
+    band = np.abs(state_for(models, target * (1 + wv.tolerance), wv.v_read)
+                  - state_for(models, target * (1 - wv.tolerance), wv.v_read))
     for kind, v_start, polarity in (("SET", wv.v_set_start, sign), ("RESET", wv.v_reset_start, -sign)):
-        band = np.abs(state_for(models, target * (1 + wv.tolerance), wv.v_read)
-                      - state_for(models, target * (1 - wv.tolerance), wv.v_read))
-        step = np.abs(models.dxdt(polarity * v_start, x_t)) * wv.width_s
+        v_dev = _isolated_device_voltage(xb, models, x_t, polarity * v_start, _gate(xb, wv, polarity * sign))
+        step = np.abs(models.dxdt(v_dev, x_t)) * wv.width_s
         if np.any(step > band):
             k = np.argmax(step / band)
             raise ProgrammingError(
                 f"tolerance {wv.tolerance:g} is impossible: one {kind} pulse at v_{kind.lower()}_start = {v_start:g} V "
                 f"moves the state by {step.flat[k]:.3g}, more than the band's width {band.flat[k]:.3g} in state at "
                 "that cell's target; widen the tolerance, shorten width_s or lower the start amplitude")
+
+
+def _isolated_device_voltage(xb: Crossbar, models: CellModels, x: np.ndarray, v_cell: float,
+                             v_gate: float | None) -> np.ndarray:
+    """Voltage across each device at state x when v_cell is applied to its cell alone (device and
+    selector or transistor, no wires): one DC solve of all the cells side by side."""
+    rows, cols = models.shape
+    single = Crossbar(conductance=np.ones((1, rows * cols)), selector=xb.selector, transistor=xb.transistor)
+    side_by_side = CellModels(np.array(models.devices, dtype=object).reshape(1, -1), single.shape)
+    gates = None if v_gate is None else np.array([v_gate])
+    bias = PulseBias(np.array([v_cell]), np.zeros(rows * cols), np.zeros(1, bool), np.zeros(rows * cols, bool), gates)
+    return OperatingPoint(single, side_by_side, bias, None).solve(x.reshape(1, -1))[0].reshape(rows, cols)
 
 
 def _set_current(models: CellModels, x_t: np.ndarray, sign: float, wv: WriteVerify) -> float:
@@ -310,6 +331,7 @@ def program_array(xb: Crossbar, cells, target_conductance, write_verify: WriteVe
 
 
 def _gate(xb: Crossbar, wv: WriteVerify, polarity: float) -> float | None:
+    """The selected row's gate voltage [V] for a SET (polarity > 0) or RESET pulse; None without transistors."""
     if xb.transistor is None:
         return None
     chosen = wv.v_gate_set if polarity > 0 else wv.v_gate_reset
