@@ -6,8 +6,10 @@ frozen ProgrammedArray with the achieved conductances (rows, cols) [S], pulses p
 write energy [J] among its fields.
 """
 from circuitsim.programming.cell import Programming, program_cell
+from circuitsim.programming.drift import ReadNoise, RetentionLaw, conductance_at
 from circuitsim.programming.faults import Faults, random_faults
+from circuitsim.programming.record import program_to_store
 from circuitsim.programming.verify import ProgrammedArray, ProgrammingError, WriteVerify, program_array
 
-__all__ = ["Faults", "ProgrammedArray", "Programming", "ProgrammingError", "WriteVerify", "program_array",
-           "program_cell", "random_faults"]
+__all__ = ["Faults", "ProgrammedArray", "Programming", "ProgrammingError", "ReadNoise", "RetentionLaw",
+           "WriteVerify", "conductance_at", "program_array", "program_cell", "program_to_store", "random_faults"]

@@ -33,7 +33,7 @@ from circuitsim.transient import Drive, array_transient, pulse_times
 
 SCHEMES = ("floating", "v/2", "v/3")
 DX_STEP = 0.01  # largest state change of any cell in one quasi-static step [-]
-NEWTON_VTOL_V = 1e-9  # Newton stops when no node moves by more than this [V]
+NEWTON_VTOL_V = 1e-7  # Newton stops when no node moves by more than this [V] (rates change by ~1e-6 relative)
 NEWTON_MAX_STEP_V = 0.2  # Newton steps are scaled down to this [V]
 NEWTON_MAX_ITER = 100
 EDGE_POINTS = 4  # midpoint steps across each edge
@@ -175,8 +175,8 @@ class OperatingPoint:
         self.free, self.m = free, len(free)
         index = np.full(n, -1)
         index[free] = np.arange(len(free))
-        self.v = np.zeros(n)
-        self.v[c.fixed] = self.fixed
+        self.v = self._first_guess(bias)
+        self.lu = None  # the last Jacobian factorization, reused while it contracts (chord Newton)
         # branches: wires (linear), devices (row node -> cell_lo), access (inner node -> column node)
         self.dev = (c.cell_hi, c.cell_lo)
         self.acc = None if c.inner_node is None else (c.inner_node.ravel(), c.col_node.ravel())
@@ -202,6 +202,33 @@ class OperatingPoint:
         self.fa, self.fb = fa, fb
         self.g_wire = 1.0 / c.res_ohm
 
+    def _factorize(self, da: np.ndarray, db: np.ndarray):
+        """Sparse LU of the Jacobian (free nodes) for branch derivatives da, db."""
+        deriv = np.where(self.st_which == 0, da[self.st_branch], db[self.st_branch]) * self.st_sign
+        data = np.bincount(self.st_pos, weights=deriv, minlength=self.n_data)
+        try:
+            return splu(sp.csc_matrix((data, self.indices, self.indptr), shape=(self.m, self.m)))
+        except RuntimeError as exc:
+            raise ConvergenceError("quasi-static pulse: singular nodal matrix (a node has no DC path to a "
+                                   "source, e.g. a floating line whose cells are all open)") from exc
+
+    def _first_guess(self, bias: PulseBias) -> np.ndarray:
+        """Node voltages to start Newton from: each wire node at its line's voltage (the wires
+        drop little), each inner node at the column's voltage behind a conducting transistor or a
+        selector, at the row's behind a transistor that is off. Floating lines start at 0 V."""
+        c = self.circuit
+        v = np.zeros(c.n_nodes)
+        rows = np.where(bias.floating_rows, 0.0, bias.v_rows)[:, None] * np.ones(c.xb.shape)
+        cols = np.where(bias.floating_cols, 0.0, bias.v_cols)[None, :] * np.ones(c.xb.shape)
+        v[c.row_node.ravel()] = rows.ravel()
+        v[c.col_node.ravel()] = cols.ravel()
+        if c.inner_node is not None:
+            on = np.ones(c.xb.shape, bool) if bias.v_gates is None else (bias.v_gates > 0)[:, None] & np.ones(
+                c.xb.shape, bool)
+            v[c.inner_node.ravel()] = np.where(on, cols, rows).ravel()
+        v[c.fixed] = self.fixed
+        return v
+
     def _branches(self, v: np.ndarray, x: np.ndarray):
         """Current of every branch a -> b and its derivatives d/dv_a, d/dv_b."""
         v_dev = v[self.dev[0]] - v[self.dev[1]]
@@ -221,6 +248,7 @@ class OperatingPoint:
     def solve(self, x: np.ndarray):
         """(device voltages, cell voltages [V], cell currents [A], source power [W]) at states x."""
         c, v = self.circuit, self.v.copy()
+        previous = np.inf
         for _ in range(NEWTON_MAX_ITER):
             i, da, db = self._branches(v, x)
             resid = np.zeros(c.n_nodes)
@@ -228,14 +256,11 @@ class OperatingPoint:
             np.add.at(resid, self.br_b, -i)
             if not self.m:
                 break
-            deriv = np.where(self.st_which == 0, da[self.st_branch], db[self.st_branch]) * self.st_sign
-            data = np.bincount(self.st_pos, weights=deriv, minlength=self.n_data)
-            try:
-                step = splu(sp.csc_matrix((data, self.indices, self.indptr), shape=(self.m, self.m))).solve(
-                    -resid[self.free])
-            except RuntimeError as exc:
-                raise ConvergenceError("quasi-static pulse: singular nodal matrix (a node has no DC path to a "
-                                       "source, e.g. a floating line whose cells are all open)") from exc
+            worst = np.max(np.abs(resid[self.free]))
+            if self.lu is None or worst > 0.2 * previous:  # the last factorization still contracts fast: keep it
+                self.lu = self._factorize(da, db)
+            previous = worst
+            step = self.lu.solve(-resid[self.free])
             largest = np.max(np.abs(step), initial=0.0)
             if largest > NEWTON_MAX_STEP_V:
                 step *= NEWTON_MAX_STEP_V / largest

@@ -28,7 +28,7 @@ import numpy as np
 
 from circuitsim import __version__
 from circuitsim.design import Crossbar
-from circuitsim.errors import CircuitsimError
+from circuitsim.errors import ProgrammingError
 from circuitsim.programming.faults import Faults
 from circuitsim.programming.pulses import (
     SCHEMES,
@@ -44,10 +44,6 @@ from circuitsim.validate import finite_array, positive_scalar
 ORDERS = ("row", "cell")
 PULSE_ENGINES = ("quasistatic", "spice", "numpy")
 STUCK_MOVE = 0.01  # a failed cell whose conductance moved less than this share of its band is reported stuck
-
-
-class ProgrammingError(CircuitsimError, ValueError):
-    """A programming request that cannot succeed (checked before any pulse)."""
 
 
 @dataclass(frozen=True)
