@@ -355,3 +355,38 @@ def apply_pulse_transient(xb: Crossbar, models: CellModels, states: np.ndarray, 
     cell_power = np.abs(res.cell_voltages * res.cell_currents)
     cell_energy = np.trapezoid(cell_power, res.time_s, axis=0)
     return PulseOutcome(res.state[-1], float(cell_energy.sum()), cell_energy, np.abs(res.cell_currents).max(axis=0))
+
+
+def rows_isolated(xb: Crossbar, bias: PulseBias) -> bool:
+    """True if every transistor of an unselected row is provably off during the pulse: gates at
+    0 V and, the array being passive, no node below the lowest driven line, so V_gs < vto when
+    that line stays above −vto (by a 0.1 V margin)."""
+    if xb.transistor is None or bias.v_gates is None or np.count_nonzero(bias.v_gates) != 1:
+        return False
+    driven = np.concatenate([bias.v_rows[~bias.floating_rows], bias.v_cols[~bias.floating_cols],
+                             [0.0]])
+    return float(np.min(np.delete(bias.v_gates, np.flatnonzero(bias.v_gates)))) == 0.0 and \
+        -driven.min() < xb.transistor.vto - 0.1
+
+
+def apply_row_pulse(xb: Crossbar, models: CellModels, states: np.ndarray, bias: PulseBias, width_s: float,
+                    edge_s: float, *, frozen: np.ndarray | None = None) -> PulseOutcome:
+    """apply_pulse for a 1T1R array whose unselected rows are isolated (rows_isolated): the pulse is
+    solved on the selected row alone, each column's wire from that row down to its sense node
+    in series (the cut-off cells of the other rows carry only ngspice's gmin, 1e-12 S); their
+    states do not move. Falls back to the whole array otherwise."""
+    if not rows_isolated(xb, bias):
+        return apply_pulse(xb, models, states, bias, width_s, edge_s, frozen=frozen)
+    row = int(np.flatnonzero(bias.v_gates)[0])
+    line = Crossbar(conductance=xb.conductance[row:row + 1], r_row=xb.r_row[row:row + 1],
+                    r_col=xb.r_col[row:].sum(axis=0)[None, :], r_driver=xb.r_driver[row:row + 1],
+                    r_sense=xb.r_sense, transistor=xb.transistor)
+    cols = xb.shape[1]
+    line_models = CellModels(np.array(models.devices, dtype=object).reshape(xb.shape)[row:row + 1], (1, cols))
+    line_bias = PulseBias(bias.v_rows[row:row + 1], bias.v_cols, bias.floating_rows[row:row + 1],
+                          bias.floating_cols, bias.v_gates[row:row + 1])
+    out = apply_pulse(line, line_models, states[row:row + 1], line_bias, width_s, edge_s,
+                      frozen=None if frozen is None else frozen[row:row + 1])
+    x, energy, peak = np.array(states, dtype=float), np.zeros(xb.shape), np.zeros(xb.shape)
+    x[row], energy[row], peak[row] = out.states[0], out.cell_energy_j[0], out.peak_current_a[0]
+    return PulseOutcome(x, out.energy_j, energy, peak, out.dc_solves)

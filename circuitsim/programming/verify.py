@@ -14,7 +14,8 @@ unselected lines are biased by `scheme` (V/2, V/3 or floating). 1T1R arrays: the
 row's gate is at v_gate_set during SET pulses (its saturation current is the SET compliance)
 and at v_gate_reset during RESET pulses; the other gates are at 0 V.
 
-pulse_engine="quasistatic" (default, pulses.apply_pulse) runs the bulk; "spice" or "numpy"
+pulse_engine="quasistatic" (default, pulses.apply_pulse) runs the bulk (1T1R: on the selected
+row alone when the other rows' transistors are provably off, pulses.apply_row_pulse); "spice" or "numpy"
 run every pulse as a full array transient (pulses.apply_pulse_transient), for checking a
 small array against the quasi-static model.
 """
@@ -35,8 +36,8 @@ from circuitsim.programming.pulses import (
     CellModels,
     OperatingPoint,
     PulseBias,
-    apply_pulse,
     apply_pulse_transient,
+    apply_row_pulse,
     write_bias,
 )
 from circuitsim.validate import finite_array, positive_scalar
@@ -299,7 +300,7 @@ def program_array(xb: Crossbar, cells, target_conductance, write_verify: WriteVe
                                                floating_cols=bias.floating_cols | faults.open_cols)
                 g_before = models.read_conductance(x, wv.v_read)
                 if pulse_engine == "quasistatic":
-                    out = apply_pulse(xb, models, x, bias, wv.width_s, wv.edge, frozen=frozen)
+                    out = apply_row_pulse(xb, models, x, bias, wv.width_s, wv.edge, frozen=frozen)
                 else:
                     out = apply_pulse_transient(xb, models, x, bias, wv.width_s, wv.edge, engine=pulse_engine,
                                                 worker=worker)
