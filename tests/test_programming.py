@@ -105,18 +105,18 @@ def test_single_cell_ispp_takes_the_pulses_the_vteam_rate_law_predicts():
     so pulse k (amplitude a_k, trapezoid edges e) moves w by kon/(xoff − xon)·((r−1)^3·width +
     2·e·(r−1)^4/(4r)), r = a_k/von; ISPP stops at the first pulse that brings G into the band."""
     dev = VTEAM(x0=0.9)
-    wv = WriteVerify(v_set_start=0.21, v_set_step=0.005, v_set_max=0.3, v_reset_start=0.05, v_reset_step=0.02,
+    wv = WriteVerify(v_set_start=0.21, v_set_step=0.002, v_set_max=0.22, v_reset_start=0.05, v_reset_step=0.02,
                      v_reset_max=0.5, width_s=1e-8, v_read=0.01, tolerance=0.05)
-    target = 5e-3
+    target = 2e-3  # the largest step (at v_set_max) is smaller than the band: ISPP lands in it without overshoot
     res = program_array(circuitsim.Crossbar(conductance=[[1.0]]), dev, [[target]], wv)
     w_band = (1 / (target * (1 - wv.tolerance)) - dev.ron) / (dev.roff - dev.ron)  # the band's edge nearest HRS
     w, n = dev.x0, 0
-    while w > w_band:
-        r = min(wv.v_set_start + n * wv.v_set_step, wv.v_set_max) / dev.von
+    while w > w_band and n < 100:
+        r = -min(wv.v_set_start + n * wv.v_set_step, wv.v_set_max) / dev.von  # VTEAM SETs with V < von < 0
         w += dev.kon / (dev.xoff - dev.xon) * ((r - 1) ** 3 * wv.width_s + 2 * wv.edge * (r - 1) ** 4 / (4 * r))
         n += 1
     assert n > 5 and res.pulses[0, 0] == n, (res.pulses, n)
-    assert res.converged.all() and res.states[0, 0] == pytest.approx(w, abs=1e-4), (res.states, w)
+    assert res.converged.all() and res.states[0, 0] == pytest.approx(w, abs=5e-4), (res.states, w)
     assert abs(res.relative_error[0, 0]) <= wv.tolerance
 
 
@@ -211,10 +211,11 @@ def test_stuck_cells_and_broken_lines_are_reported():
     stuck_on[0, 1], stuck_off[2, 3] = True, True
     open_cols = np.array([False, False, True, False])
     faults = Faults((4, 4), stuck_on=stuck_on, stuck_off=stuck_off, open_cols=open_cols)
-    res = program_array(xb, Yakopcic(x0=0.05), target, replace(YAK_WV, max_pulses=15), faults=faults)
-    np.testing.assert_array_equal(res.stuck, stuck_on | stuck_off)
-    expected_failed = stuck_on | stuck_off | open_cols[None, :]
-    np.testing.assert_array_equal(res.failed, expected_failed)
+    res = program_array(xb, Yakopcic(x0=0.05), target, YAK_WV, faults=faults)
+    unreachable = stuck_on | stuck_off | open_cols[None, :]  # an open column's cells see only sneak paths
+    np.testing.assert_array_equal(res.failed, unreachable)
+    np.testing.assert_array_equal(res.stuck & ~open_cols[None, :], stuck_on | stuck_off)
+    assert res.converged[~unreachable].all()
     assert res.conductance_s[0, 1] == pytest.approx(Yakopcic().a1)  # held at the ON end (x = 1)
     assert res.conductance_s[2, 3] < 1e-9
 

@@ -82,7 +82,8 @@ class ReadNoise:
 
     def sample(self, g: np.ndarray, t_s: float, g_low: np.ndarray, g_high: np.ndarray, rng) -> np.ndarray:
         """Conductances g [S] as one noisy read t_s [s] after programming sees them."""
-        frac = np.clip(np.log(g / g_low) / np.log(g_high / g_low), 0.0, 1.0)
+        g_low = np.maximum(g_low, 1e-6 * g_high)  # a model whose OFF end conducts nothing (Yakopcic's x = 0)
+        frac = np.clip(np.log(np.maximum(g, g_low) / g_low) / np.log(g_high / g_low), 0.0, 1.0)
         q = self.q_hrs * (self.q_lrs / self.q_hrs) ** frac if self.q_hrs > 0 and self.q_lrs > 0 else \
             self.q_hrs + (self.q_lrs - self.q_hrs) * frac
         sigma = np.sqrt(q * np.log(max((t_s + self.t_read_s) / (2 * self.t_read_s), 1.0)))

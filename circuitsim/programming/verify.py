@@ -102,7 +102,8 @@ class ProgrammedArray:
     own pulses, disturb_s [S]: the conductance change the cell picked up while other cells were
     written (signed sum), peak_set_current_a [A]: largest current during its own SET pulses,
     converged (in band when its own writing ended), failed (never reached the band),
-    stuck (failed without moving: a stuck-at cell), states: final normalized states.
+    stuck (failed without moving: a stuck-at cell, or one on an open line), states: final
+    normalized states.
     Array totals: total_energy_j (all sources, every pulse) [J], time_s (pulses, edges and
     verifies, in order) [s], n_pulses (pulse events; a row pulse writes several cells)."""
 
