@@ -216,7 +216,7 @@ def test_stuck_cells_and_broken_lines_are_reported():
     np.testing.assert_array_equal(res.failed, unreachable)
     np.testing.assert_array_equal(res.stuck & ~open_cols[None, :], stuck_on | stuck_off)
     assert res.converged[~unreachable].all()
-    assert res.conductance_s[0, 1] == pytest.approx(Yakopcic().a1)  # held at the ON end (x = 1)
+    assert res.conductance_s[0, 1] == pytest.approx(Yakopcic().current(0.1, 1.0) / 0.1)  # held at the ON end, x = 1
     assert res.conductance_s[2, 3] < 1e-9
 
 
