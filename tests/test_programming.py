@@ -290,3 +290,47 @@ def test_programming_result_is_stored_with_provenance(tmp_path):
     np.testing.assert_array_equal(point["inputs/target_conductance_s"], res.target_s)
     assert point["provenance/pulse_engine"] == "quasistatic" and point["provenance/write_verify/tolerance"] == 0.05
     assert seen[-1] == (4, 4) and all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+
+
+def test_a_network_is_programmed_tile_by_tile_and_drifts_with_time():
+    from circuitsim import nn
+    from circuitsim.programming.network import network_at, program_network
+
+    rng = np.random.default_rng(5)
+    net = nn.Network((rng.normal(size=(6, 3)),), (np.zeros(3),), (1.0,))
+    hw = nn.Hardware(g_min_s=1.5e-3, g_max_s=6e-3, levels=4, tile_rows=4, tile_cols=4, r_wire=2.0)
+    mapped = nn.map_network(net, hw, rng.random((20, 6)))
+    seen = []
+    wv = replace(YAK_WV, scheme="v/3")  # V/2 half-selects Yakopcic above its threshold: later rows disturb earlier ones
+    programmed = program_network(mapped, Yakopcic(x0=0.05), wv, progress=lambda done, total: seen.append(done))
+    tiles = [t for layer in mapped.layers for t in layer.tiles]
+    assert seen == list(range(1, len(tiles) + 1)) == list(range(1, 5))  # 2 row blocks x 2 column blocks
+    for tile, record, new in zip(tiles, programmed.all_tiles(), programmed.mapped.layers[0].tiles):
+        assert record.result.converged.all()
+        np.testing.assert_array_equal(new.crossbar.conductance, record.result.conductance_s)
+        error = np.abs(record.result.conductance_s / tile.crossbar.conductance - 1).max()
+        assert error < 0.15, error  # the 5 % band + the disturb of the rows written later
+    levels = programmed.error_per_level()
+    assert len(levels) <= hw.levels and sum(len(e) for e in levels.values()) == programmed.summary["cells"]
+    now = network_at(programmed, 0.0)
+    np.testing.assert_allclose(now.layers[0].tiles[0].crossbar.conductance,
+                               programmed.mapped.layers[0].tiles[0].crossbar.conductance, rtol=1e-12)
+    later = network_at(programmed, 1e6).layers[0].tiles[0].crossbar.conductance
+    compensated = network_at(programmed, 1e6, compensation="global").layers[0].tiles[0].crossbar.conductance
+    g0 = now.layers[0].tiles[0].crossbar.conductance
+    assert np.abs(later / g0 - 1).max() > 0.1  # relaxed towards x_rest
+    ratio = compensated / later
+    assert np.allclose(ratio, ratio[0, 0]) and not np.isclose(ratio[0, 0], 1.0)  # one factor per tile
+
+
+def test_stuck_cells_are_compensated_in_their_differential_pair():
+    from circuitsim import nn
+    from circuitsim.programming.network import _compensate_stuck
+
+    hw = nn.Hardware(g_min_s=1e-3, g_max_s=5e-3, levels=5)
+    target = np.array([[3e-3, 1e-3, 1e-3, 2e-3]])
+    stuck = np.array([[False, False, False, True]])
+    faults = Faults((1, 4), stuck_on=stuck)
+    g_stuck = np.full((1, 4), 4e-3)
+    fixed = _compensate_stuck(target, faults, g_stuck, hw, 1e-3, 8e-3)
+    np.testing.assert_allclose(fixed, [[3e-3, 1e-3, 1e-3 + 4e-3 - 2e-3, 2e-3]])  # G+ − G− = −1 mS kept
