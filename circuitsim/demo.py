@@ -406,8 +406,8 @@ def run_programming_demo(out_dir: str | Path = "demo-programming", config: Progr
     echo("  programming error per level (converged cells): level, cells, mean, std, max |error|")
     levels = programmed.error_per_level()
     for level, errors in levels.items():
-        echo(f"    {1e6 * level:6.1f} µS  {len(errors):5d}  {100 * errors.mean():+6.2f} %  {100 * errors.std():5.2f} %  "
-             f"{100 * np.abs(errors).max(initial=0):5.2f} %")
+        echo(f"    {1e6 * level:6.1f} µS  {len(errors):5d}  {100 * errors.mean():+6.2f} %  "
+             f"{100 * errors.std():5.2f} %  {100 * np.abs(errors).max(initial=0):5.2f} %")
     noise = ReadNoise()
     table = accuracy_over_time(programmed, data.x_test, data.y_test, config.times_s,
                                temperatures_k=config.temperatures_k, noise=noise)
@@ -430,15 +430,12 @@ def run_programming_demo(out_dir: str | Path = "demo-programming", config: Progr
     figures = {"programming": plots.save(program_plots.programming_summary(programmed), out / "programming.png"),
                "accuracy_vs_time": plots.save(program_plots.accuracy_vs_time(table, reference),
                                               out / "accuracy_vs_time.png")}
-    records = {"programming": _point({"hardware": _hardware_tree(hw), "write_verify": wv.as_dict()},
-                                     {k: v for k, v in summary.items()},
+    accuracies = {name.replace(" ", "_").replace(",", ""): acc for name, acc in {**reference, **fault_acc}.items()}
+    records = {"programming": _point({"hardware": _hardware_tree(hw), "write_verify": wv.as_dict()}, summary,
                                      {"device": "StanfordPKU", "transistor": "NmosAccess"}),
                "accuracy_vs_time": _point({"times_s": table["times_s"], "temperatures_k": table["temperatures_k"],
                                            "compensations": np.array(table["compensations"], dtype=object)},
-                                          {"accuracy": table["accuracy"], **{k.replace(" ", "_").replace(",", ""): v
-                                                                             for k, v in {**reference,
-                                                                                          **fault_acc}.items()}},
-                                          {"read_noise": vars(noise)})}
+                                          {"accuracy": table["accuracy"], **accuracies}, {"read_noise": vars(noise)})}
     _write_results(out / "results.h5", records)
     echo(f"\ndone in {time.perf_counter() - start:.0f} s. Output folder: {out.resolve()}")
     return {"summary": summary, "levels": levels, "table": table, "reference": reference, "faults": fault_acc,
