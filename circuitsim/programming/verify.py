@@ -265,7 +265,7 @@ def program_array(xb: Crossbar, cells, target_conductance, write_verify: WriteVe
         raise ValueError(f"faults are for a {faults.shape} array, this one is {rows}x{cols}")
     _check(xb, models, target, wv, faults)
     _, _, on_end = conductance_range(models, wv.v_read)
-    x = models.initial_state if states is None else np.array(finite_array("states", states, shape=(rows, cols)))
+    x = models.initial_state if states is None else np.clip(finite_array("states", states, shape=(rows, cols)), 0, 1)
     frozen = None
     if faults is not None:
         x = faults.pin_states(x, on_end)
@@ -292,13 +292,7 @@ def program_array(xb: Crossbar, cells, target_conductance, write_verify: WriteVe
                 if not selected.any():
                     continue
                 amplitudes = np.where(selected[row], polarity * sign * book.amplitude[row], 0.0)
-                v_gate = _gate(xb, wv, polarity)
-                bias = write_bias(xb.shape, row, amplitudes, wv.scheme, v_gate=v_gate,
-                                  held_rows=None if faults is None else faults.shorted_rows,
-                                  held_cols=None if faults is None else faults.shorted_cols)
-                if faults is not None:
-                    bias = dataclasses.replace(bias, floating_rows=bias.floating_rows | faults.open_rows,
-                                               floating_cols=bias.floating_cols | faults.open_cols)
+                bias = _bias(xb, row, amplitudes, wv, _gate(xb, wv, polarity), faults)
                 g_before = models.read_conductance(x, wv.v_read)
                 if pulse_engine == "quasistatic":
                     out = apply_row_pulse(xb, models, x, bias, wv.width_s, wv.edge, frozen=frozen)
@@ -326,6 +320,17 @@ def program_array(xb: Crossbar, cells, target_conductance, write_verify: WriteVe
                   "devices": sorted({type(d).__name__ for d in models.devices})}
     return ProgrammedArray(target, g, book.pulses, book.energy, book.disturb, book.peak_set, converged, failed,
                            failed & ~moved, x, total_energy, elapsed, events, provenance)
+
+
+def _bias(xb: Crossbar, row: int, amplitudes: np.ndarray, wv: WriteVerify, v_gate: float | None,
+          faults: Faults | None):
+    """The pulse's line voltages (pulses.write_bias), open lines floating and shorted ones at 0 V."""
+    if faults is None:
+        return write_bias(xb.shape, row, amplitudes, wv.scheme, v_gate=v_gate)
+    bias = write_bias(xb.shape, row, amplitudes, wv.scheme, v_gate=v_gate, held_rows=faults.shorted_rows,
+                      held_cols=faults.shorted_cols)
+    return dataclasses.replace(bias, floating_rows=bias.floating_rows | faults.open_rows,
+                               floating_cols=bias.floating_cols | faults.open_cols)
 
 
 def _gate(xb: Crossbar, wv: WriteVerify, polarity: float) -> float | None:
