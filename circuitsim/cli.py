@@ -157,6 +157,13 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_demo_programming(args) -> int:
+    from circuitsim.demo import run_programming_demo
+
+    run_programming_demo(args.out)
+    return 0
+
+
 def _cmd_sweep(args) -> int:
     from circuitsim.sweep import run_sweep
 
@@ -290,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "writing figures and an HDF5 file")
     p.add_argument("--out", default="demo-output", help="output folder (default: ./demo-output)")
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("demo-programming", help="program every tile of the digits MLP by write-verify (1T1R "
+                                                "Stanford-PKU), then its accuracy from 1 s to 10 years (minutes)")
+    p.add_argument("--out", default="demo-programming", help="output folder (default: ./demo-programming)")
+    p.set_defaults(func=_cmd_demo_programming)
     p = sub.add_parser("sweep", help="run a parameter sweep (TOML, see examples/sweep.toml) into an HDF5 store; "
                                      "rerunning computes only the missing points")
     p.add_argument("config")

@@ -43,6 +43,11 @@ class StoreCorruptError(StoreError):
     """The file is not a readable HDF5 file (truncated or damaged)."""
 
 
+class ProgrammingError(CircuitsimError, ValueError):
+    """A programming request that cannot succeed (target outside the device's range, a SET
+    compliance too low, an impossible tolerance): refused before any pulse."""
+
+
 class CalibrationRangeWarning(UserWarning):
     """A design or drive lies outside the range the surrogate's calibration was fitted on."""
 
