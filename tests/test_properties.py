@@ -286,15 +286,14 @@ def _simulate_or_clear_error(kwargs, drive, refused):
 
 
 def _known_solver_defect(kwargs, drive) -> bool:
-    """Regions issue 12 gives to the solver owner, left out here until fixed (each has an
-    xfail(strict) reproducer below, which flips when it is): a floating line whose node group
-    reaches no source through a cell, and floating lines of nonlinear cells."""
+    """The region issue 12 gives to the solver owner, left out here until fixed (it has an
+    xfail(strict) reproducer below, which flips when it is): floating lines of nonlinear cells.
+    (Floating lines whose node group reaches no source are left out of the circuit: tested.)"""
     g = np.array(kwargs["conductance"], dtype=float)
     fr = drive.get("floating_rows", np.zeros(g.shape[0], bool))
     fc = drive.get("floating_cols", np.zeros(g.shape[1], bool))
     nonlinear = "selector" in kwargs or "transistor" in kwargs
-    return bool(any(fc[j] and (nonlinear or not np.any(g[~fr, j] > 0)) for j in range(g.shape[1]))
-                or any(fr[i] and (nonlinear or not np.any(g[i] > 0)) for i in range(g.shape[0])))
+    return bool(nonlinear and (np.any(fr) or np.any(fc)))
 
 
 @sizes("slow")
@@ -308,18 +307,17 @@ def test_simulate_gives_a_kcl_solution_or_a_clear_error(slow):
     run_property(body, EXAMPLES * (20 if slow else 1), slow)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 (solver, spice): a floating column with only open cells has "
-                                       "no DC path to a source; the numpy engine calls the matrix singular")
 def test_floating_open_column():
+    """issue 12: a floating column with only open cells has no DC path to a source (the numpy engine
+    called the matrix singular); it is left out of the circuit."""
     xb = circuitsim.Crossbar(conductance=[[1e-4, 0.0], [1e-4, 0.0]], r_row=1.0, r_col=1.0)
     res = circuitsim.simulate(xb, [0.2, 0.1], floating_cols=np.array([False, True]), engine="numpy")
     check_kcl(xb, {"v_rows": [0.2, 0.1], "floating_cols": np.array([False, True])}, res)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 (solver): in a batch, a steep-selector vector next to one "
-                                       "1e6x stronger stops early: 2.6976e-7 A instead of 2.7289e-7 A (alone, and "
-                                       "ngspice: 2.7289e-7 A); fixed on the solver branch")
 def test_batched_steep_selector_vectors_each_converge():
+    """issue 12: in a batch, a steep-selector vector next to one 1e6x stronger stopped early
+    (2.6976e-7 A instead of 2.7289e-7 A, as alone and in ngspice)."""
     drive = {"v_rows": np.array([[0.125, 0.0], [1.0, 0.0]])}
     with pytest.warns(UnphysicalValueWarning):
         xb = circuitsim.Crossbar(conductance=[[0.0, 50.0], [0.0, 0.0]], r_col=1.0,
