@@ -126,7 +126,7 @@ ENGINES = ("spice", "numpy", "surrogate")
 
 def simulate(xb: Crossbar, v_rows, v_cols=None, *, engine: str = "spice", v_gates=None, floating_rows=None,
              floating_cols=None, worker: SpiceWorker | None = None, timeout_s: float | None = None,
-             calibration=None, progress: bool | None = None) -> Result:
+             calibration=None, progress: bool | None = None, fallback: bool = True) -> Result:
     """Solve the crossbar for row voltages v_rows [V], (rows,) or (batch, rows).
 
     v_cols: sense-node voltages [V] (default 0); v_gates: 1T1R gate voltages per row [V]
@@ -136,6 +136,9 @@ def simulate(xb: Crossbar, v_rows, v_cols=None, *, engine: str = "spice", v_gate
     timeout_s: the spice engine's time limit [s], a positive finite number (None: the worker's
     own limit, 600 s for the shared worker). progress: a progress bar for long spice batches
     (None: only when stderr is a terminal).
+    fallback (surrogate only): where the surrogate cannot vouch for its answer (outside its
+    calibrated range, error estimate above its bound), warn and solve with "numpy" (True) or
+    raise errors.SurrogateAccuracyError (False).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")
@@ -150,7 +153,11 @@ def simulate(xb: Crossbar, v_rows, v_cols=None, *, engine: str = "spice", v_gate
     else:
         from circuitsim.surrogate.model import simulate_surrogate
 
-        return simulate_surrogate(xb, drive, calibration)
+        def exact() -> Result:
+            return simulate(xb, v_rows, v_cols, engine="numpy", v_gates=v_gates, floating_rows=floating_rows,
+                            floating_cols=floating_cols)
+
+        return simulate_surrogate(xb, drive, calibration, exact=exact if fallback else None)
     provenance = {"engine": engine, "circuitsim_version": __version__,
                   "wall_time_s": time.perf_counter() - start, **extra}
     later = None if v is not None else lambda: _numpy_details(drive)

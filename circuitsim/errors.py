@@ -43,8 +43,22 @@ class StoreCorruptError(StoreError):
     """The file is not a readable HDF5 file (truncated or damaged)."""
 
 
+class ProgrammingError(CircuitsimError, ValueError):
+    """A programming request that cannot succeed (target outside the device's range, a SET
+    compliance too low, an impossible tolerance): refused before any pulse."""
+
+
 class CalibrationRangeWarning(UserWarning):
     """A design or drive lies outside the range the surrogate's calibration was fitted on."""
+
+
+class SurrogateAccuracyWarning(CalibrationRangeWarning):
+    """The surrogate's error estimate exceeded its bound; the exact engine answered instead."""
+
+
+class SurrogateAccuracyError(CircuitsimError, ValueError):
+    """The surrogate cannot vouch for its answer (outside its calibrated range, or its error
+    estimate above its bound) and falling back to the exact engine was disabled."""
 
 
 class UnphysicalValueWarning(UserWarning):
