@@ -22,6 +22,7 @@ from circuitsim.solver.shorts import find_shorts
 
 REFINE_BELOW = 1e-14  # componentwise backward error of a linear solve that needs no refinement
 TRUST_BELOW = 1e-10  # ... and above which, after refinement, the solution is refused
+SUBNORMAL_FLOOR = np.finfo(float).tiny / np.finfo(float).eps  # ~1e-292
 BLOCK_VALUES = 1 << 22  # unknowns × right-hand sides solved at once (32 MB): bounds the memory of a batch
 
 
@@ -44,7 +45,8 @@ def refined(matrix: sp.spmatrix, factor, rhs: np.ndarray, x: np.ndarray, label: 
     for _ in range(3):
         residual = rhs - matrix @ x
         scale = magnitude @ np.abs(x) + np.abs(rhs)
-        error = np.max(np.abs(residual) / np.where(scale > 0, scale, 1.0), initial=0.0)
+        # below SUBNORMAL_FLOOR numbers lose relative precision (subnormals): their rounding is no error
+        error = np.max(np.abs(residual) / np.maximum(scale, SUBNORMAL_FLOOR), initial=0.0)
         if error <= REFINE_BELOW:
             return x
         x = x + factor.solve(residual)
