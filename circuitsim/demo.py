@@ -156,8 +156,9 @@ def _ir_drop(cfg: DemoConfig, out: Path, res: DemoResult, echo) -> None:
 def _read_margin(cfg: DemoConfig, out: Path, res: DemoResult, echo) -> None:
     margins = {}
     for scheme in analysis.SCHEMES:
-        found = [analysis.read_margin(n, n, 1e-4, 1e-6, r_wire=R_WIRE_OHM, v_read=0.5, scheme=scheme,
-                                      selector=READ_SELECTOR) for n in cfg.margin_sizes]
+        found = [analysis.read_margin(Crossbar(conductance=np.full((n, n), 1e-6), r_row=R_WIRE_OHM, r_col=R_WIRE_OHM,
+                                               selector=READ_SELECTOR), 1e-4, 1e-6, v_read=0.5, scheme=scheme)
+                 for n in cfg.margin_sizes]
         margins[scheme] = np.array([m.margin for m in found])
         res.data[f"read_margin-{scheme.replace('/', '_')}"] = _point(
             {"size": np.array(cfg.margin_sizes), "scheme": scheme, "g_on_s": 1e-4, "g_off_s": 1e-6,
