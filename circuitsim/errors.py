@@ -43,5 +43,17 @@ class StoreCorruptError(StoreError):
     """The file is not a readable HDF5 file (truncated or damaged)."""
 
 
+class PointTimeout(CircuitsimError, TimeoutError):
+    """A sweep point ran past its time limit; the process computing it was killed."""
+
+
+class WorkerLostError(CircuitsimError, RuntimeError):
+    """The process (or Dask worker) computing a sweep point died or vanished."""
+
+
+class SchedulerError(CircuitsimError, RuntimeError):
+    """A Dask scheduler address that cannot be used (unreachable, not Dask, no workers)."""
+
+
 class CalibrationRangeWarning(UserWarning):
     """A design or drive lies outside the range the surrogate's calibration was fitted on."""

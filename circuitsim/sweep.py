@@ -16,11 +16,11 @@ import socket
 import threading
 import time
 import tomllib
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import as_completed as pool_completed
+from collections import deque
 from contextlib import closing
 from dataclasses import dataclass
 from importlib import metadata
+from multiprocessing.connection import wait as connection_wait
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,8 @@ from circuitsim import __version__
 from circuitsim.circuit import make_drive
 from circuitsim.config import CROSSBAR_KEYS, crossbar_from_dict
 from circuitsim.design import Crossbar
+from circuitsim.errors import PointTimeout, WorkerLostError
+from circuitsim.runner import ChildRunner
 from circuitsim.store import Store, point_key
 
 MODES = ("grid", "random")
@@ -296,36 +298,92 @@ def _compute(point: Point, worker) -> tuple[dict, dict]:
     return outputs, extra
 
 
-def _init_pool_worker(single_threaded_spice: bool) -> None:
-    """Pool initializer: end this worker when the sweep process dies (even by kill -9),
-    instead of waiting forever for work that will not come. With several workers, their
-    ngspice runs on one OpenMP thread each: libngspice is built with OpenMP, and two workers
-    each starting two threads on a 2-core machine scaled 1.36x instead of 1.98x (measured)."""
-    if single_threaded_spice:
-        os.environ["OMP_NUM_THREADS"] = "1"  # inherited by this worker's ngspice child process
-    parent = os.getppid()
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
+def _failed(point: Point, error: Exception, wall_time_s: float) -> Outcome:
+    """The outcome of a point whose computation was stopped from outside (time limit, lost worker)."""
+    provenance = {"circuitsim_version": __version__, "engine": point.engine, "host": socket.gethostname(),
+                  "wall_time_s": wall_time_s}
+    return Outcome(point.key, {}, provenance, f"{type(error).__name__}: {error}")
 
 
 # ---- running a sweep -------------------------------------------------------------------
 
-def _pool_outcomes(points: list[Point], workers: int):
-    import multiprocessing
+def max_workers() -> int:
+    """The most local worker processes a sweep may start: two per CPU this process may use
+    (points are CPU-bound: more processes only cost memory, ~150 MB each with ngspice)."""
+    return 2 * len(os.sched_getaffinity(0))
 
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_pool_worker, initargs=(workers > 1,))
+
+def _check_workers(workers) -> int:
+    limit = max_workers()
+    if workers is None:
+        return len(os.sched_getaffinity(0))
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= limit:
+        raise ValueError(f"workers must be an integer from 1 to {limit} (two per CPU on this machine), "
+                         f"got {workers!r}")
+    return workers
+
+
+def _local_outcomes(points: list[Point], workers: int):
+    """Outcomes of `points` computed on `workers` runner processes started here, in the order
+    they finish. A point past its time limit has its runner killed (and replaced)."""
+    todo = deque(points)
+    # With several workers, their ngspice runs on one OpenMP thread each: libngspice is built with
+    # OpenMP, and two workers each starting two threads on a 2-core machine scaled 1.36x instead
+    # of 1.98x (measured).
+    env = {"OMP_NUM_THREADS": "1"} if workers > 1 else {}
+    runners = {ChildRunner(env=env): None for _ in range(min(workers, len(points)))}  # runner -> its point
     try:
-        futures = {pool.submit(evaluate, p): p for p in points}
-        for future in pool_completed(futures):
-            yield _outcome(future, futures[future])
-    finally:  # on Ctrl-C or an error: wait only for the points in flight
-        pool.shutdown(wait=True, cancel_futures=True)
+        while todo or any(runners.values()):
+            for runner, point in list(runners.items()):
+                if runner.ready and point is None and todo:
+                    runners[runner] = todo.popleft()
+                    runner.submit(evaluate, runners[runner])
+            busy = [(r.busy_since + p.timeout_s, r) for r, p in runners.items() if p is not None]
+            wait_s = max(0.0, min(deadline for deadline, _ in busy) - time.monotonic()) if busy else None
+            ready = set(connection_wait([r.conn for r in runners], timeout=wait_s))
+            for runner, point in list(runners.items()):
+                outcome = None
+                if runner.conn in ready:
+                    try:
+                        outcome = runner.receive()
+                    except WorkerLostError as exc:
+                        if not runner.ready:
+                            raise WorkerLostError(f"a worker process could not start (exit code "
+                                                  f"{runner.process.returncode}); see its error above") from None
+                        outcome = None if point is None else _failed(point, exc, time.monotonic() - runner.busy_since)
+                elif point is not None and time.monotonic() >= runner.busy_since + point.timeout_s:
+                    ran_s = time.monotonic() - runner.busy_since
+                    runner.kill()
+                    outcome = _failed(point, PointTimeout(f"exceeded the time limit of {point.timeout_s:g} s; its "
+                                                          "worker process was killed"), ran_s)
+                if runner.conn.closed:  # died or killed: a fresh one takes its place
+                    del runners[runner]
+                    if todo:
+                        runners[ChildRunner(env=env)] = None
+                elif outcome is not None:
+                    runners[runner] = None
+                if outcome is not None:
+                    yield outcome
+    finally:  # done, Ctrl-C or an error: the points in flight are abandoned
+        for runner, point in runners.items():
+            runner.kill() if point is not None else runner.close()
+
+
+_DASK_RUNNER: list[ChildRunner] = []
+_DASK_RUNNER_LOCK = threading.Lock()
+
+
+def evaluate_with_limit(point: Point) -> Outcome:
+    """evaluate() in a killable child of this (Dask worker) process, under the point's time limit."""
+    with _DASK_RUNNER_LOCK:
+        if not _DASK_RUNNER or not _DASK_RUNNER[0].alive():
+            # Dask's executor threads may come and go: no kernel signal tied to this thread
+            _DASK_RUNNER[:] = [ChildRunner(kernel_signal=False)]
+        start = time.monotonic()
+        try:
+            return _DASK_RUNNER[0].call(evaluate, point, point.timeout_s)
+        except (PointTimeout, WorkerLostError) as exc:
+            return _failed(point, exc, time.monotonic() - start)
 
 
 def _dask_outcomes(points: list[Point], scheduler: str):
@@ -336,9 +394,11 @@ def _dask_outcomes(points: list[Point], scheduler: str):
     except OSError as exc:
         raise RuntimeError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
     with client:
-        futures = {client.submit(evaluate, p, key=f"circuitsim-point-{p.key}", pure=False): p for p in points}
+        futures = {client.submit(evaluate_with_limit, p, key=f"circuitsim-point-{p.key}", pure=False): p
+                   for p in points}
         for future in as_completed(futures):
-            yield _outcome(future, futures[future])
+            yield _outcome(future, futures.pop(future))
+            future.release()
 
 
 def _outcome(future, point: Point) -> Outcome:
@@ -346,38 +406,40 @@ def _outcome(future, point: Point) -> Outcome:
     try:
         return future.result()
     except Exception as exc:
-        return Outcome(point.key, {}, {"host": socket.gethostname()}, f"worker lost: {type(exc).__name__}: {exc}")
+        return _failed(point, WorkerLostError(f"{type(exc).__name__}: {exc}"), 0.0)
 
 
 def run_sweep(config: str | Path | dict, out: str | Path, *, workers: int | None = None, scheduler: str | None = None,
               retry_failed: bool = False, progress: bool = True, log=print) -> Summary:
-    """Run the points of `config` that `out` lacks (and its failed ones with retry_failed)."""
+    """Run the points of `config` that `out` lacks (and its failed ones with retry_failed).
+
+    workers: local worker processes (default one per CPU; at most max_workers()); scheduler:
+    a Dask scheduler address instead. Each finished point is written at once and dropped."""
     from tqdm import tqdm
 
     sweep = load_sweep(config)
-    workers = len(os.sched_getaffinity(0)) if workers is None else workers
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    workers = _check_workers(workers)
     start = time.perf_counter()
     with Store.open(out, "a") as store:
         status = {p.key: store.status(p.key) for p in sweep.points}
         todo = [p for p in sweep.points if status[p.key] is None or (retry_failed and status[p.key] == "failed")]
         stored = sum(s is not None for s in status.values())
         kept = 0 if retry_failed else sum(s == "failed" for s in status.values())
-        where = f"Dask scheduler {scheduler}" if scheduler else f"{workers} local worker processes"
+        where = f"Dask scheduler {scheduler}" if scheduler else f"{min(workers, len(todo) or 1)} local worker processes"
         log(f"{out}: {len(sweep.points)} points, {stored} already stored ({kept} failed kept"
             f"{'' if retry_failed else '; --retry-failed retries them'}), {len(todo)} to compute on {where}")
-        outcomes = _dask_outcomes(todo, scheduler) if scheduler else _pool_outcomes(todo, min(workers, len(todo) or 1))
+        outcomes = _dask_outcomes(todo, scheduler) if scheduler else _local_outcomes(todo, workers)
         inputs = {p.key: p for p in todo}
         ok = failed = 0
         with closing(outcomes), tqdm(total=len(todo), unit="point", desc="sweep",
                                      disable=not progress or not todo) as bar:
             for outcome in outcomes:
-                store.append(outcome.key, inputs[outcome.key].inputs(), outcome.outputs, outcome.provenance,
+                store.append(outcome.key, inputs.pop(outcome.key).inputs(), outcome.outputs, outcome.provenance,
                              outcome.error)
                 ok, failed = ok + (outcome.error is None), failed + (outcome.error is not None)
                 bar.set_postfix(failed=failed, refresh=False)
                 bar.update()
+                del outcome
     summary = Summary(len(sweep.points), stored, kept, ok, failed, time.perf_counter() - start)
     log(f"{out}: computed {ok} ok, {failed} failed in {summary.wall_s:.1f} s")
     return summary

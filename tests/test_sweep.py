@@ -14,7 +14,7 @@ import pytest
 
 import circuitsim
 from circuitsim.store import Store, StoreLockedError, read_points
-from circuitsim.sweep import load_sweep, run_sweep
+from circuitsim.sweep import load_sweep, max_workers, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,9 +98,18 @@ def test_bad_sweep_config_fails_before_anything_runs(tmp_path, axes, message):
     assert not out.exists()
 
 
-def test_bad_worker_count_fails_before_anything_runs(tmp_path):
-    with pytest.raises(ValueError, match="workers must be >= 1"):
-        run_sweep(_config(tmp_path), tmp_path / "never.h5", workers=0, progress=False)
+@pytest.mark.parametrize("workers", [0, -1, 2.5, True, 1000, max_workers() + 1])
+def test_bad_worker_count_fails_before_anything_runs(tmp_path, workers):
+    with pytest.raises(ValueError, match=f"workers must be an integer from 1 to {max_workers()}"):
+        run_sweep(_config(tmp_path), tmp_path / "never.h5", workers=workers, progress=False)
+    assert not (tmp_path / "never.h5").exists()
+
+
+def test_too_many_workers_is_a_one_line_error_on_the_command_line(tmp_path):
+    run = subprocess.run(_sweep_command(_config(tmp_path), tmp_path / "never.h5", "--workers", "1000"), cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert f"workers must be an integer from 1 to {max_workers()}" in run.stderr
     assert not (tmp_path / "never.h5").exists()
 
 
@@ -140,7 +149,7 @@ def test_failed_points_are_recorded_and_retried(tmp_path):
     summary = run_sweep(_config(tmp_path, timeout_s=1e-4), out, workers=1, progress=False, log=lambda _: None)
     assert (summary.ok, summary.failed) == (0, 4)
     failed = read_points(out, status="failed")
-    assert all(e.startswith("SpiceTimeout:") and "time limit" in e for e in failed["error"])
+    assert all(e.startswith("PointTimeout:") and "time limit of 0.0001 s" in e for e in failed["error"]), failed["error"]
     kept = run_sweep(_config(tmp_path, timeout_s=60), out, workers=1, progress=False, log=lambda _: None)
     assert (kept.kept_failed, kept.ok) == (4, 0)
     retried = run_sweep(_config(tmp_path, timeout_s=60), out, workers=2, retry_failed=True, progress=False,
