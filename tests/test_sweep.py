@@ -149,7 +149,8 @@ def test_failed_points_are_recorded_and_retried(tmp_path):
     summary = run_sweep(_config(tmp_path, timeout_s=1e-4), out, workers=1, progress=False, log=lambda _: None)
     assert (summary.ok, summary.failed) == (0, 4)
     failed = read_points(out, status="failed")
-    assert all(e.startswith("PointTimeout:") and "time limit of 0.0001 s" in e for e in failed["error"]), failed["error"]
+    assert all(e.startswith("PointTimeout:") and "time limit of 0.0001 s" in e for e in failed["error"]), \
+        failed["error"]
     kept = run_sweep(_config(tmp_path, timeout_s=60), out, workers=1, progress=False, log=lambda _: None)
     assert (kept.kept_failed, kept.ok) == (4, 0)
     retried = run_sweep(_config(tmp_path, timeout_s=60), out, workers=2, retry_failed=True, progress=False,
@@ -243,3 +244,104 @@ def test_second_sweep_on_the_same_file_gets_a_clear_error(tmp_path):
                                 check=False)
     assert second.returncode == 2 and "being written by another process" in second.stderr
     assert len(Store.open(out, "r")) == 0
+
+
+def _numpy_sweep(rows: int, vectors: int, seeds: int, timeout_s: float = 60.0, selector: bool = False) -> dict:
+    """A numpy-engine sweep over `seeds` conductance draws of a rows x rows array, storing node voltages
+    (8 bytes x 2 x rows² x vectors per point)."""
+    doc = {"sweep": {"engine": "numpy", "timeout_s": timeout_s, "metrics": ["node_voltages"]},
+           "array": {"rows": rows, "cols": rows, "g_min": 1e-6, "g_max": 1e-4},
+           "crossbar": {"r_row": 2.0, "r_col": 2.0}, "drive": {"v_read": 0.5, "vectors": vectors},
+           "axes": {"array.seed": list(range(seeds))}}
+    if selector:
+        doc["selector"] = {"type": "sinh", "i0": 1e-8, "v0": 0.1}
+    return doc
+
+
+def test_numpy_point_past_its_time_limit_is_killed_and_recorded_failed(tmp_path):
+    """A 256x256 1S1R point with 8 vectors takes ~19 s in the numpy engine (measured); with a 1.5 s
+    limit it is stopped near 1.5 s and stored as failed with a timeout error."""
+    out = tmp_path / "limit.h5"
+    summary = run_sweep(_numpy_sweep(256, 8, 1, timeout_s=1.5, selector=True), out, workers=1, progress=False,
+                        log=lambda _: None)
+    assert (summary.ok, summary.failed) == (0, 1)
+    failed = read_points(out, status="failed")
+    assert failed["error"][0].startswith("PointTimeout:") and "time limit of 1.5 s" in failed["error"][0]
+    ran_s = failed["provenance/wall_time_s"][0]
+    assert 1.5 <= ran_s < 3.0, f"the point ran {ran_s:.2f} s under a 1.5 s limit"
+    assert summary.wall_s < 10.0, f"the sweep took {summary.wall_s:.1f} s"
+
+
+_PEAK_RSS_SCRIPT = """
+import resource, sys, json
+from circuitsim.sweep import run_sweep
+config = json.loads(sys.argv[1])
+seeds = config["axes"]["array.seed"]
+for first in (4, len(seeds)):  # warm up on 4 points, then the rest into the same store
+    run_sweep(config | {"axes": {"array.seed": seeds[:first]}}, sys.argv[2], workers=1, progress=False,
+              log=lambda _: None)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_sweep_process_does_not_keep_results_in_memory(tmp_path):
+    """After a 4-point warm-up, 12 more points of 4.2 MB node voltages each (51 MB) go through the
+    sweep process: its peak RSS must not grow with them (each point is written and dropped)."""
+    import json
+
+    out = tmp_path / "big.h5"
+    run = subprocess.run([sys.executable, "-c", _PEAK_RSS_SCRIPT, json.dumps(_numpy_sweep(32, 256, 16)), str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    warm_kb, final_kb = map(int, run.stdout.split())
+    pts = read_points(out)
+    later_mb = sum(v.nbytes for v in pts["outputs/node_voltages"][4:]) / 1e6
+    assert len(pts["key"]) == 16 and later_mb > 50, later_mb
+    growth_mb = (final_kb - warm_kb) / 1024
+    assert growth_mb < later_mb / 3, f"peak RSS grew by {growth_mb:.1f} MB over {later_mb:.1f} MB of results"
+
+
+def _session_processes(sid: int) -> list[int]:
+    """Pids of live (not zombie) processes in session `sid`: a sweep started in a new session and
+    everything it started, however deep and whoever their parent is now."""
+    import psutil
+
+    alive = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getsid(proc.pid) == sid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                alive.append(proc.pid)
+        except (ProcessLookupError, PermissionError):
+            continue
+    return alive
+
+
+@pytest.mark.parametrize("moment", ["first child", "0.5 s after", pytest.param("first point", marks=pytest.mark.slow)])
+def test_sweep_killed_early_leaves_no_process_behind(tmp_path, moment):
+    """kill -9 of the sweep while its workers are starting or computing: every process it started
+    (workers and their ngspice children) ends on its own within a few seconds."""
+    import psutil
+
+    config = _config(tmp_path, axes='"array.rows" = [8, 9, 10, 11]\n"selector.v0" = [0.05, 0.1]')
+    out = tmp_path / "early.h5"
+    proc = subprocess.Popen(_sweep_command(config, out, "--workers", "2"), cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not psutil.Process(proc.pid).children():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        if moment == "0.5 s after":
+            time.sleep(0.5)
+        while moment == "first point" and not (out.exists() and len(Store.open(out, "r"))):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        started = len(psutil.Process(proc.pid).children(recursive=True))
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 15
+        while _session_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _session_processes(proc.pid) == [], f"{moment}: survivors of the {started} processes started"
+    finally:
+        for pid in _session_processes(proc.pid):
+            os.kill(pid, signal.SIGKILL)
