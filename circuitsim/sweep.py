@@ -17,7 +17,7 @@ import threading
 import time
 import tomllib
 from collections import deque
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from importlib import metadata
 from multiprocessing.connection import wait as connection_wait
@@ -29,7 +29,7 @@ from circuitsim import __version__
 from circuitsim.circuit import make_drive
 from circuitsim.config import CROSSBAR_KEYS, crossbar_from_dict
 from circuitsim.design import Crossbar
-from circuitsim.errors import PointTimeout, WorkerLostError
+from circuitsim.errors import PointTimeout, SchedulerError, WorkerLostError
 from circuitsim.runner import ChildRunner
 from circuitsim.store import Store, point_key
 
@@ -305,6 +305,9 @@ def _failed(point: Point, error: Exception, wall_time_s: float) -> Outcome:
     return Outcome(point.key, {}, provenance, f"{type(error).__name__}: {error}")
 
 
+DASK_POLL_S = 0.2  # how often a Dask sweep looks for finished points and for workers
+
+
 # ---- running a sweep -------------------------------------------------------------------
 
 def max_workers() -> int:
@@ -386,19 +389,54 @@ def evaluate_with_limit(point: Point) -> Outcome:
             return _failed(point, exc, time.monotonic() - start)
 
 
-def _dask_outcomes(points: list[Point], scheduler: str):
-    from dask.distributed import Client, as_completed
+def connect_dask(scheduler: str, timeout_s: float = 10.0):
+    """A dask.distributed Client of the scheduler at `scheduler`, or a one-line SchedulerError
+    (unreachable, no answer within timeout_s, or something that is not a Dask scheduler)."""
+    from dask.distributed import Client
 
+    if not isinstance(scheduler, str) or not scheduler.strip() or any(c.isspace() for c in scheduler):
+        raise SchedulerError(f"a Dask scheduler address looks like tcp://host:8786, got {scheduler!r}")
     try:
-        client = Client(scheduler, timeout="20s")
+        return Client(scheduler, timeout=f"{timeout_s}s")
     except OSError as exc:
-        raise RuntimeError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-    with client:
-        futures = {client.submit(evaluate_with_limit, p, key=f"circuitsim-point-{p.key}", pure=False): p
-                   for p in points}
-        for future in as_completed(futures):
-            yield _outcome(future, futures.pop(future))
-            future.release()
+        reason = " ".join(str(exc).split())[:200]
+        raise SchedulerError(f"no Dask scheduler answers at {scheduler} within {timeout_s:g} s ({reason}); is the "
+                             "address right and the scheduler running?") from None
+    except Exception as exc:  # a server that is not Dask makes the handshake fail in any way (even MemoryError)
+        raise SchedulerError(f"{scheduler} answered, but not as a Dask scheduler (its reply could not be decoded: "
+                             f"{type(exc).__name__}); is the address right?") from None
+
+
+def _dask_outcomes(client, points: list[Point], worker_wait_s: float):
+    """Outcomes of `points` computed on the cluster of `client`, in the order they finish.
+
+    A point whose worker died is recorded failed by Dask's rules (KilledWorker after retries);
+    a cluster left with no worker for worker_wait_s [s] raises SchedulerError (the finished
+    points are stored by then; a rerun computes the rest)."""
+    from dask.distributed import as_completed
+
+    futures = {client.submit(evaluate_with_limit, p, key=f"circuitsim-point-{p.key}", pure=False): p for p in points}
+    pending = as_completed(futures)
+    without_workers_since = None
+    try:
+        while not pending.is_empty():
+            finished = pending.next_batch(block=False)
+            for future in finished:
+                yield _outcome(future, futures.pop(future))
+                future.release()
+            if finished:
+                continue
+            if client.scheduler_info().get("workers"):
+                without_workers_since = None
+            elif without_workers_since is None:
+                without_workers_since = time.monotonic()
+            elif time.monotonic() - without_workers_since > worker_wait_s:
+                raise SchedulerError(f"the Dask cluster at {client.scheduler.address} has had no worker for "
+                                     f"{worker_wait_s:g} s; {len(futures)} points were not computed (the finished "
+                                     "ones are stored: run the same command again when it has workers)")
+            time.sleep(DASK_POLL_S)
+    finally:
+        client.cancel(list(futures))
 
 
 def _outcome(future, point: Point) -> Outcome:
@@ -410,17 +448,19 @@ def _outcome(future, point: Point) -> Outcome:
 
 
 def run_sweep(config: str | Path | dict, out: str | Path, *, workers: int | None = None, scheduler: str | None = None,
-              retry_failed: bool = False, progress: bool = True, log=print) -> Summary:
+              retry_failed: bool = False, progress: bool = True, log=print, worker_wait_s: float = 60.0) -> Summary:
     """Run the points of `config` that `out` lacks (and its failed ones with retry_failed).
 
     workers: local worker processes (default one per CPU; at most max_workers()); scheduler:
-    a Dask scheduler address instead. Each finished point is written at once and dropped."""
+    a Dask scheduler address instead (worker_wait_s: how long its cluster may have no worker
+    before the sweep stops). Each finished point is written at once and dropped."""
     from tqdm import tqdm
 
     sweep = load_sweep(config)
     workers = _check_workers(workers)
     start = time.perf_counter()
-    with Store.open(out, "a") as store:
+    client = connect_dask(scheduler) if scheduler else None  # before the store: nothing written if it fails
+    with client or nullcontext(), Store.open(out, "a") as store:
         status = {p.key: store.status(p.key) for p in sweep.points}
         todo = [p for p in sweep.points if status[p.key] is None or (retry_failed and status[p.key] == "failed")]
         stored = sum(s is not None for s in status.values())
@@ -428,7 +468,7 @@ def run_sweep(config: str | Path | dict, out: str | Path, *, workers: int | None
         where = f"Dask scheduler {scheduler}" if scheduler else f"{min(workers, len(todo) or 1)} local worker processes"
         log(f"{out}: {len(sweep.points)} points, {stored} already stored ({kept} failed kept"
             f"{'' if retry_failed else '; --retry-failed retries them'}), {len(todo)} to compute on {where}")
-        outcomes = _dask_outcomes(todo, scheduler) if scheduler else _local_outcomes(todo, workers)
+        outcomes = _dask_outcomes(client, todo, worker_wait_s) if client else _local_outcomes(todo, workers)
         inputs = {p.key: p for p in todo}
         ok = failed = 0
         with closing(outcomes), tqdm(total=len(todo), unit="point", desc="sweep",

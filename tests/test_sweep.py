@@ -345,3 +345,76 @@ def test_sweep_killed_early_leaves_no_process_behind(tmp_path, moment):
     finally:
         for pid in _session_processes(proc.pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def _not_dask_server(reply: bytes):
+    """A local TCP server that answers every connection with `reply` (not the Dask protocol)."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(reply)
+                conn.recv(1024)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def test_scheduler_address_that_is_not_dask_gives_a_one_line_error(tmp_path):
+    server = _not_dask_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi" * 10)
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    try:
+        run = subprocess.run(_sweep_command(_config(tmp_path), tmp_path / "never.h5", "--scheduler", address),
+                             cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        server.close()
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert f"{address} answered, but not as a Dask scheduler" in run.stderr and "EiB" not in run.stderr
+    assert not (tmp_path / "never.h5").exists()
+
+
+@pytest.mark.timeout(120)
+def test_dask_sweep_whose_only_worker_dies_stops_with_a_clear_error(tmp_path):
+    """A real scheduler with one worker process (no nanny to restart it), killed with SIGKILL while it
+    computes: the sweep stops within its worker wait instead of waiting forever."""
+    from dask.distributed import LocalCluster
+
+    from circuitsim.errors import SchedulerError
+
+    out = tmp_path / "lost.h5"
+    with LocalCluster(n_workers=0, processes=True, dashboard_address=None) as cluster:
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address,
+                                   "--no-nanny", "--nthreads", "1", "--no-dashboard"], cwd=ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            def kill_when_busy():
+                import psutil
+
+                deadline = time.monotonic() + 60
+                while not psutil.Process(worker.pid).children() and time.monotonic() < deadline:
+                    time.sleep(0.05)  # its runner process appears when the first point starts
+                worker.kill()
+
+            import threading
+
+            killer = threading.Thread(target=kill_when_busy)
+            killer.start()
+            start = time.monotonic()
+            with pytest.raises(SchedulerError, match="has had no worker for 3 s; 2 points were not computed"):
+                run_sweep(_numpy_sweep(256, 8, 2, selector=True), out, scheduler=cluster.scheduler_address,
+                          progress=False, log=lambda _: None, worker_wait_s=3.0)
+            waited_s = time.monotonic() - start
+            killer.join()
+        finally:
+            worker.kill()
+            worker.wait()
+    assert waited_s < 30, f"the sweep stopped after {waited_s:.1f} s"
+    assert len(Store.open(out, "r")) == 0
