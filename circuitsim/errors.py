@@ -43,6 +43,10 @@ class StoreCorruptError(StoreError):
     """The file is not a readable HDF5 file (truncated or damaged)."""
 
 
+class StoreDamageWarning(UserWarning):
+    """A damaged pending point was moved aside (or skipped by a reader) so the store goes on."""
+
+
 class PointTimeout(CircuitsimError, TimeoutError):
     """A sweep point ran past its time limit; the process computing it was killed."""
 

@@ -1,9 +1,11 @@
 """The HDF5 results store, on real files (and a real killed writer process)."""
+import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -14,6 +16,7 @@ from circuitsim.store import (
     FORMAT_VERSION,
     Store,
     StoreCorruptError,
+    StoreDamageWarning,
     StoreError,
     StoreLockedError,
     StoreVersionError,
@@ -216,3 +219,124 @@ def test_kill_at_random_moments_never_leaves_an_unreadable_file(tmp_path):
         np.testing.assert_array_equal(points["outputs/y"][:, 0], points["inputs/n"])
         counts.append(len(points["key"]))
     assert counts == sorted(counts) and counts[-1] > counts[0]
+
+
+def test_a_damaged_pending_point_is_moved_aside_and_never_blocks_the_store(tmp_path):
+    """Before: every writer crashed with an h5py OSError naming no file, readers skipped it silently."""
+    path = tmp_path / "d.h5"
+    with Store.open(path, "a", checkpoint_s=3600) as store:
+        good = store.append(None, {"n": 1}, {"y": 1.0})
+        bad = store.append(None, {"n": 2}, {"y": 2.0})
+        pending = tmp_path / "d.h5.pending"
+        damaged = pending / f"{bad}.h5"
+        damaged.write_bytes(damaged.read_bytes()[:300])  # as if the disk had lost its end
+        with pytest.warns(StoreDamageWarning, match=f"{damaged}: skipping a damaged pending point"):
+            assert list(read_points(path)["key"]) == [good]
+        store._lock_fd, lock_fd = None, store._lock_fd  # leave as a killed writer would: no close
+    os.close(lock_fd)
+    with pytest.warns(StoreDamageWarning, match=f"{damaged}: a damaged pending point .* was moved to "
+                                                f"{tmp_path / 'd.h5.damaged'}"):
+        with Store.open(path, "a") as store:
+            assert store.keys() == [good] and store.status(bad) is None
+            store.append(None, {"n": 2}, {"y": 2.0})  # computed again
+    assert sorted(read_points(path)["outputs/y"]) == [1.0, 2.0]
+    assert len(list((tmp_path / "d.h5.damaged").glob(f"{bad}-*.h5"))) == 1
+
+
+def _store_with_one_point(path):
+    with Store.open(path, "a") as store:
+        return store.append(None, {"n": 1}, {"y": 1.0})
+
+
+@pytest.mark.parametrize("damage, error, message", [
+    (lambda f, key: f["points"][key].attrs.__delitem__("status"), StoreCorruptError, "point {key} has no status"),
+    (lambda f, key: f["points"][key].attrs.__setitem__("status", "maybe"), StoreCorruptError,
+     "point {key} has status 'maybe'"),
+    (lambda f, key: (f.__delitem__("points"), f.create_dataset("points", data=[1.0])), StoreCorruptError,
+     "'points' is a dataset, not a group"),
+    (lambda f, key: f.attrs.__setitem__("format_version", "1"), StoreVersionError,
+     "format_version is '1' \\(str\\), not an integer"),
+])
+def test_a_damaged_main_file_gives_one_clear_line_naming_it(tmp_path, damage, error, message):
+    path = tmp_path / "m.h5"
+    key = _store_with_one_point(path)
+    with h5py.File(path, "r+") as f:
+        damage(f, key)
+    for reader in (read_points, lambda p: Store.open(p, "r"), lambda p: Store.open(p, "a")):
+        with pytest.raises(error, match=str(path).replace(".", r"\.") + ".*" + message.format(key=key)) as info:
+            reader(path)
+        assert "\n" not in str(info.value)
+
+
+def test_a_symlinked_file_is_written_through_and_locked_as_its_target(tmp_path):
+    target, link, other = tmp_path / "data" / "real.h5", tmp_path / "link.h5", tmp_path / "other-link.h5"
+    target.parent.mkdir()
+    _store_with_one_point(target)
+    link.symlink_to(target)
+    other.symlink_to(target)
+    with Store.open(link, "a") as store:
+        store.append(None, {"n": 2}, {"y": 2.0})
+        with pytest.raises(StoreLockedError):
+            Store.open(other, "a")
+        with pytest.raises(StoreLockedError):
+            Store.open(target, "a")
+    assert link.is_symlink() and sorted(read_points(target)["outputs/y"]) == [1.0, 2.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "link.h5", "other-link.h5"]
+    dangling = tmp_path / "new-link.h5"
+    dangling.symlink_to(tmp_path / "data" / "new.h5")
+    _store_with_one_point(dangling)
+    assert dangling.is_symlink() and len(read_points(tmp_path / "data" / "new.h5")["key"]) == 1
+
+
+@pytest.mark.parametrize("where, message", [
+    ("folder", "is a folder; give the results file's name"),
+    ("/dev/full", "is not a regular file"),
+    ("/sys/circuitsim-test.h5", "cannot write the results file /sys/circuitsim-test.h5: Permission denied"),
+    ("missing/r.h5", "the folder .*missing does not exist"),
+])
+def test_an_output_that_cannot_be_a_store_gives_one_clear_line(tmp_path, where, message):
+    (tmp_path / "folder").mkdir()
+    out = tmp_path / where
+    before = set(tmp_path.rglob("*"))
+    with pytest.raises(StoreError, match=message) as info:
+        Store.open(out, "a")
+    assert "\n" not in str(info.value)
+    assert set(tmp_path.rglob("*")) == before and not Path("/dev/full.lock").exists()
+
+
+def test_a_full_disk_gives_a_clear_error_and_keeps_what_was_stored(tmp_path):
+    """A real write failure: the writer runs under a 1 MB file-size limit (EFBIG, as a full disk gives
+    ENOSPC) and tries to store a 4 MB point."""
+    path = tmp_path / "full.h5"
+    _store_with_one_point(path)
+    script = textwrap.dedent(f"""
+        import resource, signal, sys
+        import numpy as np
+        from circuitsim.store import Store, StoreError
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+        with Store.open({str(path)!r}, "a") as store:
+            try:
+                store.append(None, {{"n": 2}}, {{"y": np.random.default_rng(0).uniform(size=500_000)}})
+            except StoreError as exc:
+                print(exc)
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert "could not write point" in run.stdout and "File too large" in run.stdout, run.stdout + run.stderr
+    assert run.stdout.count("\n") == 1
+    assert list(read_points(path)["outputs/y"]) == [1.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.h5", "full.h5.lock"]
+
+
+def test_part_files_and_their_folder_are_synced_before_and_after_the_rename(tmp_path):
+    """strace of a real writer: fsync(part) -> rename(part) -> fsync(folder), for every point."""
+    path = tmp_path / "sync.h5"
+    script = f"from circuitsim.store import Store\nwith Store.open({str(path)!r}, 'a', checkpoint_s=3600) as s:\n" \
+             "    s.append(None, {'n': 1}, {'y': 1.0})\n"
+    trace = tmp_path / "trace.txt"
+    subprocess.run(["strace", "-f", "-y", "-e", "trace=fsync,rename,renameat,renameat2", "-o", str(trace),
+                    sys.executable, "-c", script], check=True, timeout=120, capture_output=True)
+    calls = [line for line in trace.read_text().splitlines() if "sync.h5.pending" in line]
+    part = next(n for n, line in enumerate(calls) if "rename" in line and ".tmp" in line)
+    assert "fsync(" in calls[part - 1] and ".tmp>" in calls[part - 1], calls
+    assert "fsync(" in calls[part + 1] and calls[part + 1].split("<")[1].startswith(f"{path}.pending>"), calls
