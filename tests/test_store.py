@@ -23,6 +23,8 @@ from circuitsim.store import (
     point_key,
     read_points,
     to_dataframe,
+    to_long,
+    to_xarray,
 )
 
 
@@ -112,15 +114,47 @@ def test_points_are_readable_while_the_writer_is_open(tmp_path):
     assert not (tmp_path / "live.h5.pending").exists()
 
 
-def test_dataframe_has_scalar_parameters_and_metrics(tmp_path):
+def test_dataframe_is_tidy_with_parameters_and_results(tmp_path):
+    """Before: 37 columns, none of them a result. Now one row per point: parameters, scalar results,
+    min/mean/max of array results, status, error, wall time, engine."""
     path = tmp_path / "df.h5"
     with Store.open(path, "a") as store:
-        for n in (2, 3):
-            store.append(None, *_point(n))
+        keys = [store.append(None, *_point(n)) for n in (2, 3)]
+        failed = store.append(None, {"params": {"rows": 9}}, None, {"engine": "numpy"}, error="PointTimeout: slow")
     df = to_dataframe(path)
-    assert list(df["inputs/params/rows"]) == [2, 3]
-    assert df["outputs/read_margin/margin"].tolist() == pytest.approx([0.25, 1 / 6])
-    assert "inputs/design/conductance" not in df and "outputs/column_currents" not in df
+    assert list(df.index) == [*keys, failed]
+    assert list(df["rows"]) == [2, 3, 9] and list(df["status"]) == ["ok", "ok", "failed"]
+    assert list(df["error"]) == ["", "", "PointTimeout: slow"] and list(df["engine"]) == ["spice", "spice", "numpy"]
+    assert df["read_margin.margin"].iloc[:2].tolist() == [0.25, 1 / 6]
+    currents = [_point(n)[1]["column_currents"] for n in (2, 3)]
+    for summary in ("min", "mean", "max"):
+        assert df[f"column_currents.{summary}"].iloc[:2].tolist() == [getattr(c, summary)() for c in currents]
+    assert df["wall_time_s"].iloc[:2].tolist() == [0.1, 0.1] and np.isnan(df["read_margin.margin"].iloc[2])
+    assert "design.conductance" not in df and "provenance.host" not in df
+    assert list(to_dataframe(path, provenance=True)["provenance.host"].iloc[:2]) == ["testhost"] * 2
+    assert list(to_dataframe(path, status="failed").index) == [failed]
+
+
+def test_array_results_in_long_form_and_as_xarray(tmp_path):
+    path = tmp_path / "long.h5"
+    with Store.open(path, "a") as store:
+        keys = [store.append(None, *_point(n)) for n in (2, 3)]
+    long = to_long(path, "column_currents")
+    assert list(long.columns) == ["key", "vector", "col", "value"] and len(long) == 2 * 3 + 2 * 4
+    for key, n in zip(keys, (2, 3)):
+        rows = long[long["key"] == key]
+        np.testing.assert_array_equal(rows["value"].to_numpy().reshape(2, n + 1), _point(n)[1]["column_currents"])
+        assert rows["col"].max() == n
+    design = to_long(path, "inputs/design/conductance")
+    assert list(design.columns) == ["key", "dim_0", "dim_1", "value"] and len(design) == 2 * 3 + 3 * 4
+    with pytest.raises(KeyError, match="no point .* has 'outputs/missing'"):
+        to_long(path, "missing")
+    ds = to_xarray(path)
+    assert list(ds["point"].values) == keys and ds["column_currents"].dims == ("point", "vector", "col")
+    assert ds["column_currents"].shape == (2, 2, 4)  # padded to the larger array
+    np.testing.assert_array_equal(ds["column_currents"].values[0, :, :3], _point(2)[1]["column_currents"])
+    assert np.isnan(ds["column_currents"].values[0, :, 3]).all()
+    assert list(ds["rows"].values) == [2, 3] and ds["read_margin.margin"].values[0] == 0.25
 
 
 def test_second_writer_gets_a_clear_error(tmp_path):

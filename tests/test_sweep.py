@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import circuitsim
-from circuitsim.store import Store, StoreLockedError, read_points
+from circuitsim.store import Store, StoreLockedError, read_points, to_dataframe
 from circuitsim.sweep import load_sweep, max_workers, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,6 +140,10 @@ def test_sweep_on_a_process_pool_stores_spice_results_with_provenance(tmp_path):
     assert (pts["provenance/wall_time_s"] > 0).all() and "provenance/pyspice_version" in pts
     assert set(pts["provenance/model_parameters/selector/v0"]) == {0.05, 0.1}
     assert set(pts["provenance/seed/array"]) == {0} and set(pts["provenance/seed/drive"]) == {1}
+    df = to_dataframe(out)  # tidy: one row per point, the swept parameters and scalar results as columns
+    assert sorted(zip(df["crossbar.r_row"], df["selector.v0"])) == [(1.0, 0.05), (1.0, 0.1), (5.0, 0.05), (5.0, 0.1)]
+    assert df.loc[pts["key"], "column_currents.max"].tolist() == [c.max() for c in pts["outputs/column_currents"]]
+    assert set(df["status"]) == {"ok"} and set(df["engine"]) == {"spice"} and (df["wall_time_s"] > 0).all()
     again = run_sweep(_config(tmp_path), out, workers=2, progress=False, log=lambda _: None)
     assert (again.stored, again.ok) == (4, 0)  # nothing recomputed
 

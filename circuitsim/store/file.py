@@ -7,7 +7,7 @@ in place. A writer stores each point at once as its own small HDF5 file in `<fil
 and folds the pending points into the main file by copy-on-write (copy, append, atomic
 rename) at checkpoints, at close, and when it reopens a file a killed writer left behind.
 `read_points` and `Store` see the pending points too; plain h5py sees the main file.
-The layout is described in README.md ("Results store and sweeps").
+The layout is described in docs/store-and-sweeps.md.
 """
 from __future__ import annotations
 
@@ -441,49 +441,7 @@ class Store:
         self.close()
 
 
-# ---- reading in one call ---------------------------------------------------------------
+def all_points(path: str | Path) -> dict[str, dict[str, Any]]:
+    """{key: point as a flat dict (see Store.read)} of every point, pending ones included."""
+    return _snapshot(_store_path(Path(path), writing=False), _read_point)
 
-def _column(values: list) -> np.ndarray:
-    """Stack per-point values: a numeric array when shapes agree (NaN for missing scalars),
-    an array of str for strings, else an object array with one entry per point (None if missing)."""
-    present = [v for v in values if v is not None]
-    if all(isinstance(v, str) for v in present) and len(present) == len(values):
-        return np.array(values, dtype=str)
-    arrays = [np.asarray(v) for v in present]
-    numeric = all(a.dtype.kind in "biuf" for a in arrays)
-    same_shape = len({a.shape for a in arrays}) == 1
-    if numeric and same_shape and len(present) == len(values):
-        return np.stack(arrays)
-    if numeric and same_shape and arrays[0].shape == ():
-        return np.array([np.nan if v is None else float(v) for v in values])
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
-
-
-def read_points(path: str | Path, status: str | None = "ok") -> dict[str, np.ndarray]:
-    """Every point of a store as {name: array with one entry per point}, oldest first.
-
-    Names: 'key', 'status', 'error', 'written_unix_s', and 'inputs/...', 'outputs/...',
-    'provenance/...' as in the file. status: "ok" (default), "failed", or None for all."""
-    if status not in ("ok", "failed", None):
-        raise ValueError(f"status must be 'ok', 'failed' or None, got {status!r}")
-    points = _snapshot(Path(path), _read_point)
-    chosen = sorted(((k, p) for k, p in points.items() if status is None or p["status"] == status),
-                    key=lambda kp: kp[1]["written_unix_s"])
-    names = sorted({name for _, p in chosen for name in p})
-    out = {"key": np.array([k for k, _ in chosen], dtype=str)}
-    out.update({name: _column([p.get(name) for _, p in chosen]) for name in names})
-    return out
-
-
-def to_dataframe(path: str | Path, status: str | None = None):
-    """A pandas DataFrame, one row per point, of the scalar values (parameters, metrics,
-    provenance) plus key, status and error. Arrays stay in read_points()."""
-    try:
-        import pandas as pd
-    except ImportError:
-        raise ImportError("to_dataframe needs pandas: pip install pandas") from None
-    points = read_points(path, status)
-    scalars = {name: col for name, col in points.items() if col.ndim == 1 and col.dtype != object}
-    return pd.DataFrame(scalars).set_index("key")
