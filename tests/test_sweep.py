@@ -121,7 +121,9 @@ def _check_against_numpy(points: dict, n: int) -> None:
     xb = circuitsim.Crossbar(conductance=g, r_row=points["inputs/design/r_row"][n],
                              r_col=points["inputs/design/r_col"][n], selector=selector)
     exact = circuitsim.simulate(xb, v_rows, engine="numpy")
-    np.testing.assert_allclose(points["outputs/column_currents"][n], exact.column_currents, rtol=1e-6, atol=1e-15)
+    stored = points["outputs/column_currents"][n]
+    error = np.max(np.abs(stored - exact.column_currents)) / np.max(np.abs(exact.column_currents))  # 2e-8 measured
+    assert error <= 1e-6, f"SPICE and numpy column currents differ by {error:.2e} of full scale (limit 1e-6)"
 
 
 def test_sweep_on_a_process_pool_stores_spice_results_with_provenance(tmp_path):
@@ -172,7 +174,8 @@ def test_read_margin_metric_for_a_bias_scheme(tmp_path):
                                                    selector=circuitsim.devices.SinhSelector(i0=1e-8, v0=0.1))
                 for s in ("v/2", "v/3")}
     for scheme, margin in zip(pts["inputs/params/drive/scheme"], pts["outputs/read_margin/margin"]):
-        assert margin == pytest.approx(expected[scheme].margin, rel=1e-5)
+        error = abs(margin - expected[scheme].margin) / abs(expected[scheme].margin)
+        assert error <= 1e-5, f"{scheme}: stored read margin differs by {error:.2e} (relative; limit 1e-5)"
 
 
 def test_sweep_on_a_dask_local_cluster(tmp_path):
