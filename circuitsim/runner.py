@@ -80,7 +80,7 @@ class ChildRunner:
         code = ("import sys; from circuitsim.runner import die_with_parent, serve; "
                 f"die_with_parent({os.getpid()}, {kernel_signal}); serve({child.fileno()})")
         self.process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(child.fileno(),), env=child_env,
-                                        stdin=subprocess.DEVNULL)
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         child.close()
         self.conn = Connection(parent.detach())
         self.ready = False

@@ -236,7 +236,9 @@ def load_sweep(config: str | Path | dict) -> Sweep:
     if mode not in MODES or engine not in ("spice", "numpy") or set(metrics) - set(METRICS):
         raise ValueError(f"[sweep]: mode one of {MODES}, engine 'spice' or 'numpy', metrics from {METRICS}; "
                          f"got {mode!r}, {engine!r}, {list(metrics)}")
-    timeout_s = float(cfg.get("timeout_s", 600.0))
+    timeout_s = cfg.get("timeout_s", 600.0)
+    if not _positive_seconds(timeout_s):
+        raise ValueError(f"[sweep] timeout_s must be a positive finite number of seconds, got {timeout_s!r}")
     base = {f"{table}.{k}": v for table in TABLES for k, v in doc.get(table, {}).items()}
     for name in base:
         _param_names(name)
@@ -314,6 +316,10 @@ def max_workers() -> int:
     """The most local worker processes a sweep may start: two per CPU this process may use
     (points are CPU-bound: more processes only cost memory, ~150 MB each with ngspice)."""
     return 2 * len(os.sched_getaffinity(0))
+
+
+def _positive_seconds(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
 
 
 def _check_workers(workers) -> int:
@@ -458,6 +464,8 @@ def run_sweep(config: str | Path | dict, out: str | Path, *, workers: int | None
 
     sweep = load_sweep(config)
     workers = _check_workers(workers)
+    if not _positive_seconds(worker_wait_s):
+        raise ValueError(f"worker_wait_s must be a positive finite number of seconds, got {worker_wait_s!r}")
     start = time.perf_counter()
     client = connect_dask(scheduler) if scheduler else None  # before the store: nothing written if it fails
     with client or nullcontext(), Store.open(out, "a") as store:
@@ -465,7 +473,8 @@ def run_sweep(config: str | Path | dict, out: str | Path, *, workers: int | None
         todo = [p for p in sweep.points if status[p.key] is None or (retry_failed and status[p.key] == "failed")]
         stored = sum(s is not None for s in status.values())
         kept = 0 if retry_failed else sum(s == "failed" for s in status.values())
-        where = f"Dask scheduler {scheduler}" if scheduler else f"{min(workers, len(todo) or 1)} local worker processes"
+        local = min(workers, len(todo) or 1)
+        where = f"Dask scheduler {scheduler}" if scheduler else f"{local} local worker process{'es' * (local > 1)}"
         log(f"{out}: {len(sweep.points)} points, {stored} already stored ({kept} failed kept"
             f"{'' if retry_failed else '; --retry-failed retries them'}), {len(todo)} to compute on {where}")
         outcomes = _dask_outcomes(client, todo, worker_wait_s) if client else _local_outcomes(todo, workers)

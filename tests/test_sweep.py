@@ -105,6 +105,14 @@ def test_bad_worker_count_fails_before_anything_runs(tmp_path, workers):
     assert not (tmp_path / "never.h5").exists()
 
 
+@pytest.mark.parametrize("timeout_s", ["10", True, 0, -1.0, float("inf"), float("nan")])
+def test_bad_time_limit_fails_before_anything_runs(tmp_path, timeout_s):
+    doc = _numpy_sweep(4, 1, 1) | {"sweep": {"engine": "numpy", "timeout_s": timeout_s}}
+    with pytest.raises(ValueError, match="timeout_s must be a positive finite number of seconds"):
+        run_sweep(doc, tmp_path / "never.h5", workers=1, progress=False)
+    assert not (tmp_path / "never.h5").exists()
+
+
 def test_too_many_workers_is_a_one_line_error_on_the_command_line(tmp_path):
     run = subprocess.run(_sweep_command(_config(tmp_path), tmp_path / "never.h5", "--workers", "1000"), cwd=ROOT,
                          capture_output=True, text=True, timeout=120, check=False)
