@@ -64,6 +64,10 @@ def serve(fd: int) -> None:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
+def time_limit_error(limit_s: float) -> PointTimeout:
+    return PointTimeout(f"exceeded the time limit of {limit_s:g} s; its worker process was killed")
+
+
 class ChildRunner:
     """One child process running calls one at a time.
 
@@ -116,8 +120,12 @@ class ChildRunner:
         self.submit(function, argument)
         if not self.conn.poll(timeout_s):
             self.kill()
-            raise PointTimeout(f"exceeded the time limit of {timeout_s:g} s; its worker process was killed")
+            raise time_limit_error(timeout_s)
         return self.receive()
+
+    def elapsed_s(self) -> float:
+        """How long the call in flight has run [s] (0 when idle)."""
+        return 0.0 if self.busy_since is None else time.monotonic() - self.busy_since
 
     def alive(self) -> bool:
         return self.process.poll() is None

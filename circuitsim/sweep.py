@@ -30,7 +30,7 @@ from circuitsim.circuit import make_drive
 from circuitsim.config import CROSSBAR_KEYS, crossbar_from_dict
 from circuitsim.design import Crossbar
 from circuitsim.errors import PointTimeout, SchedulerError, WorkerLostError
-from circuitsim.runner import ChildRunner
+from circuitsim.runner import ChildRunner, time_limit_error
 from circuitsim.store import Store, point_key
 
 MODES = ("grid", "random")
@@ -340,31 +340,18 @@ def _local_outcomes(points: list[Point], workers: int):
     # OpenMP, and two workers each starting two threads on a 2-core machine scaled 1.36x instead
     # of 1.98x (measured).
     env = {"OMP_NUM_THREADS": "1"} if workers > 1 else {}
-    runners = {ChildRunner(env=env): None for _ in range(min(workers, len(points)))}  # runner -> its point
+    runners: dict[ChildRunner, Point | None] = {ChildRunner(env=env): None for _ in range(min(workers, len(points)))}
     try:
         while todo or any(runners.values()):
             for runner, point in list(runners.items()):
                 if runner.ready and point is None and todo:
                     runners[runner] = todo.popleft()
                     runner.submit(evaluate, runners[runner])
-            busy = [(r.busy_since + p.timeout_s, r) for r, p in runners.items() if p is not None]
-            wait_s = max(0.0, min(deadline for deadline, _ in busy) - time.monotonic()) if busy else None
-            ready = set(connection_wait([r.conn for r in runners], timeout=wait_s))
+            deadlines = [r.busy_since + p.timeout_s for r, p in runners.items() if p is not None]
+            wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            readable = set(connection_wait([r.conn for r in runners], timeout=wait_s))
             for runner, point in list(runners.items()):
-                outcome = None
-                if runner.conn in ready:
-                    try:
-                        outcome = runner.receive()
-                    except WorkerLostError as exc:
-                        if not runner.ready:
-                            raise WorkerLostError(f"a worker process could not start (exit code "
-                                                  f"{runner.process.returncode}); see its error above") from None
-                        outcome = None if point is None else _failed(point, exc, time.monotonic() - runner.busy_since)
-                elif point is not None and time.monotonic() >= runner.busy_since + point.timeout_s:
-                    ran_s = time.monotonic() - runner.busy_since
-                    runner.kill()
-                    outcome = _failed(point, PointTimeout(f"exceeded the time limit of {point.timeout_s:g} s; its "
-                                                          "worker process was killed"), ran_s)
+                outcome = _collect(runner, point, runner.conn in readable)
                 if runner.conn.closed:  # died or killed: a fresh one takes its place
                     del runners[runner]
                     if todo:
@@ -376,6 +363,24 @@ def _local_outcomes(points: list[Point], workers: int):
     finally:  # done, Ctrl-C or an error: the points in flight are abandoned
         for runner, point in runners.items():
             runner.kill() if point is not None else runner.close()
+
+
+def _collect(runner: ChildRunner, point: Point | None, readable: bool) -> Outcome | None:
+    """The outcome of `runner`'s point if it finished, its runner died or it ran past its time
+    limit (then the runner is killed); None while it runs, or for a runner's "ready"."""
+    if readable:
+        try:
+            return runner.receive()
+        except WorkerLostError as exc:
+            if not runner.ready:
+                raise WorkerLostError(f"a worker process could not start (exit code {runner.process.returncode}); "
+                                      "see its error above") from None
+            return None if point is None else _failed(point, exc, runner.elapsed_s())
+    if point is not None and runner.elapsed_s() >= point.timeout_s:
+        ran_s = runner.elapsed_s()
+        runner.kill()
+        return _failed(point, time_limit_error(point.timeout_s), ran_s)
+    return None
 
 
 _DASK_RUNNER: list[ChildRunner] = []
