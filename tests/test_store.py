@@ -245,6 +245,9 @@ def test_kill_at_random_moments_never_leaves_an_unreadable_file(tmp_path):
     counts = []
     for _ in range(20):
         proc = subprocess.Popen([sys.executable, "-c", script])
+        deadline = time.monotonic() + 60
+        while not path.exists() and time.monotonic() < deadline:  # a loaded machine may take seconds to start
+            time.sleep(0.05)
         time.sleep(1.0 + rng.uniform(0, 1.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -339,16 +342,22 @@ def test_an_output_that_cannot_be_a_store_gives_one_clear_line(tmp_path, where, 
 
 
 def test_a_full_disk_gives_a_clear_error_and_keeps_what_was_stored(tmp_path):
-    """A real write failure: the writer runs under a 1 MB file-size limit (EFBIG, as a full disk gives
-    ENOSPC) and tries to store a 4 MB point."""
-    path = tmp_path / "full.h5"
+    """A real write failure: the writer runs under a file-size limit (EFBIG, as a full disk gives
+    ENOSPC): 1 MB for a 4 MB point in an existing store, 600 bytes for a new store."""
+    path, new = tmp_path / "full.h5", tmp_path / "new" / "new.h5"
     _store_with_one_point(path)
+    new.parent.mkdir()
     script = textwrap.dedent(f"""
         import resource, signal, sys
         import numpy as np
         from circuitsim.store import Store, StoreError
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (600, resource.RLIM_INFINITY))  # soft limits only
+        try:
+            Store.open({str(new)!r}, "a")
+        except StoreError as exc:
+            print(exc)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY))
         with Store.open({str(path)!r}, "a") as store:
             try:
                 store.append(None, {{"n": 2}}, {{"y": np.random.default_rng(0).uniform(size=500_000)}})
@@ -356,10 +365,12 @@ def test_a_full_disk_gives_a_clear_error_and_keeps_what_was_stored(tmp_path):
                 print(exc)
     """)
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
-    assert "could not write point" in run.stdout and "File too large" in run.stdout, run.stdout + run.stderr
-    assert run.stdout.count("\n") == 1
+    new_error, point_error = run.stdout.splitlines()
+    assert f"could not write {new} " in new_error and "too large" in new_error, run.stdout + run.stderr
+    assert "could not write point" in point_error and "File too large" in point_error, run.stdout + run.stderr
     assert list(read_points(path)["outputs/y"]) == [1.0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.h5", "full.h5.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.h5", "full.h5.lock", "new"]
+    assert list(new.parent.iterdir()) == []
 
 
 def test_part_files_and_their_folder_are_synced_before_and_after_the_rename(tmp_path):

@@ -232,7 +232,7 @@ def _replace_atomically(path: Path, build) -> None:
         os.replace(tmp, path)
         _fsync_path(path.parent)
     except (OSError, RuntimeError) as exc:  # h5py raises either when the disk is full
-        raise StoreError(f"could not write {path} ({_one_line(exc)}); the file is as it was before") from None
+        raise StoreError(f"could not write {path} ({_one_line(exc)}); it is left as it was") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -278,11 +278,15 @@ class Store:
         if mode not in ("r", "a", "w"):
             raise ValueError(f"mode must be 'r', 'a' or 'w', got {mode!r}")
         store = cls(_store_path(Path(path), writing=mode != "r"), mode, checkpoint_s)
+        existed = store.path.exists()
         if mode != "r":
             store._lock()
         try:
             store._load()
         except BaseException:
+            if not existed and mode != "r":  # a new file that could not be made: leave nothing behind
+                shutil.rmtree(_pending_dir(store.path), ignore_errors=True)
+                store.path.with_name(store.path.name + ".lock").unlink(missing_ok=True)
             store._release()
             raise
         return store
