@@ -237,6 +237,7 @@ def test_kill_at_random_moments_never_leaves_an_unreadable_file(tmp_path):
         from circuitsim.store import Store
         store = Store.open({str(path)!r}, "a", checkpoint_s=0)
         n = len(store)
+        print("writing", flush=True)
         while True:
             store.append(None, {{"n": n}}, {{"y": np.full(3000, float(n))}})
             n += 1
@@ -244,13 +245,11 @@ def test_kill_at_random_moments_never_leaves_an_unreadable_file(tmp_path):
     rng = np.random.default_rng(1)
     counts = []
     for _ in range(20):
-        proc = subprocess.Popen([sys.executable, "-c", script])
-        deadline = time.monotonic() + 60
-        while not path.exists() and time.monotonic() < deadline:  # a loaded machine may take seconds to start
-            time.sleep(0.05)
-        time.sleep(1.0 + rng.uniform(0, 1.0))
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline() == "writing\n"  # started (a loaded machine may take seconds)
+        time.sleep(rng.uniform(0.2, 1.2))
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc.communicate()
         points = read_points(path)
         assert sorted(points["inputs/n"]) == list(range(len(points["key"])))
         np.testing.assert_array_equal(points["outputs/y"][:, 0], points["inputs/n"])
