@@ -113,7 +113,7 @@ def write_disturb(xb: Crossbar, row: int, col: int, v_write: float, scheme: str 
 
 @dataclass(frozen=True)
 class IRDrop:
-    """effective: voltage across each cell [V]; ideal: v_rows[i] − v_cols[j] [V];
+    """effective: voltage across each cell [V]; ideal: v_rows[i] − v_cols[j], in V;
     drop = ideal − effective [V]; relative = drop/ideal (0 where ideal is 0)."""
 
     effective: np.ndarray

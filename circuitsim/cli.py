@@ -1,29 +1,112 @@
-"""The `circuitsim` command line."""
+"""The `circuitsim` command line.
+
+Every command checks its inputs and outputs before computing (check_input, check_output),
+writes its files atomically (nothing half-written is left), and reports a problem in one line
+on stderr: exit code 2 for a usage error (bad input, an output it cannot write), 1 for a
+failure while running, 130 when interrupted. `--debug` shows the traceback instead.
+"""
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
+import tempfile
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from circuitsim.errors import CircuitsimError, StoreError
+
+
+def check_input(path: str | Path, what: str) -> Path:
+    """An input file that exists and can be read, or a ValueError saying why not."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not {what}")
+    if not path.exists():
+        raise ValueError(f"{path}: no such file ({what})")
+    if not path.is_file():  # reading a pipe would wait for a writer
+        raise ValueError(f"{path} is not a regular file, not {what}")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    return path
+
+
+def _check_writable_folder(folder: Path, flag: str) -> None:
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".circuitsim-write-check-")
+    except OSError as exc:
+        raise ValueError(f"{flag}: cannot write in folder {folder} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_output(path: str | Path, flag: str = "--out", *, folder: bool = False, store: bool = False) -> Path:
+    """Refuse, before any work, an output the command could not write: a folder where a file
+    belongs (or a file where a folder does), a device or pipe, a missing or read-only folder,
+    and for a results store (store=True) a file another process is writing or that is not a
+    circuitsim store."""
+    out = Path(path)
+    if folder:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{flag} {out} exists and is not a folder")
+        existing = next(p for p in (out, *out.parents) if p.exists())  # the demo creates the rest
+        if not existing.is_dir():
+            raise ValueError(f"{flag} {out}: {existing} is not a folder")
+        _check_writable_folder(existing, flag)
+        return out
+    if out.is_dir():
+        raise ValueError(f"{flag} {out} is a folder; give a file name")
+    if out.exists() and not out.is_file():
+        raise ValueError(f"{flag} {out} is not a regular file (a device or a pipe?); give a file name")
+    if not out.parent.is_dir():
+        raise ValueError(f"{flag} {out}: folder {out.parent} does not exist")
+    _check_writable_folder(out.parent, flag)
+    if store and out.exists():
+        from circuitsim.store import Store
+
+        Store.open(out, "a").close()  # a locked, foreign, old or damaged store is refused now
+    return out
+
+
+def write_atomically(out: Path, write: Callable) -> None:
+    """Call write(binary file) on a hidden file beside `out`, then rename it to `out`: a reader
+    never sees half a file, and the hidden file is removed whatever happens."""
+    out = Path(os.path.realpath(out))  # through a symbolic link to its target, which stays a link's target
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        with open(partial, "wb") as fh:
+            write(fh)
+        partial.replace(out)
+    except OSError as exc:  # e.g. the disk is full: name the file being written
+        raise OSError(exc.errno, exc.strerror, str(out)) from None
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _cmd_simulate(args) -> int:
     from circuitsim.config import load_design
     from circuitsim.engines import simulate
 
-    xb, drive = load_design(args.design)
+    out = check_output(args.out) if args.out else None
+    xb, drive = load_design(check_input(args.design, "a design file"))
     res = simulate(xb, engine=args.engine, **drive)
     currents = np.atleast_2d(res.column_currents)
     print(f"# column currents [A], {xb.shape[0]}x{xb.shape[1]} {xb.cell_type}, engine {args.engine}")
     for k, row in enumerate(currents):
         print(f"vector {k}: " + " ".join(f"{c:.6e}" for c in row))
-    if args.out:
-        out = Path(args.out)
+    if out:
         if out.suffix == ".npy":
-            np.save(out, currents)
+            write_atomically(out, lambda fh: np.save(fh, currents))
         else:
-            np.savetxt(out, currents, delimiter=",", header="column currents [A], one input vector per line")
+            write_atomically(out, lambda fh: np.savetxt(fh, currents, delimiter=",",
+                                                        header="column currents [A], one input vector per line"))
         print(f"wrote {out}")
     return 0
 
@@ -32,10 +115,13 @@ def design_netlist(design: str | Path) -> str:
     """The SPICE deck `circuitsim simulate` runs for a TOML design's first input vector."""
     from circuitsim.config import load_design
     from circuitsim.engines import netlist
+    from circuitsim.validate import voltages
 
-    xb, drive = load_design(design)
-    v_rows = np.atleast_2d(drive.pop("v_rows"))[0]
-    return netlist(xb, v_rows, **{k: (np.atleast_2d(v)[0]) for k, v in drive.items()})
+    xb, drive = load_design(check_input(design, "a design file"))
+    rows, cols = xb.shape
+    lengths = {"v_rows": rows, "v_cols": cols, "v_gates": rows}
+    first = {k: voltages(k, v, lengths[k])[0][0] for k, v in drive.items()}  # checked as simulate checks them
+    return netlist(xb, **first)
 
 
 def _cmd_netlist(args) -> int:
@@ -44,13 +130,9 @@ def _cmd_netlist(args) -> int:
     if args.out is None:
         print(design_netlist(args.design), end="")
         return 0
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise ValueError(f"--out {out}: folder {out.parent} does not exist")
+    out = check_output(args.out)
     deck = relative_includes(design_netlist(args.design), out.parent)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(deck)
-    partial.replace(out)  # a reader never sees half a deck
+    write_atomically(out, lambda fh: fh.write(deck.encode()))
     print(f"wrote {out} (run it with: ngspice {out})")
     return 0
 
@@ -66,13 +148,15 @@ def _cmd_doctor(args) -> int:
 def _cmd_demo(args) -> int:
     from circuitsim.demo import run_demo
 
-    run_demo(args.out)
+    run_demo(check_output(args.out, folder=True))
     return 0
 
 
 def _cmd_sweep(args) -> int:
     from circuitsim.sweep import run_sweep
 
+    check_input(args.config, "a sweep file")
+    check_output(args.out, store=True)
     try:
         run_sweep(args.config, args.out, workers=args.workers, scheduler=args.scheduler,
                   retry_failed=args.retry_failed, worker_wait_s=args.worker_wait)
@@ -86,6 +170,9 @@ def _cmd_calibrate(args) -> int:
     from circuitsim import plots
     from circuitsim.surrogate.calibration import calibrate_file
 
+    check_input(args.data, "a results store")
+    check_output(args.out)
+    check_output(args.plot or Path(args.out).with_suffix(".png"), "--plot")
     cal = calibrate_file(args.data, args.out, holdout_fraction=args.holdout, seed=args.seed)
     plots.save(plots.calibration_parity(cal), args.plot or Path(args.out).with_suffix(".png"))
     print(f"# surrogate calibration from {args.data} -> {args.out}; errors as % of full scale")
@@ -100,8 +187,8 @@ def _cmd_calibrate(args) -> int:
 def _cmd_characterize(args) -> int:
     from circuitsim.characterize.protocols import characterize_to_store, parse_assignments
 
-    out = Path(args.out)
-    plot = Path(args.plot) if args.plot else out.with_name(f"{out.stem}-{args.protocol}.png")
+    out = check_output(args.out, store=True)
+    plot = check_output(args.plot if args.plot else out.with_name(f"{out.stem}-{args.protocol}.png"), "--plot")
     key, result = characterize_to_store(args.protocol, args.model, parse_assignments(args.param, "--param"),
                                         parse_assignments(args.setting, "--setting"), out, engine=args.engine,
                                         plot_path=plot)
@@ -119,8 +206,14 @@ def _cmd_characterize(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from circuitsim.devices.memristors import MEMRISTORS
 
-    parser = argparse.ArgumentParser(prog="circuitsim", description=__doc__)
+    parser = argparse.ArgumentParser(prog="circuitsim", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser = functools.partial(sub.add_parser, parents=[common])
     p = sub.add_parser("simulate", help="solve a crossbar design given in a TOML file")
     p.add_argument("design", help="TOML design file (see examples/design.toml)")
     p.add_argument("--engine", choices=("spice", "numpy"), default="spice")
@@ -146,8 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --scheduler: stop when the cluster has had no worker this long (default 60)")
     p.add_argument("--retry-failed", action="store_true", help="compute the points that failed before again")
     p.set_defaults(func=_cmd_sweep)
-    p = sub.add_parser("calibrate", help="fit the surrogate to the SPICE points of an HDF5 store (README: Surrogate)")
-    p.add_argument("data", help="results store with SPICE calibration points (README: Surrogate)")
+    p = sub.add_parser("calibrate", help="fit the surrogate to the SPICE points of an HDF5 store")
+    p.add_argument("data", help="results store with SPICE calibration points (docs/guide/surrogate.md)")
     p.add_argument("--out", required=True, help="calibration file to write (.h5)")
     p.add_argument("--plot", help="held-out parity plot (.png; default: next to --out)")
     p.add_argument("--holdout", type=float, default=0.25, help="fraction of designs held out (default 0.25)")
@@ -168,13 +261,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+USAGE_ERRORS = (ValueError, TypeError, FileNotFoundError, StoreError)  # exit code 2
+FAILURES = (CircuitsimError, RuntimeError, OSError, MemoryError)  # exit code 1
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line of text."""
+    if isinstance(exc, MemoryError):
+        return "out of memory: the design or the batch is too large for this machine"
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, CircuitsimError):
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.debug:  # a warning is one line too
+        warnings.formatwarning = lambda message, category, *_: f"circuitsim: {category.__name__}: {message}\n"
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
-        print(f"circuitsim {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"circuitsim {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except USAGE_ERRORS + FAILURES as exc:
+        if args.debug:
+            raise
+        print(f"circuitsim {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, USAGE_ERRORS) else 1
 
 
 if __name__ == "__main__":

@@ -21,17 +21,35 @@ def _check_keys(section: str, given, allowed) -> None:
 
 
 def _load_array(path: Path) -> np.ndarray:
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    if path.suffix == ".csv":
+    if path.suffix not in (".npy", ".csv"):
+        raise ValueError(f"{path}: conductance_file must be .npy or .csv")
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
         return np.loadtxt(path, delimiter=",", ndmin=2)
-    raise ValueError(f"{path}: conductance_file must be .npy or .csv")
+    except OSError as exc:
+        raise ValueError(f"conductance_file {path}: cannot read it ({exc.strerror or exc})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"conductance_file {path}: not a numeric {path.suffix} array ({exc})") from None
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """The text of an input file, or a ValueError that says why it cannot be read (a folder,
+    missing, unreadable, not text)."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not {what}")
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file, so not {what}") from None
 
 
 def _device(section: str, table: dict, types: dict):
     params = dict(table)
     kind = params.pop("type", None)
-    if kind not in types:
+    if not isinstance(kind, str) or kind not in types:
         raise ValueError(f"[{section}] type must be one of {sorted(types)}, got {kind!r}")
     try:
         return types[kind](**params)
@@ -42,12 +60,18 @@ def _device(section: str, table: dict, types: dict):
 def crossbar_from_dict(doc: dict, base_dir: Path = Path(".")) -> Crossbar:
     """Crossbar from the [crossbar], [selector] and [transistor] tables of a design document."""
     _check_keys("top level", doc, {"crossbar", "selector", "transistor", "drive"})
+    for section, value in doc.items():
+        if not isinstance(value, dict):
+            raise ValueError(f"{section} must be a table ([{section}]), got {type(value).__name__} {value!r:.40}")
     table = dict(doc.get("crossbar", {}))
     _check_keys("crossbar", table, CROSSBAR_KEYS)
     if ("conductance" in table) == ("conductance_file" in table):
         raise ValueError("[crossbar] needs exactly one of conductance (nested list, S) or conductance_file")
     if "conductance_file" in table:
-        table["conductance"] = _load_array(base_dir / table.pop("conductance_file"))
+        name = table.pop("conductance_file")
+        if not isinstance(name, str):
+            raise TypeError(f"[crossbar] conductance_file must be a file name (text), got {name!r}")
+        table["conductance"] = _load_array(base_dir / name)
     selector = _device("selector", doc["selector"], SELECTORS) if "selector" in doc else None
     transistor = _device("transistor", {"type": "nmos", **doc["transistor"]}, {"nmos": NmosAccess}) \
         if "transistor" in doc else None
@@ -58,7 +82,7 @@ def load_design(path: str | Path) -> tuple[Crossbar, dict]:
     """(crossbar, drive keyword arguments) from a TOML design file."""
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text())
+        doc = tomllib.loads(read_text_file(path, "a design file"))
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML: {exc}") from None
     xb = crossbar_from_dict(doc, path.parent)

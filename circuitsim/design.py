@@ -6,7 +6,7 @@ from typing import Any
 
 from circuitsim.devices.access import NmosAccess
 from circuitsim.devices.selectors import Diode, SinhSelector
-from circuitsim.validate import broadcast_resistance, finite_array
+from circuitsim.validate import array_size, broadcast_resistance, check_physical, finite_array
 
 SELECTOR_TYPES = (SinhSelector, Diode)  # DC selectors: current(v) -> (i, dI/dV), a subckt
 
@@ -36,10 +36,14 @@ class Crossbar:
     transistor: NmosAccess | None = None
 
     def __post_init__(self):
+        shape = getattr(self.conductance, "shape", ())  # an array's, a nested list is in memory anyway
+        if len(shape) == 2 and 0 not in shape:
+            array_size(*shape)  # before copying it: an absurd size is refused, not allocated
         g = finite_array("conductance", self.conductance, nonnegative=True)
         if g.ndim != 2 or 0 in g.shape:
             raise ValueError(f"conductance must be a non-empty 2-D (rows, cols) array, got shape {g.shape}")
-        rows, cols = g.shape
+        rows, cols = array_size(*g.shape)
+        check_physical("conductance", g, "S")
         set_ = object.__setattr__
         set_(self, "conductance", g)
         set_(self, "r_row", broadcast_resistance("r_row", self.r_row, (rows, cols)))

@@ -23,8 +23,8 @@ class SpiceTimeout(SpiceError):
     """A job ran past its time limit; the worker was killed."""
 
 
-class EngineNotFoundError(CircuitsimError, RuntimeError):
-    """An engine's program or library (ngspice, libngspice, a calibration) is not installed."""
+class EngineNotFoundError(CircuitsimError, FileNotFoundError):
+    """What an engine needs is not installed (ngspice, libngspice, the surrogate's calibration file)."""
 
 
 class StoreError(CircuitsimError, RuntimeError):
@@ -61,3 +61,8 @@ class SchedulerError(CircuitsimError, RuntimeError):
 
 class CalibrationRangeWarning(UserWarning):
     """A design or drive lies outside the range the surrogate's calibration was fitted on."""
+
+
+class UnphysicalValueWarning(UserWarning):
+    """A value lies outside any physical range for its unit (e.g. a cell conductance of 50 S,
+    most likely µS typed as S); circuitsim computes it as given. Ranges: docs/design-files.md."""

@@ -6,6 +6,7 @@ Each function returns a Figure; `save` writes it.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,19 @@ from matplotlib.figure import Figure
 from circuitsim.analysis import IRDrop
 
 
-def _figure(width_in: float = 5.0, height_in: float = 3.6) -> Figure:
-    fig = Figure(figsize=(width_in, height_in), layout="constrained")
+class InlineFigure(Figure):
+    """A Figure that Jupyter shows as a picture: built without pyplot, it has no inline backend
+    to render it, so it renders itself (IPython calls _repr_png_)."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=90)
+        return buffer.getvalue()
+
+
+def new_figure(width_in: float = 5.0, height_in: float = 3.6) -> InlineFigure:
+    """An empty figure on the Agg canvas (no window, no global pyplot state)."""
+    fig = InlineFigure(figsize=(width_in, height_in), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -30,7 +42,7 @@ def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
 
 def ir_drop_map(drop: IRDrop, title: str = "IR drop") -> Figure:
     """Relative voltage lost to the wires at every cell, in % of the ideal cell voltage."""
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     image = ax.imshow(100 * drop.relative, cmap="magma", origin="upper", interpolation="nearest")
     fig.colorbar(image, ax=ax, label="voltage lost to wires [% of ideal]")
@@ -42,7 +54,7 @@ def ir_drop_map(drop: IRDrop, title: str = "IR drop") -> Figure:
 
 def read_margin_curve(sizes, margins: dict[str, np.ndarray], title: str = "Worst-case read margin") -> Figure:
     """Read margin (I_on − I_off)/I_on against array size n (n×n), one line per label."""
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     for label, values in margins.items():
         ax.plot(sizes, 100 * np.asarray(values), marker="o", label=label)
@@ -59,7 +71,7 @@ def read_margin_curve(sizes, margins: dict[str, np.ndarray], title: str = "Worst
 def accuracy_sweeps(panels: list[tuple[str, np.ndarray, np.ndarray]], references: dict[str, float],
                     title: str = "Test accuracy") -> Figure:
     """One panel per swept parameter: (x label, values, accuracies); references are horizontal lines."""
-    fig = _figure(4.0 * len(panels), 3.4)
+    fig = new_figure(4.0 * len(panels), 3.4)
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     for ax, (label, values, acc) in zip(axes, panels):
         ax.plot(values, 100 * np.asarray(acc), marker="o", color="C0", label="crossbar")
@@ -79,7 +91,7 @@ def parity(reference: np.ndarray, other: np.ndarray, reference_label: str, other
     difference relative to the largest |reference|."""
     ref, oth = np.ravel(reference), np.ravel(other)
     rel = np.abs(oth - ref).max() / np.abs(ref).max()
-    fig = _figure(4.2, 4.0)
+    fig = new_figure(4.2, 4.0)
     ax = fig.add_subplot()
     lo, hi = min(ref.min(), oth.min()), max(ref.max(), oth.max())
     ax.plot([lo, hi], [lo, hi], color="grey", lw=1)

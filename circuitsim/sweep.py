@@ -5,7 +5,7 @@ A sweep file is a design file (tables [array] or [crossbar] conductance, [crossb
 [selector], [transistor], [drive]) plus [sweep] (mode, engine, metrics...) and [axes]
 ("table.key" = values). The main process expands and validates every point before anything
 runs, skips points already stored (keyed by a content hash of their inputs), and is the
-only writer; workers only compute. See README.md ("Results store and sweeps").
+only writer; workers only compute. See docs/guide/sweeps-and-store.md.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from circuitsim.design import Crossbar
 from circuitsim.errors import PointTimeout, SchedulerError, WorkerLostError
 from circuitsim.runner import ChildRunner, time_limit_error
 from circuitsim.store import Store, point_key
+from circuitsim.validate import array_size, finite_array, integer
 
 MODES = ("grid", "random")
 SWEEP_KEYS = {"mode", "engine", "metrics", "samples", "seed", "timeout_s"}
@@ -152,10 +153,12 @@ def _conductance(array: dict) -> np.ndarray:
     missing = {"rows", "cols", "g_min", "g_max"} - set(array)
     if missing:
         raise ValueError(f"[array] needs {sorted(missing)} (or give [crossbar] conductance)")
-    if not 0 <= array["g_min"] <= array["g_max"]:
-        raise ValueError(f"[array] needs 0 <= g_min <= g_max, got {array['g_min']}, {array['g_max']}")
-    rng = np.random.default_rng(array.get("seed", 0))
-    return rng.uniform(array["g_min"], array["g_max"], (int(array["rows"]), int(array["cols"])))
+    g_min, g_max = (float(finite_array(f"[array] {k}", array[k], shape=())) for k in ("g_min", "g_max"))
+    if not 0 <= g_min <= g_max:
+        raise ValueError(f"[array] needs 0 <= g_min <= g_max, got {g_min:g}, {g_max:g}")
+    rng = np.random.default_rng(integer("[array] seed", array.get("seed", 0)))
+    return rng.uniform(g_min, g_max, array_size(integer("[array] rows", array["rows"], minimum=1),
+                                                integer("[array] cols", array["cols"], minimum=1)))
 
 
 def _drive(xb: Crossbar, table: dict) -> dict:
@@ -173,7 +176,8 @@ def _drive(xb: Crossbar, table: dict) -> dict:
             v_rows = np.asarray(table["v_rows"], dtype=float)
         else:
             rng = np.random.default_rng(table.get("seed", 0))
-            v_rows = rng.uniform(0.0, table.get("v_read", 0.2), (int(table.get("vectors", 1)), rows))
+            vectors = integer("[drive] vectors", table.get("vectors", 1), minimum=1)
+            v_rows = rng.uniform(0.0, table.get("v_read", 0.2), (vectors, rows))
         drive = {"v_rows": np.atleast_2d(v_rows), "v_cols": table.get("v_cols")}
     else:
         raise ValueError(f"[drive] scheme must be 'all' or one of {READ_SCHEMES}, got {scheme!r}")

@@ -85,3 +85,120 @@ def test_immutable_design():
     with pytest.raises(AttributeError):
         xb.r_row = 3.0
     assert xb.replace(r_row=2.0).r_row[0, 0] == 2.0
+
+
+@pytest.mark.parametrize("value, error, message", [
+    ([["1e-4"]], TypeError, "conductance must be numeric .*got text"),
+    ([[1e-4, True]], TypeError, "conductance must be numeric .*got booleans"),
+    ([[1e-4 + 0j]], TypeError, "conductance must be numeric .*got complex numbers"),
+    ([[None, 1e-4]], TypeError, "conductance must be numeric .*got non-numbers"),
+    ([[1e-4], [1e-4, 2e-4]], ValueError, "conductance must be a rectangular array"),
+    ([[10**400]], ValueError, "conductance must be finite"),
+])
+def test_numbers_must_be_real_numbers(value, error, message):
+    with pytest.raises(error, match=message):
+        circuitsim.Crossbar(conductance=value)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: SinhSelector(i0="1e-6"), "SinhSelector.i0 must be numeric .*got text"),
+    (lambda: NmosAccess(w=True), "NmosAccess.w must be numeric .*got booleans"),
+    (lambda: circuitsim.Crossbar(conductance=G, r_row="2"), "r_row must be numeric .*got text"),
+    (lambda: circuitsim.simulate(circuitsim.Crossbar(conductance=G), [0.1 + 0j, 0.2], engine="numpy"),
+     "v_rows must be numeric .*got complex numbers"),
+    (lambda: circuitsim.simulate(circuitsim.Crossbar(conductance=G), [True, False], engine="numpy"),
+     "v_rows must be numeric .*got booleans"),
+])
+def test_scalars_and_drives_refuse_text_booleans_and_complex(call, message):
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("value, result", [(8, 8), (8.0, 8), (1e3, 1000), (np.int64(3), 3), (2.7, ValueError),
+                                           (True, TypeError), ("3", TypeError), (np.inf, ValueError),
+                                           (0, ValueError)])
+def test_whole_numbers(value, result):
+    from circuitsim.validate import integer
+
+    if isinstance(result, type):
+        with pytest.raises(result, match="rows must be"):
+            integer("rows", value, minimum=1)
+    else:
+        assert integer("rows", value, minimum=1) == result
+
+
+@pytest.mark.parametrize("array, message", [
+    ({"rows": 2.7}, r"\[array\] rows must be a whole number, got 2.7"),
+    ({"cols": "4"}, r"\[array\] cols must be a whole number"),
+    ({"rows": 1e6, "cols": 1e6}, "1000000x1000000 array .* split it into tiles"),
+    ({"g_max": float("inf")}, r"\[array\] g_max must be finite"),
+    ({"g_min": float("nan")}, r"\[array\] g_min must be finite"),
+])
+def test_sweep_array_table_is_checked_before_allocating(array, message):
+    import tracemalloc
+
+    from circuitsim.sweep import make_point
+
+    params = {f"array.{k}": v for k, v in ({"rows": 2, "cols": 2, "g_min": 1e-6, "g_max": 1e-4} | array).items()}
+    tracemalloc.start()
+    with pytest.raises((ValueError, TypeError), match=message):
+        make_point(params, "numpy", (), 10.0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 10e6, f"{peak / 1e6:.1f} MB allocated before refusing"
+
+
+def test_an_absurd_array_is_refused_before_it_is_copied():
+    from circuitsim.validate import max_cells
+
+    huge = np.broadcast_to(1e-4, (10**6, 10**6))  # a view: no memory behind it
+    with pytest.raises(ValueError, match=r"1000000x1000000 array \(1e\+12 cells\) needs about .* split it into tiles"):
+        circuitsim.Crossbar(conductance=huge)
+    assert 10**6 < max_cells() < 10**12
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: circuitsim.Crossbar(conductance=[[50.0, 1e-4]]), r"conductance = 50 S .*\(µS typed as S\?\)"),
+    (lambda: circuitsim.Crossbar(conductance=[[1e-18, 1e-4]]), "conductance = 1e-18 S"),
+    (lambda: circuitsim.Crossbar(conductance=G, r_col=2e6), "r_col = 2e\\+06 Ω"),
+    (lambda: circuitsim.Crossbar(conductance=G, r_sense=1e-9), "r_sense = 1e-09 Ω"),
+    (lambda: SinhSelector(i0=5.0), "SinhSelector.i0 = 5 A"),
+    (lambda: NmosAccess(v_gate_on=180.0), "NmosAccess.v_gate_on = 180 V"),
+    (lambda: circuitsim.simulate(circuitsim.Crossbar(conductance=G), [0.1, 800.0], engine="numpy"),
+     "v_rows = 800 V"),
+])
+def test_unphysical_values_warn(call, message):
+    from circuitsim.errors import UnphysicalValueWarning
+
+    with pytest.warns(UnphysicalValueWarning, match=message + ".* computing it as given"):
+        call()
+
+
+def test_help_shows_device_defaults():
+    import inspect
+    import pydoc
+    from dataclasses import fields
+
+    from circuitsim.devices import Diode, ThresholdSwitch
+    from circuitsim.devices.memristors import MEMRISTORS
+
+    for cls in (SinhSelector, Diode, NmosAccess, ThresholdSwitch, *MEMRISTORS.values()):
+        text, signature = pydoc.render_doc(cls), str(inspect.signature(cls))
+        assert "<factory>" not in text, cls.__name__
+        for f in fields(cls):
+            assert f"{f.name}: 'float' = {f.default!r}" in signature or f.type != "float", (cls.__name__, f.name)
+    assert "i0: 'float' = 1e-08, v0: 'float' = 0.1" in pydoc.render_doc(SinhSelector)
+    assert SinhSelector() == SinhSelector(i0=1e-8, v0=0.1)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"loop_cycles": 1e6}, r"settings.loop_cycles must be in \[1, 100\], got 1000000"),
+    ({"n_reads": 2.5}, "settings.n_reads must be a whole number"),
+    ({"retention_times_s": tuple(range(1, 5000))}, "settings.retention_times_s needs 1 to 1000 values, got 4999"),
+    ({"pulse_widths_s": (1e-9, 1.0)}, "span 1e\\+09x .* at most 10000x"),
+])
+def test_absurd_characterize_settings_are_refused(overrides, message):
+    from circuitsim.characterize.settings import default_settings
+
+    with pytest.raises(ValueError, match=message):
+        default_settings("vteam", **overrides)

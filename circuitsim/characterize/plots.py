@@ -7,13 +7,13 @@ protocol's function and circuitsim.plots.save writes it.
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from circuitsim.plots import new_figure
 
 
 def _panels(n: int, title: str, width_in: float = 4.2, height_in: float = 3.4):
-    fig = Figure(figsize=(width_in * n, height_in), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(width_in * n, height_in)
     fig.suptitle(title)
     return fig, fig.subplots(1, n, squeeze=False)[0]
 

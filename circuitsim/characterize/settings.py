@@ -22,12 +22,19 @@ from scipy.integrate import quad
 from scipy.optimize import brentq
 
 from circuitsim.devices.memristors import MEMRISTORS, StateDevice
-from circuitsim.validate import finite_array, spice_name
+from circuitsim.validate import check_physical, finite_array, integer, spice_name
 
 START_MARGIN = 0.05  # programmed start states sit this far inside [0, 1] (or R this close to a level)
 READ_FLUX_FRACTION = 1e-3  # linear ion drift: one read carries this share of the window's switching flux
 STALL_RATIO = 1e-12  # a rate this far below its fastest on a path is a closed threshold gate, not a slow switch
 PULSE_WIDTHS = 3  # widths of the pulse protocol when they are derived
+# Upper bounds that keep a protocol's run to minutes and its memory to megabytes: counts, values
+# per list, and the span of the flat tops one transient resolves (it steps at 1/50 of the
+# shortest, so the span sets its steps per pulse; the derived defaults span at most ~750).
+MAX_COUNTS = {"loop_cycles": 100, "train_pulses": 10_000, "n_devices": 1_000, "n_cycles": 1_000,
+              "n_reads": 100_000}
+MAX_VALUES = 1_000
+MAX_TIME_SPAN = 1e4
 
 
 @dataclass(frozen=True)
@@ -76,13 +83,13 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(f.default, tuple):
                 arr = finite_array(f"settings.{f.name}", value, positive=True).reshape(-1)
-                if not len(arr):
-                    raise ValueError(f"settings.{f.name} needs at least one value")
+                if not 1 <= len(arr) <= MAX_VALUES:
+                    raise ValueError(f"settings.{f.name} needs 1 to {MAX_VALUES} values, got {len(arr)}")
                 object.__setattr__(self, f.name, tuple(float(v) for v in arr))
             elif isinstance(f.default, int):
-                if int(value) != value or value < (0 if f.name == "seed" else 1):
-                    raise ValueError(f"settings.{f.name} must be a whole number >= 1 (seed >= 0), got {value!r}")
-                object.__setattr__(self, f.name, int(value))
+                count = integer(f"settings.{f.name}", value, minimum=0 if f.name == "seed" else 1,
+                                maximum=MAX_COUNTS.get(f.name))
+                object.__setattr__(self, f.name, count)
             else:
                 v = float(finite_array(f"settings.{f.name}", value, shape=()))
                 if v <= 0 and f.name not in ("sigma_d2d", "sigma_c2c", "noise_q_lrs", "noise_q_hrs"):
@@ -96,6 +103,18 @@ class Settings:
             raise ValueError("settings.lrs_margin and hrs_margin must be below 0.5 (start states inside [0, 1])")
         if self.train_pulses < 2 or self.n_reads < 3 or self.window_criterion <= 1:
             raise ValueError("settings need train_pulses >= 2, n_reads >= 3 and window_criterion > 1")
+        for f in fields(self):
+            if f.name.endswith("_v"):
+                check_physical(f"settings.{f.name}", getattr(self, f.name), "V")
+
+    def check_time_span(self) -> None:
+        """Refuse flat tops too far apart for one transient (checked on the final settings: the
+        derivation passes through mixed ones)."""
+        tops = (self.read_width_s, self.train_width_s, *self.pulse_widths_s)
+        if max(tops) / min(tops) > MAX_TIME_SPAN:
+            raise ValueError("settings read_width_s, train_width_s and pulse_widths_s span "
+                             f"{max(tops) / min(tops):.3g}x ({min(tops):g} to {max(tops):g} s); a transient "
+                             f"resolves at most {MAX_TIME_SPAN:g}x: bring them closer")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -314,4 +333,5 @@ def default_settings(model: str, params: dict | None = None, **overrides) -> Set
     for name, rule in DERIVED.get(model, ()):
         if name not in overrides:
             s = dataclasses.replace(s, **{name: rule(device, s)})
+    s.check_time_span()
     return s

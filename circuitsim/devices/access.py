@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuitsim.devices.library import lib_field
-from circuitsim.validate import finite_array, positive_scalar
+from circuitsim.validate import check_physical, finite_array, positive_scalar
 
 GMIN_S = 1e-12  # ngspice's default gmin, which it puts across the drain junction of every MOSFET
 
@@ -37,6 +37,8 @@ class NmosAccess:
         object.__setattr__(self, "v_gate_on", float(finite_array("NmosAccess.v_gate_on", self.v_gate_on, shape=())))
         for name in ("kp", "w", "l"):
             object.__setattr__(self, name, positive_scalar(f"NmosAccess.{name}", getattr(self, name)))
+        for name in ("vto", "v_gate_on"):
+            check_physical(f"NmosAccess.{name}", getattr(self, name), "V")
 
     def drain_current(self, v_d: np.ndarray, v_g: np.ndarray, v_s: np.ndarray):
         """Current [A] from drain to source and its derivatives d/dv_d, d/dv_s [S].

@@ -46,5 +46,6 @@ def lib_default(lib_name: str, element: str, parameter: str) -> float:
 
 
 def lib_field(lib_name: str, element: str, parameter: str):
-    """A dataclass field whose default is read from the library (see lib_default)."""
-    return field(default_factory=lambda: lib_default(lib_name, element, parameter))
+    """A dataclass field whose default is read from the library (see lib_default) when the class
+    is defined, so help() and the signature show the number."""
+    return field(default=lib_default(lib_name, element, parameter))

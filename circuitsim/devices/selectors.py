@@ -1,12 +1,12 @@
 """Selector devices in series with a cell: numpy twins of the subckts in models/selectors.lib."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from circuitsim.devices.library import lib_default
-from circuitsim.validate import positive_scalar
+from circuitsim.devices.library import lib_field
+from circuitsim.validate import check_physical, positive_scalar
 
 SINH_CLAMP = 80.0  # the same clamp as the B-source in models/selectors.lib
 
@@ -18,8 +18,8 @@ class SinhSelector:
     i0: current scale [A]; v0: voltage scale [V]. Half-bias nonlinearity I(V)/I(V/2) ≈ exp(V/(2·v0)).
     """
 
-    i0: float = field(default_factory=lambda: lib_default("selectors", "sinh_selector", "i0"))
-    v0: float = field(default_factory=lambda: lib_default("selectors", "sinh_selector", "v0"))
+    i0: float = lib_field("selectors", "sinh_selector", "i0")
+    v0: float = lib_field("selectors", "sinh_selector", "v0")
 
     spice_lib = "selectors"
     spice_subckt = "sinh_selector"
@@ -27,6 +27,8 @@ class SinhSelector:
     def __post_init__(self):
         object.__setattr__(self, "i0", positive_scalar("SinhSelector.i0", self.i0))
         object.__setattr__(self, "v0", positive_scalar("SinhSelector.v0", self.v0))
+        check_physical("SinhSelector.i0", self.i0, "A")
+        check_physical("SinhSelector.v0", self.v0, "V")
 
     def current(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Current [A] and its derivative dI/dV [S] at voltage v [V]."""
@@ -55,8 +57,8 @@ class Diode:
     −isat·(1 + (3·n·Vt/(e·V))³), and so does this twin.
     """
 
-    isat: float = field(default_factory=lambda: lib_default("selectors", "diode_selector", "isat"))
-    ideality: float = field(default_factory=lambda: lib_default("selectors", "diode_selector", "ideality"))
+    isat: float = lib_field("selectors", "diode_selector", "isat")
+    ideality: float = lib_field("selectors", "diode_selector", "ideality")
     bipolar: bool = False
 
     spice_lib = "selectors"
@@ -64,6 +66,7 @@ class Diode:
     def __post_init__(self):
         object.__setattr__(self, "isat", positive_scalar("Diode.isat", self.isat))
         object.__setattr__(self, "ideality", positive_scalar("Diode.ideality", self.ideality))
+        check_physical("Diode.isat", self.isat, "A")
         if not isinstance(self.bipolar, bool):
             raise TypeError(f"Diode.bipolar must be True or False, got {self.bipolar!r}")
 

@@ -7,7 +7,7 @@ in place. A writer stores each point at once as its own small HDF5 file in `<fil
 and folds the pending points into the main file by copy-on-write (copy, append, atomic
 rename) at checkpoints, at close, and when it reopens a file a killed writer left behind.
 `read_points` and `Store` see the pending points too; plain h5py sees the main file.
-The layout is described in docs/store-and-sweeps.md.
+The layout is described in docs/reference/file-formats.md.
 """
 from __future__ import annotations
 

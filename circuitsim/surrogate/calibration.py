@@ -33,7 +33,7 @@ def read_samples(path: str | Path) -> tuple[list[Sample], dict]:
     missing = [name for name in need if name not in points]
     if n == 0 or missing:
         raise ValueError(f"{path}: no calibration points (need {need}; missing {missing}); make them with "
-                         "`circuitsim sweep examples/calibration_sweep.toml` (README, '## Surrogate')")
+                         "`circuitsim sweep examples/calibration_sweep.toml` (docs/guide/surrogate.md)")
     other_drive = [name for name in points if name.startswith("inputs/drive/") and name != ONLY_DRIVE]
 
     def get(name, k, default=0.0):

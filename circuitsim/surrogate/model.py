@@ -22,7 +22,7 @@ from circuitsim import __version__
 from circuitsim.circuit import make_drive
 from circuitsim.design import Crossbar
 from circuitsim.devices import SinhSelector
-from circuitsim.errors import CalibrationRangeWarning
+from circuitsim.errors import CalibrationRangeWarning, EngineNotFoundError
 from circuitsim.results import Result
 from circuitsim.solver.dc import transfer_matrix
 from circuitsim.surrogate import forms as models
@@ -232,10 +232,10 @@ def has_sinh_selector(xb: Crossbar) -> bool:
 
 
 def load_default() -> Calibration:
-    """The calibration shipped in data/ (see README, "## Surrogate", for how it is made)."""
+    """The calibration shipped in data/ (docs/guide/surrogate.md says how it is made)."""
     if not DEFAULT_CALIBRATION.exists():
-        raise FileNotFoundError(f"default calibration {DEFAULT_CALIBRATION} is missing; "
-                                "remake it with the sweep and calibrate commands in README.md, \"## Surrogate\"")
+        raise EngineNotFoundError(f"default calibration {DEFAULT_CALIBRATION} is missing; "
+                                  "remake it with the sweep and calibrate commands in docs/guide/surrogate.md")
     return load(DEFAULT_CALIBRATION)
 
 
