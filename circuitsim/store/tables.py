@@ -1,7 +1,7 @@
 """A results store as tables: every stored value per point (read_points), and tidy views for
 pandas, seaborn and xarray users: one row per point with its parameters and scalar results
 (to_dataframe), an array result in long form (to_long), or everything as an xarray Dataset
-(to_xarray). See docs/store-and-sweeps.md.
+(to_xarray). See docs/guide/sweeps-and-store.md.
 """
 from __future__ import annotations
 
