@@ -4,10 +4,11 @@ Why not concurrent.futures.ProcessPoolExecutor: it cannot stop one task past its
 (killing one worker breaks the whole pool), and its spawned workers learned their parent's
 pid only after their imports, so a sweep killed in its first second left them (and their
 ngspice children) running for good. A runner is a fresh interpreter given its parent's pid
-on the command line. Before anything else it asks the kernel to kill it when the parent
-dies (PR_SET_PDEATHSIG, Linux), then checks that its parent is still that pid (the parent may
-have died before the request), and a thread watches the pid from then on (other systems, and
-parents that are not one long-lived thread: the kernel signal follows the starting thread).
+on the command line. Once it has imported the package, before any work, it asks the kernel
+to kill it when the parent dies (PR_SET_PDEATHSIG, Linux), then checks that its parent is
+still that pid (the parent may have died before the request), and a thread watches the pid
+from then on (other systems, and parents that are not one long-lived thread: the kernel
+signal follows the thread that started the child).
 
 The child ignores SIGINT: on Ctrl-C its parent decides what becomes of the call in flight.
 """

@@ -400,7 +400,7 @@ def test_scheduler_address_that_is_not_dask_gives_a_one_line_error(tmp_path):
                              cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     finally:
         server.close()
-    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
     assert f"{address} answered, but not as a Dask scheduler" in run.stderr and "EiB" not in run.stderr
     assert not (tmp_path / "never.h5").exists()
 
