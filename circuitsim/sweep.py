@@ -380,6 +380,8 @@ def _collect(runner: ChildRunner, point: Point | None, readable: bool) -> Outcom
                 raise WorkerLostError(f"a worker process could not start (exit code {runner.process.returncode}); "
                                       "see its error above") from None
             return None if point is None else _failed(point, exc, runner.elapsed_s())
+        except RuntimeError as exc:  # the child could not send its outcome back
+            return _failed(point, exc, 0.0)
     if point is not None and runner.elapsed_s() >= point.timeout_s:
         ran_s = runner.elapsed_s()
         runner.kill()
@@ -400,7 +402,7 @@ def evaluate_with_limit(point: Point) -> Outcome:
         start = time.monotonic()
         try:
             return _DASK_RUNNER[0].call(evaluate, point, point.timeout_s)
-        except (PointTimeout, WorkerLostError) as exc:
+        except (PointTimeout, RuntimeError) as exc:  # past its limit, runner died, outcome not sent back
             return _failed(point, exc, time.monotonic() - start)
 
 

@@ -442,3 +442,32 @@ def test_dask_sweep_whose_only_worker_dies_stops_with_a_clear_error(tmp_path):
             worker.wait()
     assert waited_s < 30, f"the sweep stopped after {waited_s:.1f} s"
     assert len(Store.open(out, "r")) == 0
+
+
+@pytest.mark.slow
+def test_a_worker_process_that_dies_fails_its_point_and_the_sweep_goes_on(tmp_path):
+    """The worker computing the first point (256x256 1S1R, ~19 s) is killed after 4 s of CPU time (well
+    past its start-up, as the OOM killer would): that point is stored as failed, a fresh worker computes
+    the second one (4x4)."""
+    import threading
+
+    import psutil
+
+    def kill_worker_when_computing():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for worker in psutil.Process().children():
+                if "circuitsim.runner" in " ".join(worker.cmdline()) and worker.cpu_times().user > 4.0:
+                    worker.kill()
+                    return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_worker_when_computing)
+    killer.start()
+    doc = _numpy_sweep(256, 8, 1, selector=True) | {"axes": {"array.rows+array.cols": [256, 4]}}
+    summary = run_sweep(doc, tmp_path / "lost.h5", workers=1, progress=False, log=lambda _: None)
+    killer.join()
+    assert (summary.ok, summary.failed) == (1, 1)
+    failed, ok = read_points(tmp_path / "lost.h5", status="failed"), read_points(tmp_path / "lost.h5")
+    assert failed["error"][0].startswith("WorkerLostError: the worker process died (exit code -9)"), failed["error"]
+    assert failed["inputs/params/array/rows"][0] == 256 and ok["inputs/params/array/rows"][0] == 4
