@@ -111,8 +111,9 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
-def design_netlist(design: str | Path) -> str:
-    """The SPICE deck `circuitsim simulate` runs for a TOML design's first input vector."""
+def design_netlist(design: str | Path, self_contained: bool = False) -> str:
+    """The SPICE deck `circuitsim simulate` runs for a TOML design's first input vector
+    (self_contained: models inlined, column currents printed; see netlist())."""
     from circuitsim.config import load_design
     from circuitsim.engines import netlist
     from circuitsim.validate import voltages
@@ -121,17 +122,17 @@ def design_netlist(design: str | Path) -> str:
     rows, cols = xb.shape
     lengths = {"v_rows": rows, "v_cols": cols, "v_gates": rows}
     first = {k: voltages(k, v, lengths[k])[0][0] for k, v in drive.items()}  # checked as simulate checks them
-    return netlist(xb, **first)
+    return netlist(xb, **first, self_contained=self_contained)
 
 
 def _cmd_netlist(args) -> int:
     from circuitsim.netlist import relative_includes
 
     if args.out is None:
-        print(design_netlist(args.design), end="")
+        print(design_netlist(args.design, args.self_contained), end="")
         return 0
     out = check_output(args.out)
-    deck = relative_includes(design_netlist(args.design), out.parent)
+    deck = relative_includes(design_netlist(args.design, args.self_contained), out.parent)
     write_atomically(out, lambda fh: fh.write(deck.encode()))
     print(f"wrote {out} (run it with: ngspice {out})")
     return 0
@@ -222,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("netlist", help="print the SPICE deck of a design (first input vector)")
     p.add_argument("design")
     p.add_argument("--out", help="write the deck to this file instead, its .include paths relative to it")
+    p.add_argument("--self-contained", action="store_true",
+                   help="inline the models (no .include) and print the column currents when run by ngspice -b")
     p.set_defaults(func=_cmd_netlist)
     p = sub.add_parser("doctor", help="check ngspice, PySpice and the Python packages")
     p.set_defaults(func=_cmd_doctor)

@@ -2,24 +2,33 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
 from circuitsim import __version__
 from circuitsim.circuit import Drive, make_drive
 from circuitsim.design import Crossbar
-from circuitsim.netlist import number, render, source_names
+from circuitsim.netlist import number, render, source_names, standalone
 from circuitsim.results import Result, extract
 from circuitsim.solver.dc import gate_voltages, leaving_currents, solve
-from circuitsim.spice.worker import SpiceError, SpiceJob, SpiceWorker, run_job
+from circuitsim.spice.worker import SpiceError, SpiceJob, SpiceWorker, check_timeout, run_job
 
 
-def netlist(xb: Crossbar, v_rows, v_cols=None, *, v_gates=None, floating_rows=None, floating_cols=None) -> str:
-    """The SPICE deck (.op) that engine="spice" runs for one input vector v_rows (rows,)."""
+def netlist(xb: Crossbar, v_rows, v_cols=None, *, v_gates=None, floating_rows=None, floating_cols=None,
+            self_contained: bool = False) -> str:
+    """The SPICE deck (.op) that engine="spice" runs for one input vector v_rows (rows,).
+
+    self_contained=True: a deck for the ngspice program instead, with the models inlined (no
+    .include, so it runs from any folder) and the column currents printed by `ngspice -b`.
+    """
     drive = make_drive(xb, v_rows, v_cols, v_gates, floating_rows, floating_cols)
     if not drive.single:
         raise ValueError("netlist() takes one input vector of shape (rows,)")
+    if self_contained:
+        return standalone(drive.circuit, drive.fixed_volts[0])
     return render(drive.circuit, drive.fixed_volts[0])
 
 
@@ -38,22 +47,46 @@ def check_passive(node_volts: np.ndarray, fixed_volts: np.ndarray, label: str) -
                          "not a solution of a passive circuit")
 
 
-def _spice(drive: Drive, worker: SpiceWorker | None, timeout_s: float | None) -> tuple:
+def _spice(drive: Drive, worker: SpiceWorker | None, timeout_s: float | None, progress: bool | None) -> tuple:
     circuit, volts = drive.circuit, drive.fixed_volts
     deck = render(circuit, volts[0])
     sources = source_names(circuit)
     runs = [()] + [tuple(f"alter {s.lower()} dc={number(v)}" for s, v, old in zip(sources, now, prev) if v != old)
                    for prev, now in zip(volts[:-1], volts[1:])]
     rows, cols = circuit.xb.shape
-    label = f"{rows}x{cols} {circuit.xb.cell_type} crossbar (netlist sha256 {_sha256(deck)[:12]})"
-    out = run_job(SpiceJob(deck, tuple(runs), label), worker, timeout_s)
-    names = [n.lower() for n in circuit.node_names]
-    v = np.array([[vec[n][0] for n in names] for vec in out.vectors])
+    sha256 = _sha256(deck)
+    label = f"{rows}x{cols} {circuit.xb.cell_type} crossbar (netlist sha256 {sha256[:12]})"
+    nodes = len(circuit.node_names)
+    # ngspice's vector names: lower case, branch currents as <source>#branch (lowered in one go)
+    probes = tuple("\n".join([*circuit.node_names, *(f"{s}#branch" for s in sources)]).lower().split("\n"))
+    with _progress_bar(len(runs), progress) as bar:
+        out = run_job(SpiceJob(deck, tuple(runs), label, probes), worker, timeout_s,
+                      None if bar is None else lambda done: bar.update(done - bar.n))
+    values = out.values[:, :, 0]
+    v = values[:, :nodes]
     check_passive(v, volts, label)
     # ngspice's branch current flows into the + node; a source delivers the opposite
-    delivered = -np.array([[vec[f"{s.lower()}#branch"][0] for s in sources] for vec in out.vectors])
-    return v, delivered, {"ngspice_version": out.ngspice_version, "netlist_sha256": _sha256(deck),
+    delivered = -values[:, nodes:]
+    return v, delivered, {"ngspice_version": out.ngspice_version, "netlist_sha256": sha256,
                           "convergence_aid": out.aid}
+
+
+PROGRESS_MIN_RUNS = 50  # smaller batches never show a bar
+
+
+@contextmanager
+def _progress_bar(runs: int, progress: bool | None):
+    """A tqdm bar over a batch's input vectors when asked (progress=True), or by default when the
+    batch is long and stderr is a terminal; it appears only after 1 s, so short jobs stay quiet."""
+    show = progress if progress is not None else runs >= PROGRESS_MIN_RUNS and sys.stderr.isatty()
+    if not show:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=runs, desc="ngspice", unit="vector", delay=0.0 if progress else 1.0) as bar:
+        yield bar
+        bar.update(runs - bar.n)
 
 
 def _numpy(drive: Drive) -> tuple:
@@ -72,20 +105,24 @@ ENGINES = ("spice", "numpy", "surrogate")
 
 def simulate(xb: Crossbar, v_rows, v_cols=None, *, engine: str = "spice", v_gates=None, floating_rows=None,
              floating_cols=None, worker: SpiceWorker | None = None, timeout_s: float | None = None,
-             calibration=None) -> Result:
+             calibration=None, progress: bool | None = None) -> Result:
     """Solve the crossbar for row voltages v_rows [V], (rows,) or (batch, rows).
 
     v_cols: sense-node voltages [V] (default 0); v_gates: 1T1R gate voltages per row [V]
     (default the transistor's v_gate_on); floating_rows / floating_cols: boolean masks of
     lines left unconnected. engine: "spice" (ngspice in a worker process), "numpy" (exact
     nodal solver) or "surrogate" (calibrated fast model, needs `calibration`).
+    timeout_s: the spice engine's time limit [s], a positive finite number (None: the worker's
+    own limit, 600 s for the shared worker). progress: a progress bar for long spice batches
+    (None: only when stderr is a terminal).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")
+    timeout_s = check_timeout(timeout_s)
     drive = make_drive(xb, v_rows, v_cols, v_gates, floating_rows, floating_cols)
     start = time.perf_counter()
     if engine == "spice":
-        v, delivered, extra = _spice(drive, worker, timeout_s)
+        v, delivered, extra = _spice(drive, worker, timeout_s, progress)
     elif engine == "numpy":
         v, delivered, extra = _numpy(drive)
     else:

@@ -13,6 +13,11 @@ from circuitsim.circuit import Circuit
 from circuitsim.devices.library import lib_path
 
 SOURCE_PREFIX = ("Vin", "Vout", "Vg")  # by Circuit.fixed_kind: row driver, column sense, gate
+# ngspice's defaults (reltol 1e-3, vntol 1e-6 V, abstol 1e-12 A) let a nonlinear .op stop 2e-7
+# (relative) from the exact answer when wires of 1e4-1e5 ohm leave sub-microampere currents;
+# with these it lands within 1e-10 of it at the same cost (Newton converges quadratically).
+OP_TOLERANCES = "reltol=1e-6 vntol=1e-9 abstol=1e-15"
+DC_ANALYSIS = re.compile(r"^\.(op|dc)\b", re.MULTILINE | re.IGNORECASE)  # decks that get OP_TOLERANCES
 INCLUDE_LINE = re.compile(r'^\.include "(?P<path>[^"\n]+)"$', re.MULTILINE)
 
 
@@ -25,6 +30,18 @@ def number(x: float) -> str:
     if not np.isfinite(x):  # validated upstream; a last guard, since a deck is code
         raise ValueError(f"non-finite number {x!r} cannot go into a SPICE deck")
     return repr(float(x))
+
+
+def numbers(values) -> list[str]:
+    """number() of each value, checked and formatted in bulk (a large deck has ~1e5 of them;
+    uniform wires repeat one value, which is formatted once)."""
+    values = np.asarray(values, dtype=float).ravel()
+    if not np.isfinite(values).all():
+        raise ValueError("non-finite number cannot go into a SPICE deck")
+    unique, index = np.unique(values, return_inverse=True)
+    if unique.size > values.size // 4:
+        return list(map(repr, values.tolist()))
+    return np.array(list(map(repr, unique.tolist())), dtype=object)[index].tolist()
 
 
 def _params(params: dict[str, float]) -> str:
@@ -42,7 +59,7 @@ def render(circuit: Circuit, fixed_volts: np.ndarray, analysis: str = ".op", *,
     """
     xb = circuit.xb
     rows, cols = xb.shape
-    names = circuit.node_names
+    names = np.array(circuit.node_names, dtype=object)  # indexed by node arrays in bulk
     sel, tr = xb.selector, xb.transistor
     libs = sorted({d.spice_lib for d in (sel, tr, *(cells or ())) if d is not None})
     out = [
@@ -50,28 +67,31 @@ def render(circuit: Circuit, fixed_volts: np.ndarray, analysis: str = ".op", *,
         "* rows are driven at the left end (node in<i>), columns are sensed at the bottom (node out<j>)",
         "* nodes: r<i>c<j> row wire at cell (i,j), b<i>c<j> column wire, m<i>c<j> inside the cell",
         "* zero-ohm segments are merged into one node; floating lines have no source",
-        ".options klu",
+        ".options klu" + (f" {OP_TOLERANCES}" if DC_ANALYSIS.search(analysis) else ""),
     ]
     out += [f'.include "{lib_path(lib)}"' for lib in libs]
     if tr is not None:
         out.append(tr.spice_model_line())
     out.append("* sources: drivers (Vin), sense nodes (Vout), gates (Vg)")
-    values = waveforms if waveforms is not None else [f"DC {number(v)}" for v in fixed_volts]
+    values = waveforms if waveforms is not None else [f"DC {x}" for x in numbers(fixed_volts)]
     out += [f"{s} {names[node]} 0 {value}" for s, node, value in zip(source_names(circuit), circuit.fixed, values)]
     out.append("* wire segments: Rrow<i>_<j> feeds cell (i,j) of row i; Rcol<i>_<j> leaves cell (i,j) downwards")
-    out += [f"{n} {names[a]} {names[b]} {number(r)}"
-            for n, a, b, r in zip(circuit.res_names, circuit.res_a, circuit.res_b, circuit.res_ohm)]
+    out += map("{} {} {} {}".format, circuit.res_names, names[circuit.res_a], names[circuit.res_b],
+               numbers(circuit.res_ohm))
     out.append("* cells: Rcell = 1/conductance, or XC = device subckt (open cells are left out)")
-    for k, (hi, lo, g) in enumerate(zip(circuit.cell_hi, circuit.cell_lo, circuit.cell_g)):
-        if g > 0 and cells is not None:
-            out.append(f"XC{k // cols}_{k % cols} {names[hi]} {names[lo]} {cells[k].spice_subckt} "
-                       f"params: {_params(cells[k].spice_params())}")
-        elif g > 0:
-            out.append(f"Rcell{k // cols}_{k % cols} {names[hi]} {names[lo]} {number(1.0 / g)}")
+    present = np.flatnonzero(circuit.cell_g > 0)
+    tags = [f"{k // cols}_{k % cols}" for k in present.tolist()]
+    if cells is not None:
+        out += [f"XC{tag} {hi} {lo} {cells[k].spice_subckt} params: {_params(cells[k].spice_params())}"
+                for k, tag, hi, lo in zip(present.tolist(), tags, names[circuit.cell_hi[present]],
+                                          names[circuit.cell_lo[present]])]
+    else:
+        out += map("Rcell{} {} {} {}".format, tags, names[circuit.cell_hi[present]], names[circuit.cell_lo[present]],
+                   numbers(1.0 / circuit.cell_g[present]))
     if sel is not None:
         params = _params(sel.spice_params())
-        out += [f"XS{k // cols}_{k % cols} {names[a]} {names[b]} {sel.spice_subckt} params: {params}"
-                for k, (a, b) in enumerate(zip(circuit.sel_a, circuit.sel_b))]
+        out += [f"XS{k // cols}_{k % cols} {a} {b} {sel.spice_subckt} params: {params}"
+                for k, (a, b) in enumerate(zip(names[circuit.sel_a], names[circuit.sel_b]))]
     if tr is not None:
         gates = {line: circuit.fixed[i] for i, (kind, line) in enumerate(zip(circuit.fixed_kind, circuit.fixed_line))
                  if kind == 2}
@@ -91,3 +111,30 @@ def relative_includes(deck: str, deck_dir: str | Path) -> str:
     """
     base = Path(deck_dir).resolve()
     return INCLUDE_LINE.sub(lambda m: f'.include "{Path(os.path.relpath(m["path"], base)).as_posix()}"', deck)
+
+
+def standalone(circuit: Circuit, fixed_volts: np.ndarray) -> str:
+    """A deck for the ngspice program on its own: the models inlined (it runs from any folder),
+    and `ngspice -b deck.cir` prints the column currents [A] (positive into the sense nodes),
+    one table, instead of every node. ngspice prints only the results of a sweep, so the
+    analysis is a one-point .dc of the first sense source at its own value: the same DC
+    solution as the engine's .op. `ngspice -b -r out.raw` keeps only those currents too."""
+    senses = [(name, volts) for name, kind, volts in zip(source_names(circuit), circuit.fixed_kind, fixed_volts)
+              if kind == 1]
+    if not senses:  # every column floating: no column current to print
+        return inline_includes(render(circuit, fixed_volts))
+    first, volts = senses[0][0], number(senses[0][1])
+    currents = " ".join(f"i({name})" for name, _ in senses)
+    analysis = (f"* ngspice -b prints the column currents i(Vout<j>) [A] (7 digits; -r out.raw keeps all 16)\n"
+                f"* in one table; a one-point .dc is the .op\n.width out={16 * (len(senses) + 2)}\n"
+                f".save {currents}\n.dc {first} {volts} {volts} 1\n.print dc {currents}")
+    return inline_includes(render(circuit, fixed_volts, analysis))
+
+
+def inline_includes(deck: str) -> str:
+    """The deck with each .include line replaced by the file it names."""
+    def body(match) -> str:
+        path = Path(match["path"])
+        return f"* ---- {path.name}, inlined ----\n{path.read_text().rstrip()}\n* ---- end of {path.name} ----"
+
+    return INCLUDE_LINE.sub(body, deck)

@@ -3,6 +3,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from margins import assert_close
 from model_agreement import assert_twin_agrees
 
 import circuitsim
@@ -71,7 +72,7 @@ def test_pinched_hysteresis_lobe_shrinks_with_frequency(device, f0):
     for res in runs:  # pinched: no current where the voltage crosses zero (a PWL breakpoint at T/2)
         crossing = np.abs(res.voltage_v) < 1e-6
         assert crossing.any()
-        assert np.max(np.abs(res.current_a[crossing])) < 1e-6 * np.max(np.abs(res.current_a))
+        assert_close(res.current_a[crossing], 0.0, atol=1e-6 * np.max(np.abs(res.current_a)), what="current at V = 0")
     areas = [_lobe_area(r) for r in runs]
     assert areas[0] > areas[1] > areas[2] > 0
     assert areas[2] < 0.5 * areas[0]
@@ -80,13 +81,13 @@ def test_pinched_hysteresis_lobe_shrinks_with_frequency(device, f0):
 def test_joglekar_state_depends_on_charge_only():
     res = transient(LinearIonDriftJoglekar(x0=0.3), sine(1.0, 1.0, cycles=1))
     assert np.ptp(res.state) > 0.2
-    assert abs(res.state[-1] - 0.3) < 1e-3
+    assert_close(res.state[-1], 0.3, atol=1e-3, what="state after one zero-mean period")
 
 
 def test_vteam_does_not_move_between_its_thresholds():
     device = VTEAM()
     below = transient(device, pulse_train([0.9 * device.voff, 0.9 * device.von], 1e-6, 3e-6, 1e-8))
-    assert np.max(np.abs(below.state - device.x0)) < 1e-9
+    assert_close(below.state, device.x0, atol=1e-9, what="state between the thresholds")
     above = transient(device, pulse_train([2.5 * device.voff], 1e-6, 3e-6, 1e-8))
     assert above.state[-1] - device.x0 > 0.1
 
@@ -101,22 +102,22 @@ def _onset_voltage(device, v_end, ramp_s):
 
 def test_vteam_switches_at_its_threshold_voltages():
     device = VTEAM()
-    assert _onset_voltage(device, 0.05, 5e-4) == pytest.approx(device.voff, abs=2e-3)
-    assert _onset_voltage(device, -0.3, 3e-3) == pytest.approx(device.von, abs=5e-3)
+    assert_close(_onset_voltage(device, 0.05, 5e-4), device.voff, atol=2e-3, what="onset voltage (voff)")
+    assert_close(_onset_voltage(device, -0.3, 3e-3), device.von, atol=5e-3, what="onset voltage (von)")
 
 
 def test_yakopcic_sets_and_resets_at_its_threshold_voltages():
     device = Yakopcic(x0=0.5)
-    assert _onset_voltage(device, 0.3, 0.03) == pytest.approx(device.vp, abs=5e-3)
-    assert _onset_voltage(device, -0.3, 0.03) == pytest.approx(-device.vn, abs=5e-3)
+    assert_close(_onset_voltage(device, 0.3, 0.03), device.vp, atol=5e-3, what="SET onset voltage")
+    assert_close(_onset_voltage(device, -0.3, 0.03), -device.vn, atol=5e-3, what="RESET onset voltage")
 
 
 def test_threshold_switch_snaps_on_above_vth_and_off_below_vhold():
     ts = ThresholdSwitch()
     res = transient(ts, single_drive([0, 1e-6, 2e-6], [0, 1.5, 0]))
     on = res.state > 0.5
-    assert res.voltage_v[np.argmax(on)] == pytest.approx(ts.vth, abs=0.01)
-    assert res.voltage_v[np.flatnonzero(on)[-1]] == pytest.approx(ts.vhold, abs=0.01)
+    assert_close(res.voltage_v[np.argmax(on)], ts.vth, atol=0.01, what="turn-on voltage")
+    assert_close(res.voltage_v[np.flatnonzero(on)[-1]], ts.vhold, atol=0.01, what="turn-off voltage")
     rising = res.time_s < 1e-6
     i_on = res.current_a[on & rising & (res.voltage_v > 1.4)]
     i_off = res.current_a[rising & (res.voltage_v > 0.9) & (res.voltage_v < ts.vth - 0.01)]
@@ -141,7 +142,7 @@ def test_sinh_selector_half_bias_current_is_100x_below_full_bias():
     i_full, i_half = _dc_sweep(sel.spice_subckt, sel.spice_params(), [1.0, 0.5])
     assert i_full / i_half >= 100
     twin_full, twin_half = sel.current(np.array([1.0, 0.5]))[0]
-    assert twin_full == pytest.approx(i_full, rel=1e-9) and twin_half == pytest.approx(i_half, rel=1e-9)
+    assert_close([twin_full, twin_half], [i_full, i_half], rtol=1e-9, what="sinh selector current")
 
 
 @pytest.mark.parametrize("bipolar", [False, True])
@@ -151,7 +152,7 @@ def test_diode_twin_matches_ngspice_d_model(bipolar):
     spice = _dc_sweep(diode.spice_subckt, diode.spice_params(), volts)
     twin, slope = diode.current(volts)
     significant = np.abs(spice) > 1e-18
-    np.testing.assert_allclose(twin[significant], spice[significant], rtol=1e-6)
+    assert_close(twin[significant], spice[significant], rtol=1e-6, what="diode current")
     assert np.all(slope > 0)
     assert (twin[-1] / twin[45] > 100) and (bipolar == (twin[0] < -1e-6))  # 1.5 V vs 0.75 V; reverse blocks
 
@@ -162,7 +163,7 @@ def test_diode_selector_in_a_crossbar_agrees_between_engines(rng):
     v = rng.uniform(0.5, 1.5, 3)
     spice = circuitsim.simulate(xb, v, engine="spice")
     exact = circuitsim.simulate(xb, v, engine="numpy")
-    np.testing.assert_allclose(exact.column_currents, spice.column_currents, rtol=1e-6)
+    assert_close(exact.column_currents, spice.column_currents, rtol=1e-6, what="column currents")
 
 
 @pytest.mark.parametrize("make, match", [

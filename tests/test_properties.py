@@ -392,8 +392,6 @@ def test_spice_agrees_with_numpy(slow, spice_worker):
     run_property(body, 40 if slow else 4, slow)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 (spice): ngspice stops at its default reltol; one 1S1R cell "
-                                       "reads 1.5267625502e-4 A, the exact (and numpy) 1.5267644296e-4 A: 1.23e-6 off")
 def test_spice_sinh_cell_agrees_to_1e_6(spice_worker):
     from scipy.optimize import brentq
 

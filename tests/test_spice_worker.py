@@ -1,12 +1,21 @@
 """The ngspice worker process: time limit, crash isolation, recycling, convergence failures."""
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+from margins import assert_close
 
 import circuitsim
+from circuitsim.spice import server
 from circuitsim.spice.worker import SpiceError, SpiceJob, SpiceTimeout, SpiceWorker
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DIVIDER = "* divider\n.options klu\nV1 a 0 DC 1\nR1 a b 1k\nR2 b 0 3k\n.op\n.end\n"
 SLOW = "* slow\n.options klu\nV1 a 0 SIN(0 1 1k)\nR1 a b 1k\nC1 b 0 1u\n.tran 1n 10 0 1n\n.end\n"
@@ -19,7 +28,7 @@ def test_divider_runs_in_a_child_process():
     with SpiceWorker() as worker:
         out = worker.run(SpiceJob(DIVIDER))
         assert worker.pid is not None
-    assert out.vectors[0]["b"][0] == pytest.approx(0.75, rel=1e-12)
+    assert_close(out.vectors[0]["b"][0], 0.75, rtol=1e-12, what="divider voltage")
     assert out.ngspice_version.isdigit()
 
 
@@ -29,7 +38,7 @@ def test_time_limit_kills_a_hung_job_and_the_next_job_works():
         with pytest.raises(SpiceTimeout, match="slow design.*time limit of 1.5 s"):
             worker.run(SpiceJob(SLOW, label="slow design"), timeout_s=1.5)
         assert time.monotonic() - start < 10
-        assert worker.run(SpiceJob(DIVIDER)).vectors[0]["b"][0] == pytest.approx(0.75)
+        assert worker.run(SpiceJob(DIVIDER)).vectors[0]["b"][0] == pytest.approx(0.75, rel=1e-9)
 
 
 def test_a_crashed_worker_raises_and_is_replaced():
@@ -41,7 +50,7 @@ def test_a_crashed_worker_raises_and_is_replaced():
         with pytest.raises(SpiceError, match="crashed"):
             worker.run(SpiceJob(SLOW, label="crash victim"), timeout_s=60)
         killer.join()
-        assert worker.run(SpiceJob(DIVIDER)).vectors[0]["b"][0] == pytest.approx(0.75)
+        assert worker.run(SpiceJob(DIVIDER)).vectors[0]["b"][0] == pytest.approx(0.75, rel=1e-9)
         assert worker.pid != first
 
 
@@ -71,5 +80,150 @@ def test_simulate_accepts_a_given_worker():
     with SpiceWorker() as worker:
         res = circuitsim.simulate(xb, [0.1, 0.2], engine="spice", worker=worker)
         assert worker.pid is not None
-    np.testing.assert_allclose(res.column_currents, circuitsim.simulate(xb, [0.1, 0.2], engine="numpy").column_currents,
-                               rtol=1e-9)
+    assert_close(res.column_currents, circuitsim.simulate(xb, [0.1, 0.2], engine="numpy").column_currents,
+                 rtol=1e-9, what="column currents")
+
+
+# --- the protocol: one call's answer never reaches the next call (issue 12) ---
+
+def _two_designs(size: int):
+    """Two crossbars of one shape whose column currents differ by a factor of two."""
+    g = np.random.default_rng(12).uniform(1e-5, 1e-4, (size, size))
+    return (circuitsim.Crossbar(conductance=g, r_row=1.0, r_col=1.0),
+            circuitsim.Crossbar(conductance=g / 2, r_row=1.0, r_col=1.0))
+
+
+def _assert_is_answer_of(res, xb, v):
+    assert_close(res.column_currents, circuitsim.simulate(xb, v, engine="numpy").column_currents, rtol=1e-7,
+                 what="column currents against the design's own numpy answer")
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), 0, -1.0, True, "5", 1j])
+def test_a_bad_time_limit_is_refused_before_anything_runs(bad):
+    a, b = _two_designs(2)
+    with SpiceWorker() as worker:
+        with pytest.raises(ValueError, match="timeout_s must be a positive finite number"):
+            circuitsim.simulate(a, [0.1, 0.2], engine="spice", worker=worker, timeout_s=bad)
+        with pytest.raises(ValueError, match="timeout_s must be a positive finite number"):
+            worker.run(SpiceJob(DIVIDER), timeout_s=bad)
+        assert worker.pid is None  # refused before a child was even started
+        _assert_is_answer_of(circuitsim.simulate(b, [0.1, 0.2], engine="spice", worker=worker), b, [0.1, 0.2])
+    with pytest.raises(ValueError, match="timeout_s"):
+        SpiceWorker(timeout_s=bad)
+
+
+def test_ctrl_c_during_a_job_discards_the_worker_and_the_next_call_gets_its_own_answer():
+    """A real SIGINT to this process while a 64x64 batch is out; the next call's answer is its own
+    and it finishes within its own limit (it used to get the old answer, or deadlock)."""
+    a, b = _two_designs(64)
+    batch = np.random.default_rng(1).uniform(0, 0.3, (40, 64))
+    with SpiceWorker() as worker:
+        worker.run(SpiceJob(DIVIDER))  # a warm child, so the signal lands while the batch is out
+        first = worker.pid
+        interrupt = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+        interrupt.start()
+        with pytest.raises(KeyboardInterrupt):
+            circuitsim.simulate(a, batch, engine="spice", worker=worker, timeout_s=120)
+        interrupt.join()
+        assert worker.pid is None and _gone_within(first, 5)
+        start = time.monotonic()
+        res = circuitsim.simulate(b, batch[0], engine="spice", worker=worker, timeout_s=30)
+        assert time.monotonic() - start < 30
+    _assert_is_answer_of(res, b, batch[0])
+
+
+def test_an_error_while_a_job_is_out_discards_the_worker():
+    """Here the progress callback fails after the job was sent: the answer still on its way
+    must not be read as the next job's."""
+    a, b = _two_designs(16)
+    batch = np.random.default_rng(2).uniform(0, 0.3, (200, 16))
+
+    def failing(done):
+        raise RuntimeError("display gone")
+
+    with SpiceWorker() as worker:
+        with pytest.raises(RuntimeError, match="display gone"):
+            worker.run(SpiceJob(circuitsim.netlist(a, batch[0]), tuple([()] * 200), probes=("b0c0",)),
+                       progress=failing)
+        assert worker.pid is None
+        _assert_is_answer_of(circuitsim.simulate(b, batch[0], engine="spice", worker=worker), b, batch[0])
+
+
+def test_an_answer_to_another_job_is_refused_not_returned():
+    """A stale job left in the child (as an interrupted caller would leave it) answers first:
+    the worker refuses that answer, discards the child, and the next call is answered right."""
+    a, b = _two_designs(4)
+    with SpiceWorker() as worker:
+        worker.run(SpiceJob(DIVIDER))
+        server.send_message(worker._sock, ("job", 999, circuitsim.netlist(a, [0.1] * 4), ((),), None, False, "stale"))
+        with pytest.raises(SpiceError, match="answered job 999"):
+            worker.run(SpiceJob(circuitsim.netlist(b, [0.1] * 4), label="fresh"))
+        _assert_is_answer_of(circuitsim.simulate(b, [0.1] * 4, engine="spice", worker=worker), b, [0.1] * 4)
+
+
+# --- the child dies with its parent, however early (issue 12) ---
+
+PARENT = """
+import os, signal, sys
+from circuitsim.spice.worker import SpiceJob, SpiceWorker
+worker = SpiceWorker()
+worker._start()
+print(worker.pid, flush=True)
+if sys.argv[1] == "at-once":
+    os.kill(os.getpid(), signal.SIGKILL)
+worker.run(SpiceJob({slow!r}), timeout_s=600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (Linux /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("when", ["at-once", "during-a-job"])
+def test_kill_9_of_the_parent_leaves_no_ngspice_child(when, tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT.format(slow=SLOW))
+    parent = subprocess.Popen([sys.executable, str(script), when], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    child = int(parent.stdout.readline())
+    if when == "during-a-job":
+        time.sleep(1.0)  # the child has loaded ngspice and runs the slow transient
+        assert _alive(child)
+        parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=30)
+    parent.stdout.close()
+    assert parent.returncode == -signal.SIGKILL
+    if not _gone_within(child, 10):
+        os.kill(child, signal.SIGKILL)
+        pytest.fail(f"the ngspice child {child} outlived its parent killed with SIGKILL ({when})")
+
+
+def test_long_batches_show_progress_when_asked(capsys):
+    """The worker reports runs done while a batch is out; simulate(progress=True) shows a tqdm bar,
+    and by default (stderr not a terminal here) nothing."""
+    a, _ = _two_designs(8)
+    batch = np.random.default_rng(3).uniform(0, 0.3, (150, 8))
+    seen = []
+    with SpiceWorker() as worker:
+        worker.run(SpiceJob(circuitsim.netlist(a, batch[0]), tuple([()] * 400), probes=("b0c0",)),
+                   progress=seen.append)
+        assert seen and seen == sorted(seen) and seen[0] < 400, f"progress reports: {seen}"
+        circuitsim.simulate(a, batch[:60], engine="spice", worker=worker)
+        assert capsys.readouterr().err == ""
+        shown = circuitsim.simulate(a, batch, engine="spice", worker=worker, progress=True)
+    err = capsys.readouterr().err
+    assert "ngspice" in err and "150/150" in err, err
+    _assert_is_answer_of(shown, a, batch)

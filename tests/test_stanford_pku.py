@@ -3,6 +3,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from margins import assert_close
 from model_agreement import assert_twin_agrees
 
 from circuitsim.devices import StanfordPKU
@@ -95,7 +96,7 @@ def test_nothing_moves_below_the_field_threshold():
     device = StanfordPKU(x0=0.5)
     v_threshold = device.f_min * device.tox / device.gamma(device.gap(device.x0))  # γ·|V|/tox = F_min
     below = transient(device, pulse_train([0.95 * v_threshold, -0.95 * v_threshold], WIDTH_S, WIDTH_S + 1e-9, EDGE_S))
-    assert np.max(np.abs(below.state - device.x0)) < 1e-9
+    assert_close(below.state, device.x0, atol=1e-9, what="state below the field threshold")
     for sign in (1.0, -1.0):
         above = transient(device, pulse_train([sign * 1.1 * v_threshold], WIDTH_S, WIDTH_S + 1e-9, EDGE_S))
         assert -sign * (above.state[-1] - device.x0) > 1e-3
@@ -110,9 +111,9 @@ def test_joule_heating_node_in_spice_matches_the_twin():
             f"X1 a 0 stanford_pku params: {params}\n.op\n.end\n")
     vec = run_job(SpiceJob(deck)).vectors[0]
     current = -vec["v1#branch"][0]
-    assert vec["x1.x"][0] == pytest.approx(0.0, abs=1e-9)
-    assert current == pytest.approx(device.current(1.0, 0.0), rel=1e-9)
-    assert vec["x1.temp"][0] == pytest.approx(device.temperature(1.0, 0.0), rel=1e-9)
+    assert_close(vec["x1.x"][0], 0.0, atol=1e-9, what="state")
+    assert_close(current, device.current(1.0, 0.0), rtol=1e-9, what="current")
+    assert_close(vec["x1.temp"][0], device.temperature(1.0, 0.0), rtol=1e-9, what="temperature")
     assert vec["x1.temp"][0] - device.t0 > 10  # ~12 mW through 2.1 kK/W
 
 
@@ -125,3 +126,14 @@ def test_joule_heating_node_in_spice_matches_the_twin():
 def test_bad_parameters_raise(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_x0_zero_reads_and_resets_in_both_engines():
+    """x0 = 0 (the smallest gap, documented as valid) used to fail in ngspice with "timestep too
+    small, trouble with node gam" even for a 0.1 V read."""
+    device = StanfordPKU(x0=0.0)
+    read = transient(device, _levels([READ_V], [READ_S]))
+    assert_close(read.current_a[-1], device.current(READ_V, 0.0), rtol=1e-6, what="read current at x0 = 0")
+    assert_close(read.state, 0.0, atol=1e-6, what="state during the read")
+    assert_twin_agrees(device, _levels([READ_V, RESET_V], [READ_S, 20e-9]), min_state_swing=0.05,
+                       max_step_s=AGREEMENT_STEP_S)

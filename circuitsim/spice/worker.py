@@ -1,4 +1,4 @@
-"""ngspice through PySpice's shared library, always in a child process.
+"""ngspice through PySpice's shared library, always in a child process (server.py).
 
 One NgSpiceShared lives in each worker process (ngspice is not re-entrant and grows in
 memory), so a SpiceWorker owns a spawned child, recycles it after `max_jobs` jobs, kills
@@ -9,159 +9,106 @@ and then re-runs the deck's analysis, so a batch of input vectors parses the dec
 from __future__ import annotations
 
 import atexit
-import logging
+import itertools
+import math
+import numbers
 import os
-import re
 import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
 
 from circuitsim.errors import SpiceError, SpiceTimeout
+from circuitsim.spice import server
 
-CONVERGENCE_AIDS = (
-    "",  # ngspice's own: Newton, then dynamic gmin stepping, then source stepping
-    "gminsteps=200 srcsteps=200 itl1=1000 itl6=1000",  # finer stepping, more iterations
-    "method=gear gminsteps=500 srcsteps=500 itl1=5000 itl6=5000 reltol=1e-4",
-)
-_FAILURE = re.compile(r"(^|\n)\s*(error|.*simulation\(s\) aborted|.*iteration limit reached|.*timestep too small)",
-                      re.IGNORECASE)
+SERVER_PATH = Path(server.__file__).resolve()
+CONVERGENCE_AIDS = server.CONVERGENCE_AIDS  # tried in this order when ngspice does not converge
+
+
+def check_timeout(timeout_s) -> float | None:
+    """A time limit in seconds: a positive finite number, or None (no limit of its own)."""
+    if timeout_s is None:
+        return None
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, numbers.Real) or not math.isfinite(timeout_s) \
+            or timeout_s <= 0:
+        raise ValueError(f"timeout_s must be a positive finite number of seconds or None, got {timeout_s!r}")
+    return float(timeout_s)
 
 
 @dataclass(frozen=True)
 class SpiceJob:
     """deck: full SPICE text with its analysis line; runs: per run, the `alter` commands to send
-    before running (the first run usually has none); label: names the design in errors."""
+    before running (the first run usually has none); label: names the design in errors;
+    probes: names of the vectors to return (lower case, e.g. 'b0c1', 'vin0#branch'), or None
+    for every vector of every run."""
 
     deck: str
     runs: tuple[tuple[str, ...], ...] = ((),)
     label: str = "circuit"
+    probes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
 class SpiceOutput:
-    """vectors: per run, {vector name: values}; ngspice_version: e.g. '46'; aid: the
-    convergence aid that succeeded ('' for none)."""
+    """values: for a job with probes, an array (runs, probes, points) (points is 1 for .op);
+    otherwise per run {vector name: values}. ngspice_version: e.g. '46'; aid: the convergence
+    aid that succeeded ('' for none)."""
 
-    vectors: list[dict[str, np.ndarray]]
+    values: np.ndarray | list[dict[str, np.ndarray]]
     ngspice_version: str
     aid: str
 
-
-def with_options(deck: str, extra: str) -> str:
-    """The deck with extra .options after its first line."""
-    if not extra:
-        return deck
-    first, rest = deck.split("\n", 1)
-    return f"{first}\n.options {extra}\n{rest}"
-
-
-class _Session:
-    """ngspice inside the worker process."""
-
-    def __init__(self):
-        logging.getLogger("PySpice").setLevel(logging.CRITICAL)  # ngspice notes are not errors
-        from PySpice.Spice.NgSpice.Shared import NgSpiceShared
-
-        self.ng = NgSpiceShared.new_instance()
-        self.version = str(self.ng.ngspice_version)
-
-    def _command(self, command: str) -> str:
-        from PySpice.Spice.NgSpice.Shared import NgSpiceCommandError
-
-        try:
-            self.ng.exec_command(command)
-        except NgSpiceCommandError:
-            pass  # PySpice treats any stderr note as an error; we judge the output ourselves
-        return self.ng.stdout + "\n" + self.ng.stderr
-
-    def _analyse(self) -> dict[str, np.ndarray]:
-        before = len(self.ng.plot_names)
-        text = self._command("run")
-        if len(self.ng.plot_names) == before or _FAILURE.search(text):
-            raise SpiceError(text.strip()[-2000:])
-        plot = self.ng.plot(None, self.ng.last_plot)
-        values = {name.lower(): np.array(vec._data, copy=True) for name, vec in plot.items()}
-        if not np.isfinite(np.concatenate(list(values.values()))).all():
-            raise SpiceError("ngspice returned non-finite values")
-        self._command(f"destroy {self.ng.last_plot}")
-        return values
-
-    def run(self, job: SpiceJob) -> SpiceOutput:
-        from PySpice.Spice.NgSpice.Shared import NgSpiceCircuitError
-
-        errors = []
-        for aid in CONVERGENCE_AIDS:
-            try:
-                self.ng.load_circuit(with_options(job.deck, aid))
-            except NgSpiceCircuitError as exc:
-                raise SpiceError(f"{job.label}: ngspice rejected the deck: {self.ng.stdout[-2000:]}") from exc
-            if _FAILURE.search(self.ng.stderr):  # e.g. an unknown subckt: no aid can help
-                raise SpiceError(f"{job.label}: ngspice rejected the deck: {self.ng.stderr[-2000:]}")
-            try:
-                vectors = []
-                for alters in job.runs:
-                    for command in alters:
-                        if _FAILURE.search(self._command(command)):
-                            raise SpiceError(f"{job.label}: ngspice rejected '{command}'")
-                    vectors.append(self._analyse())
-                return SpiceOutput(vectors, self.version, aid)
-            except SpiceError as exc:
-                errors.append(f"[options '{aid or 'default'}'] {exc}")
-            finally:
-                self._command("remcirc")
-        raise SpiceError(f"{job.label}: ngspice did not converge with any aid "
-                         f"({', '.join(a or 'default' for a in CONVERGENCE_AIDS)}):\n" + "\n".join(errors))
-
-
-def serve(fd: int) -> None:
-    """Entry point of the worker process: answer jobs arriving on socket `fd` until told to stop."""
-    conn = Connection(fd)
-    session = _Session()
-    while True:
-        job = conn.recv()
-        if job is None:
-            return
-        try:
-            conn.send(("ok", session.run(job)))
-        except SpiceError as exc:
-            conn.send(("error", str(exc)))
-        except Exception as exc:
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    @property
+    def vectors(self) -> list[dict[str, np.ndarray]]:
+        """Per run {vector name: values} (jobs without probes)."""
+        if not isinstance(self.values, list):
+            raise TypeError("this job asked for probes: read .values")
+        return self.values
 
 
 class SpiceWorker:
     """A child process running ngspice jobs one at a time.
 
-    The child is a fresh interpreter (not a multiprocessing spawn), so it never re-imports
-    the caller's __main__ script: plain scripts without a main guard work.
+    The child is a fresh interpreter running circuitsim/spice/server.py alone (not a
+    multiprocessing spawn, not the whole package), so it starts fast and never re-imports the
+    caller's __main__ script. It dies with its parent (Linux PR_SET_PDEATHSIG, and EOF on its
+    socket). Every job has an id and its answer must carry it; a child that may still hold an
+    unread answer (time limit, Ctrl-C, any error while a job is out) is killed, never reused.
 
-    timeout_s: per-job limit (the child is killed past it); max_jobs: the child is replaced
-    after this many jobs, which bounds ngspice's memory growth.
+    timeout_s: per-job limit in seconds (the child is killed past it), None for no limit;
+    max_jobs: the child is replaced after this many jobs, which bounds ngspice's memory growth.
     """
 
-    def __init__(self, timeout_s: float = 600.0, max_jobs: int = 100):
-        self.timeout_s = timeout_s
+    def __init__(self, timeout_s: float | None = 600.0, max_jobs: int = 100):
+        self.timeout_s = check_timeout(timeout_s)
         self.max_jobs = max_jobs
         self._process = None
-        self._conn = None
+        self._sock = None
         self._jobs = 0
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()  # one job at a time, whichever thread asks
 
     def _start(self) -> None:
         parent, child = socket.socketpair()
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", f"from circuitsim.spice.worker import serve; serve({child.fileno()})"],
-            pass_fds=(child.fileno(),), env=env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        child.close()
-        self._conn = Connection(parent.detach())
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-P", "-c",
+                 "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
+                 str(SERVER_PATH), str(child.fileno()), str(os.getpid())],
+                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        self._sock = parent
         self._jobs = 0
 
     def close(self) -> None:
@@ -169,12 +116,22 @@ class SpiceWorker:
         if self._process is None:
             return
         try:
-            self._conn.send(None)
+            self._sock.settimeout(5)
+            server.send_message(self._sock, ("stop",))
             self._process.wait(timeout=5)
         except (OSError, subprocess.TimeoutExpired):
-            self._process.kill()
-            self._process.wait()
-        self._conn.close()
+            self._discard()
+        else:
+            self._sock.close()
+            self._process = None
+
+    def _discard(self) -> None:
+        """Kill the child and forget it: whatever it was doing or holding is lost."""
+        if self._process is None:
+            return
+        self._process.kill()
+        self._process.wait()
+        self._sock.close()
         self._process = None
 
     @property
@@ -188,25 +145,43 @@ class SpiceWorker:
     def __exit__(self, *exc):
         self.close()
 
-    def run(self, job: SpiceJob, timeout_s: float | None = None) -> SpiceOutput:
-        limit = self.timeout_s if timeout_s is None else timeout_s
-        if self._process is None or self._process.poll() is not None or self._jobs >= self.max_jobs:
-            self.close()
-            self._start()
-        self._jobs += 1
-        self._conn.send(job)
-        if not self._conn.poll(limit):
-            self._process.kill()
-            self.close()
-            raise SpiceTimeout(f"{job.label}: ngspice exceeded the time limit of {limit:g} s and was killed")
-        try:
-            status, payload = self._conn.recv()
-        except EOFError as exc:
-            self.close()
-            raise SpiceError(f"{job.label}: the ngspice worker process crashed") from exc
-        if status == "error":
+    def run(self, job: SpiceJob, timeout_s: float | None = None,
+            progress: Callable[[int], None] | None = None) -> SpiceOutput:
+        """Run one job. timeout_s: this job's limit (None: the worker's); progress: called with
+        the number of runs done, now and then, for long batches."""
+        limit = check_timeout(timeout_s) if timeout_s is not None else self.timeout_s
+        with self._lock:
+            if self._process is None or self._process.poll() is not None or self._jobs >= self.max_jobs:
+                self.close()
+                self._start()
+            self._jobs += 1
+            job_id = next(self._ids)
+            deadline = None if limit is None else time.monotonic() + limit
+            try:
+                self._sock.settimeout(limit)
+                server.send_message(self._sock, ("job", job_id, job.deck, job.runs, job.probes,
+                                                 progress is not None, job.label))
+                while True:
+                    kind, answer_id, payload = server.recv_message(self._sock, deadline)
+                    if answer_id != job_id:
+                        raise SpiceError(f"{job.label}: the ngspice worker answered job {answer_id} "
+                                         f"while job {job_id} was out; it was discarded")
+                    if kind != "progress":
+                        break
+                    progress(payload)
+            except TimeoutError:
+                self._discard()
+                raise SpiceTimeout(f"{job.label}: ngspice exceeded the time limit of {limit:g} s "
+                                   "and was killed") from None
+            except (EOFError, ConnectionError) as exc:
+                self._discard()
+                raise SpiceError(f"{job.label}: the ngspice worker process crashed") from exc
+            except BaseException:  # Ctrl-C, a failing progress callback, ...: the answer may still come
+                self._discard()
+                raise
+        if kind == "error":
             raise SpiceError(payload)
-        return payload
+        return SpiceOutput(payload["values"], payload["ngspice_version"], payload["aid"])
 
 
 _shared_worker: SpiceWorker | None = None
@@ -221,6 +196,7 @@ def shared_worker() -> SpiceWorker:
     return _shared_worker
 
 
-def run_job(job: SpiceJob, worker: SpiceWorker | None = None, timeout_s: float | None = None) -> SpiceOutput:
+def run_job(job: SpiceJob, worker: SpiceWorker | None = None, timeout_s: float | None = None,
+            progress: Callable[[int], None] | None = None) -> SpiceOutput:
     """Run one job on `worker` (default: the shared worker)."""
-    return (worker or shared_worker()).run(job, timeout_s)
+    return (worker or shared_worker()).run(job, timeout_s, progress)
