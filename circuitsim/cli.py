@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import re
 import sys
 import tempfile
+import textwrap
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from circuitsim.errors import CircuitsimError, StoreError
+
+SENTENCE_END = re.compile(r"\.\s")
 
 
 def check_input(path: str | Path, what: str) -> Path:
@@ -189,7 +193,7 @@ def _cmd_characterize(args) -> int:
     from circuitsim.characterize.protocols import characterize_to_store, parse_assignments
 
     out = check_output(args.out, store=True)
-    plot = check_output(args.plot if args.plot else out.with_name(f"{out.stem}-{args.protocol}.png"), "--plot")
+    plot = check_output(args.plot if args.plot else out.with_name(f"{out.stem}-{args.protocol}-{{key}}.png"), "--plot")
     key, result = characterize_to_store(args.protocol, args.model, parse_assignments(args.param, "--param"),
                                         parse_assignments(args.setting, "--setting"), out, engine=args.engine,
                                         plot_path=plot)
@@ -200,8 +204,55 @@ def _cmd_characterize(args) -> int:
         for sub, number in (value.items() if isinstance(value, dict) else [("", value)]):
             if np.ndim(number) == 0:
                 print(f"{name}{'.' if sub else ''}{sub} = {number:.6g}")
-    print(f"wrote point {key[:12]} to {out} and the figure {plot}")
+    print(f"wrote point {key[:12]} to {out} and the figure {str(plot).replace('{key}', key[:8])}")
     return 0
+
+
+def _cmd_fit(args) -> int:
+    from circuitsim.characterize.fit import fit_files, spread
+    from circuitsim.characterize.protocols import parse_assignments
+
+    data = [check_input(path, "a CSV file of measurements") for path in args.data]
+    out = check_output(args.out, store=True)
+    plot = check_output(args.plot if args.plot else out.with_suffix(".png"), "--plot")
+    fits, key = fit_files(data, args.model, out, temperatures_k=args.temperature_k,
+                          start=parse_assignments(args.param, "--param"), per_device=args.devices,
+                          names=args.fit.split(",") if args.fit else None,
+                          lib_name=args.name, plot_path=plot, max_evaluations=args.max_evaluations)
+    for k, result in enumerate(fits):
+        print(f"# {args.model} fitted to {', '.join(args.data) if len(fits) == 1 else args.data[k]} "
+              f"({result.provenance['status']}; {result.provenance['evaluations']} evaluations)")
+        for name, value in result.values.items():
+            print(f"{name} = {value:.6g} ± {result.sigma[name]:.2g}")
+        rms = ", ".join(f"{f['rms_ln_i']:.3g}" for f in result.figures)
+        check = ", ".join(f"{r:.2g}" for r in result.spice_check["rms_ln_i_spice_vs_twin"])
+        print(f"# rms of ln|I| residuals per file: {rms}; ngspice vs twin: {check}")
+        if not result.provenance["converged"]:
+            print(f"# NOT converged within {args.max_evaluations} evaluations: the values are not a minimum and "
+                  "have no uncertainty (nan); raise --max-evaluations")
+        if result.provenance["at_bounds"]:
+            print(f"# at the search bounds (not determined by the data): {', '.join(result.provenance['at_bounds'])}")
+    if len(fits) > 1:
+        _, sigma = spread(fits)
+        print("# device-to-device spread (sigma of ln p, for circuitsim.variability.device_to_device): "
+              + ", ".join(f"{k}={v:.3g}" for k, v in sigma.items()))
+    print(f"wrote {out} (point {key[:12]}), {out.with_suffix('.lib')} and the figure {plot}")
+    return 0
+
+
+def _characterize_epilog() -> str:
+    """The protocols (first sentence of each one's docstring) and the settings with their shared defaults."""
+    from circuitsim.characterize.protocols import PROTOCOLS
+    from circuitsim.characterize.settings import settings_help
+
+    lines = ["protocols:"]
+    first_sentences = {name: " ".join(SENTENCE_END.split(func.__doc__)[0].split()) for name, func in PROTOCOLS.items()}
+    lines += [textwrap.fill(text, 100, initial_indent=f"  {name:<12}", subsequent_indent=" " * 14)
+              for name, text in first_sentences.items()]
+    lines += ["", "settings (--setting NAME=VALUE or NAME=V1,V2,...; SI units; each model has its own defaults,",
+              "derived from its parameters where docs/characterization.md says so; shown: the shared defaults):"]
+    lines += [f"  {name} = {default}\n      {meaning}" for name, default, meaning in settings_help()]
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,16 +302,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_calibrate)
     p = sub.add_parser("characterize", help="run a device characterization protocol in ngspice into an HDF5 store "
                                             "(loop, pulse, ptdp, variability, read, temperature, retention, "
-                                            "endurance)")
-    p.add_argument("protocol")
+                                            "endurance, mlc)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_characterize_epilog())
+    p.add_argument("protocol", help="one of the protocols below")
     p.add_argument("--model", required=True, help=", ".join(MEMRISTORS))
     p.add_argument("--param", action="append", metavar="K=V", help="model parameter (repeatable)")
     p.add_argument("--setting", action="append", metavar="K=V[,V...]",
                    help="protocol setting, see circuitsim.characterize.Settings (repeatable)")
     p.add_argument("--engine", choices=("spice", "numpy"), default="spice")
     p.add_argument("--out", required=True, help="HDF5 results file (created or extended)")
-    p.add_argument("--plot", help="figure file (default: <out stem>-<protocol>.png next to --out)")
+    p.add_argument("--plot", help="figure file (default: <out stem>-<protocol>-<dataset key>.png next to --out)")
     p.set_defaults(func=_cmd_characterize)
+    p = sub.add_parser("fit", help="fit a compact model to measured CSV waveforms (columns time_s, voltage_v, "
+                                   "current_a); writes FIT.h5, FIT.lib and FIT.png")
+    p.add_argument("data", nargs="+", help="CSV files, one I-V loop or pulse train each")
+    p.add_argument("--model", required=True, help=", ".join(MEMRISTORS))
+    p.add_argument("--out", required=True, help="HDF5 file for the fitted values, uncertainties and residuals")
+    p.add_argument("--temperature-k", type=float, nargs="+", help="stage temperature [K]: one for all files "
+                                                                  "or one per file (default 300)")
+    p.add_argument("--param", action="append", metavar="K=V", help="start value of a model parameter (repeatable)")
+    p.add_argument("--fit", metavar="P1,P2,...", help="parameters to fit (default: the model's levels, rates "
+                                                       "and thresholds, circuitsim.characterize.fit.FIT_PARAMS)")
+    p.add_argument("--devices", action="store_true", help="each file is another device: fit each and report "
+                                                          "the device-to-device spread")
+    p.add_argument("--name", help="subckt name in the written .lib (default <model>_fit)")
+    p.add_argument("--plot", help="overlay figure (.png; default: next to --out)")
+    p.add_argument("--max-evaluations", type=int, default=200, help="least-squares evaluations (default 200)")
+    p.set_defaults(func=_cmd_fit)
     return parser
 
 

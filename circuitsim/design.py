@@ -5,10 +5,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from circuitsim.devices.access import NmosAccess
-from circuitsim.devices.selectors import Diode, SinhSelector
+from circuitsim.devices.selectors import CurrentLimiter, Diode, SinhSelector
 from circuitsim.validate import array_size, broadcast_resistance, check_physical, finite_array
 
-SELECTOR_TYPES = (SinhSelector, Diode)  # DC selectors: current(v) -> (i, dI/dV), a subckt
+SELECTOR_TYPES = (SinhSelector, Diode, CurrentLimiter)  # DC selectors: current(v) -> (i, dI/dV), a subckt
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,7 +32,7 @@ class Crossbar:
     r_col: Any = 0.0
     r_driver: Any = 0.0
     r_sense: Any = 0.0
-    selector: SinhSelector | Diode | None = None
+    selector: SinhSelector | Diode | CurrentLimiter | None = None
     transistor: NmosAccess | None = None
 
     def __post_init__(self):

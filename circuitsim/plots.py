@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
 
 from circuitsim.analysis import IRDrop
 
@@ -96,8 +97,11 @@ def parity(reference: np.ndarray, other: np.ndarray, reference_label: str, other
     lo, hi = min(ref.min(), oth.min()), max(ref.max(), oth.max())
     ax.plot([lo, hi], [lo, hi], color="grey", lw=1)
     ax.scatter(ref, oth, s=10)
-    ax.set_xlabel(f"{reference_label} [{unit}]")
-    ax.set_ylabel(f"{other_label} [{unit}]")
+    ax.set_xlabel(reference_label)
+    ax.set_ylabel(other_label)
+    for axis in (ax.xaxis, ax.yaxis):  # SI prefixes (120 µA), not 0.00012
+        axis.set_major_formatter(EngFormatter(unit=unit))
+    ax.tick_params(axis="x", labelrotation=30)
     ax.set_title(f"{title}\nmax |Δ| / max |ref| = {rel:.1e}")
     ax.set_aspect("equal")
     return fig

@@ -10,7 +10,7 @@ from circuitsim.characterize import protocols as ch
 from circuitsim.characterize import settings as cs
 from circuitsim.characterize.settings import START_MARGIN
 from circuitsim.cli import main
-from circuitsim.devices import VTEAM, LinearIonDriftJoglekar, StanfordPKU, Yakopcic
+from circuitsim.devices import VTEAM, LinearIonDriftJoglekar, NmosAccess, StanfordPKU, Yakopcic
 from circuitsim.store import read_points
 
 VT = VTEAM()
@@ -152,7 +152,8 @@ def test_cli_writes_the_dataset_and_its_figure(tmp_path, capsys):
     assert 0.2 < points["outputs/figures/v_set_v"][0] < 0.35
     assert points["outputs/waveforms/current_a"].shape[1] > 100
     assert points["provenance/ngspice_version"][0]
-    assert (tmp_path / "loop-loop.png").stat().st_size > 1000
+    (figure,) = tmp_path.glob("loop-loop-*.png")  # named by the dataset key: other runs never overwrite it
+    assert figure.stat().st_size > 1000
     assert main(args) == 0 and "already holds" in capsys.readouterr().out
 
 
@@ -424,3 +425,75 @@ def test_every_protocol_spans_the_programmed_window_with_the_derived_defaults(mo
         assert f["window"][0] >= 0.98 * r_hrs / r_lrs and f["window"][1] < f["window"][0]
     else:
         assert f["window"][0] == pytest.approx(r_hrs / r_lrs, rel=0.02) and f["window"][1] < s.window_criterion
+
+
+# ---- current compliance: SMU and 1T1R, multi-level cells ------------------------------------
+
+def set_current(res, set_sign):
+    """Largest |I| while the cell is driven in the SET polarity."""
+    v, i = res.waveforms["voltage_v"], res.waveforms["current_a"]
+    return float(np.max(np.abs(i[np.sign(v) == set_sign])))
+
+
+def test_smu_compliance_limits_the_set_current_in_ngspice_and_the_twin_alike():
+    """VTEAM sets at negative voltage: a 1 mA compliance holds its SET current at 1 mA (without it
+    the loop reaches 10 mA), and both engines give the same loop."""
+    free = ch.characterize("loop", "vteam", loop_cycles=1)
+    assert set_current(free, -1) > 5e-3
+    spice, twin = (ch.characterize("loop", "vteam", engine=e, loop_cycles=1, compliance_a=1e-3)
+                   for e in ("spice", "numpy"))
+    for res in (spice, twin):
+        peak = set_current(res, -1)
+        assert 0.999e-3 < peak <= 1e-3 * (1 + 1e-12), f"{res.engine}: peak SET current {peak:.6g} A"
+    assert spice.provenance["device_type"] == "VTEAM"
+    for name in ("v_set_v", "v_reset_v", "r_on_ohm", "r_off_ohm"):
+        err = abs(twin.figures[name] / spice.figures[name] - 1)
+        assert err < 1e-4, f"{name}: twin vs ngspice {err:.2e}"
+    assert spice.figures["r_on_ohm"] > 3 * free.figures["r_on_ohm"]  # the compliance leaves a weaker LRS
+
+
+def test_1t1r_gate_voltage_sets_the_set_current_in_both_engines():
+    """Stanford-PKU peaks at 0.67 A unlimited; through an access transistor at V_g = 1.2 V its SET
+    current stays at the transistor's saturation current kp/2·(V_g − vto)²·(1 + λ·V_ds)."""
+    tr = NmosAccess()
+    sat = tr.kp / 2 * (1.2 - tr.vto) ** 2
+    spice, twin = (ch.characterize("loop", "stanford_pku", engine=e, loop_cycles=1, gate_v=1.2)
+                   for e in ("spice", "numpy"))
+    for res in (spice, twin):
+        peak = set_current(res, 1)
+        assert sat < peak < sat * (1 + tr.lam * 2.0), f"{res.engine}: {peak:.4g} A vs saturation {sat:.4g} A"
+    assert set_current(twin, 1) == pytest.approx(set_current(spice, 1), rel=1e-3)
+    assert twin.figures["r_on_ohm"] == pytest.approx(spice.figures["r_on_ohm"], rel=1e-3)
+
+
+def test_mlc_levels_by_smu_compliance_are_monotone_and_repeatable():
+    f = run("mlc", "stanford_pku", mlc_compliance_a=(2e-4, 5e-4, 1e-3), mlc_cycles=2)
+    assert f["monotone"] and np.all(np.diff(f["r_levels_ohm"], axis=0) < 0)
+    assert f["repeatability"] < 1e-6, f["repeatability"]
+    assert f["peak_set_current_a"] == pytest.approx(f["compliance_a"], rel=1e-3)
+    assert f["r_levels_ohm"][0, 0] < 0.6 * f["r_reset_ohm"][0, 0]  # each level is a SET, not noise
+
+
+def test_mlc_levels_by_1t1r_gate_voltage():
+    """Levels through the access transistor, its gate at the voltage that saturates at each level,
+    RESET with the gate fully on and a stronger pulse."""
+    f = run("mlc", "stanford_pku", mlc_compliance_a=(2e-4, 5e-4, 1e-3), mlc_cycles=2, gate_v=1.0,
+            pulse_reset_v=(1.8,))
+    assert f["monotone"] and f["repeatability"] < 0.01, f["repeatability"]
+    assert np.all(np.diff(f["gate_v"]) > 0)
+    # below saturation the transistor's linear region limits less than the level; never more (λ·V_ds)
+    assert np.all(np.diff(f["peak_set_current_a"]) > 0)
+    assert np.all(f["peak_set_current_a"] <= f["compliance_a"] * (1 + NmosAccess().lam * 1.8))
+
+
+@pytest.mark.parametrize("protocol", ["pulse", "ptdp", "read", "endurance"])
+def test_smu_compliance_applies_to_every_protocol(protocol):
+    """The same limit on the pulse-based protocols (VTEAM, ngspice): no sample exceeds it."""
+    small = {"pulse": {"pulse_widths_s": (1e-8,)}, "ptdp": {"train_pulses": 4}, "read": {"n_reads": 3},
+             "endurance": {"endurance_cycles": (1.0, 1e6)}}[protocol]
+    free = ch.characterize(protocol, "vteam", **small).waveforms
+    res = ch.characterize(protocol, "vteam", compliance_a=2e-4, **small).waveforms
+    set_current = [np.max(-w["current_a"][w["voltage_v"] < 0], initial=0.0) for w in (free, res)]
+    assert set_current[1] <= 2e-4 * (1 + 1e-9)  # SET polarity (VTEAM sets at V < 0)
+    if protocol != "read":  # reads (+10 mV) never SET
+        assert set_current[0] > 2e-4, set_current

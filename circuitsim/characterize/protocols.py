@@ -44,7 +44,9 @@ from circuitsim import __version__
 from circuitsim.characterize import extract
 from circuitsim.characterize.settings import Settings, default_settings, make_device, polarity, switching_time_s
 from circuitsim.design import Crossbar
+from circuitsim.devices.access import NmosAccess
 from circuitsim.devices.memristors import StateDevice
+from circuitsim.devices.selectors import CurrentLimiter
 from circuitsim.transient import Drive, array_transient
 from circuitsim.validate import spice_name
 
@@ -106,7 +108,9 @@ def triangle(peak_v: float, period_s: float, cycles: int, first_sign: float = 1.
 
 @dataclass(frozen=True, eq=False)
 class Waves:
-    """Waveforms of devices run side by side: time_s (T,), voltage_v, current_a, state (T, n)."""
+    """Waveforms of devices run side by side: time_s (T,), voltage_v (T, n) applied to each cell
+    (the source's voltage: across the device plus its compliance element, if any), current_a,
+    state (T, n)."""
 
     time_s: np.ndarray
     voltage_v: np.ndarray
@@ -115,23 +119,67 @@ class Waves:
     provenance: dict
 
 
-def run(devices: list[StateDevice], stimuli: list[Stimulus], engine: str, max_step_s: float) -> Waves:
-    """Run each device with its own stimulus in one transient (see the module docstring)."""
-    grid = np.unique(np.concatenate([s.time_s for s in stimuli]))
+SMU_RANGE_A = 1.0  # [A] an SMU's largest range: the RESET side's limit when no reset compliance is set
+
+
+def saturation_gate_v(current_a: float, transistor: NmosAccess) -> float:
+    """Gate voltage [V] at which the access transistor saturates at current_a (λ aside):
+    I = kp/2·(w/l)·(V_g − vto)²."""
+    return transistor.vto + float(np.sqrt(2.0 * current_a / (transistor.kp * transistor.w / transistor.l)))
+
+
+def access(device: StateDevice, s: Settings | None) -> dict:
+    """Crossbar keywords of the settings' current compliance: an SMU limit (a CurrentLimiter in
+    series: compliance_a in the SET polarity, reset_compliance_a or SMU_RANGE_A in the other) or
+    a 1T1R access transistor at gate_v; {} for none."""
+    if s is None or (s.compliance_a <= 0 and s.gate_v <= 0):
+        return {}
+    if s.gate_v > 0:
+        return {"transistor": NmosAccess(v_gate_on=s.gate_v)}
+    reset = s.reset_compliance_a or SMU_RANGE_A
+    set_sign = polarity(device, s).set_sign
+    return {"selector": CurrentLimiter(*((s.compliance_a, reset) if set_sign > 0 else (reset, s.compliance_a)))}
+
+
+def _gate_waveforms(volts: np.ndarray, set_sign: float, by_rows: bool, s: Settings) -> np.ndarray:
+    """Gate voltages of a 1T1R run: s.gate_v, and s.reset_gate_v while a cell is driven in the
+    RESET polarity (as a lab opens the transistor for RESET); with one row for all cells (by_rows
+    False) only while no cell on it is being SET."""
+    resetting, setting = volts * set_sign < 0, volts * set_sign > 0
+    if by_rows:
+        return np.where(resetting, s.reset_gate_v, s.gate_v)
+    return np.where(resetting.any(axis=1) & ~setting.any(axis=1), s.reset_gate_v, s.gate_v)[:, None]
+
+
+def run(devices: list[StateDevice], stimuli: list[Stimulus], engine: str, max_step_s: float,
+        s: Settings | None = None) -> Waves:
+    """Run each device with its own stimulus in one transient (see the module docstring), behind
+    the settings' compliance (`access`). With an access transistor and a model that SETs at
+    positive voltage, the devices sit on the rows of an N×1 array instead (row j driven with V_j,
+    the column at 0 V), so the transistor's source is the grounded side during SET, as in a lab;
+    gates follow _gate_waveforms."""
+    grid = np.unique(np.concatenate([st.time_s for st in stimuli]))
     if engine == "numpy":  # the twin steps at most one PWL segment: split them (same waveform) to ngspice's cap
         grid = _split_segments(grid, max_step_s)
-    volts = np.stack([np.interp(grid, s.time_s, s.volts, right=0.0) for s in stimuli], axis=1)
-    drive = Drive(grid, np.zeros((len(grid), 1)), -volts)
-    extra = [s.read_times_s for s in stimuli if s.reads] + [f for s in stimuli for f in np.ravel(s.flats)]
+    volts = np.stack([np.interp(grid, st.time_s, st.volts, right=0.0) for st in stimuli], axis=1)
+    cell = access(devices[0], s)
+    set_sign = polarity(devices[0], s).set_sign if cell else 1.0
+    by_rows = "transistor" in cell and set_sign > 0
+    n = len(devices)
+    zeros = np.zeros((len(grid), 1))
+    gates = _gate_waveforms(volts, set_sign, by_rows, s) if "transistor" in cell else None
+    drive = Drive(grid, volts, zeros, gates) if by_rows else Drive(grid, zeros, -volts, gates)
+    extra = [st.read_times_s for st in stimuli if st.reads] + [f for st in stimuli for f in np.ravel(st.flats)]
     t_eval = np.union1d(np.linspace(0.0, grid[-1], 2001), np.concatenate([np.ravel(e) for e in extra])
                         if extra else [])
-    xb = Crossbar(conductance=np.ones((1, len(devices))))
-    cells = np.empty((1, len(devices)), dtype=object)
-    cells[0, :] = devices
-    res = array_transient(xb, cells, drive, engine=engine, max_step_s=min(max_step_s, grid[-1]),
-                          t_eval=t_eval if engine == "numpy" else None)
-    return Waves(res.time_s, res.device_voltages[:, 0, :], res.cell_currents[:, 0, :], res.state[:, 0, :],
-                 res.provenance)
+    shape = (n, 1) if by_rows else (1, n)
+    cells = np.empty(shape, dtype=object)
+    cells.reshape(-1)[:] = devices
+    res = array_transient(Crossbar(conductance=np.ones(shape), **cell), cells, drive, engine=engine,
+                          max_step_s=min(max_step_s, grid[-1]), t_eval=t_eval if engine == "numpy" else None)
+    flat = res.time_s.shape + (n,)
+    return Waves(res.time_s, res.cell_voltages.reshape(flat), res.cell_currents.reshape(flat), res.state.reshape(flat),
+                 {**res.provenance, "access": {k: {"type": type(v).__name__, **vars(v)} for k, v in cell.items()}})
 
 
 def _split_segments(time_s: np.ndarray, longest_s: float) -> np.ndarray:
@@ -173,7 +221,7 @@ def dc_loop(device: StateDevice, s: Settings, engine: str = "spice"):
     """Triangular DC sweep from loop_start, s.loop_cycles cycles: V_set, V_reset, R_on, R_off,
     on/off of the last."""
     waves = run([loop_start(device, s)], [triangle(s.sweep_v, s.sweep_period_s, s.loop_cycles)], engine,
-                s.sweep_period_s / 2000)
+                s.sweep_period_s / 2000, s)
     figures = {k: float(v[0]) for k, v in
                _loop_figure_arrays(waves, s, (s.loop_cycles - 1) * s.sweep_period_s).items()}
     return figures, _single_waves(waves), [_runinfo(waves)]
@@ -195,7 +243,7 @@ def pulse_response(device: StateDevice, s: Settings, engine: str = "spice"):
     shortest = min(widths.min(), s.read_width_s)  # one edge for all: switching times are comparable
     stimuli = [pulse_sequence([(v, w)], s.read_v, s.read_width_s, edge_s=EDGE_FRACTION * shortest)
                for v, w, _ in plan]
-    waves = run([device.with_state(x0) for _, _, x0 in plan], stimuli, engine, _step(shortest))
+    waves = run([device.with_state(x0) for _, _, x0 in plan], stimuli, engine, _step(shortest), s)
     reads = np.array([extract.read_resistances(waves.time_s, waves.voltage_v[:, k], waves.current_a[:, k],
                                                stim.read_times_s) for k, stim in enumerate(stimuli)])
     n_set = len(s.pulse_set_v) * len(widths)
@@ -230,7 +278,7 @@ def potentiation_depression(device: StateDevice, s: Settings, engine: str = "spi
     pulses = ([(pol.set_sign * s.train_set_v, s.train_width_s)] * s.train_pulses
               + [(-pol.set_sign * s.train_reset_v, s.train_width_s)] * s.train_pulses)
     stim = pulse_sequence(pulses, s.read_v, s.read_width_s)
-    waves = run([device.with_state(pol.x_hrs)], [stim], engine, _step(min(s.train_width_s, s.read_width_s)))
+    waves = run([device.with_state(pol.x_hrs)], [stim], engine, _step(min(s.train_width_s, s.read_width_s)), s)
     g = 1.0 / extract.read_resistances(waves.time_s, waves.voltage_v[:, 0], waves.current_a[:, 0],
                                        stim.read_times_s)
     n = s.train_pulses
@@ -251,7 +299,7 @@ def variability(device: StateDevice, s: Settings, engine: str = "spice"):
     for c in range(s.n_cycles):
         devices = [cycles[k][c].with_state(float(np.clip(states[k], 0, 1))) for k in range(s.n_devices)]
         stim = triangle(s.sweep_v, s.sweep_period_s, 1)
-        waves = run(devices, [stim] * s.n_devices, engine, s.sweep_period_s / 2000)
+        waves = run(devices, [stim] * s.n_devices, engine, s.sweep_period_s / 2000, s)
         per_cycle.append(_loop_figure_arrays(waves, s, 0.0))
         states = waves.state[-1]
         waveforms[f"cycle_{c}"] = _all_waves(waves)
@@ -277,7 +325,7 @@ def read_repeat(device: StateDevice, s: Settings, engine: str = "spice"):
     stim = pulse_sequence([(s.read_v, s.read_width_s)] * (s.n_reads - 1), s.read_v, s.read_width_s, read_after=False)
     stim = dataclasses.replace(stim, reads=(True,) * s.n_reads)
     waves = run([device.with_state(pol.x_lrs), device.with_state(pol.x_hrs)], [stim, stim], engine,
-                _step(s.read_width_s))
+                _step(s.read_width_s), s)
     period_s = stim.flats[1][0] - stim.flats[0][0]
     figures = {}
     for k, (name, q) in enumerate((("lrs", s.noise_q_lrs), ("hrs", s.noise_q_hrs))):
@@ -312,7 +360,7 @@ def temperature(device: StateDevice, s: Settings, engine: str = "spice"):
     temps = np.array(s.temperatures_k)
     devices = [at_temperature(loop_start(device, s), t, s) for t in temps]
     stim = triangle(s.sweep_v, s.sweep_period_s, s.loop_cycles)
-    waves = run(devices, [stim] * len(devices), engine, s.sweep_period_s / 2000)
+    waves = run(devices, [stim] * len(devices), engine, s.sweep_period_s / 2000, s)
     figures = {"temperatures_k": temps, **_loop_figure_arrays(waves, s, (s.loop_cycles - 1) * s.sweep_period_s)}
     if not device.temperature_param:
         figures["rate_factor"] = np.array([arrhenius(t, s) for t in temps])
@@ -329,7 +377,7 @@ def _read_states(device: StateDevice, states, s: Settings, engine: str) -> tuple
     """R [Ω] of the device at each state, one read each, side by side in one run."""
     stim = pulse_sequence([], s.read_v, s.read_width_s)
     waves = run([device.with_state(float(x)) for x in states], [stim] * len(states), engine,
-                _step(s.read_width_s))
+                _step(s.read_width_s), s)
     r = np.array([extract.read_resistances(waves.time_s, waves.voltage_v[:, k], waves.current_a[:, k],
                                            stim.read_times_s)[0] for k in range(len(states))])
     return r, waves
@@ -399,7 +447,7 @@ def endurance(device: StateDevice, s: Settings, engine: str = "spice"):
     stimuli = [pulse_sequence([(v_reset, w_reset), (v_set, w_set)], s.read_v, s.read_width_s, read_first=False)
                for w_reset, w_set in widths]
     waves = run([d.with_state(pol.x_lrs) for d in devices], stimuli, engine,
-                _step(min(s.read_width_s, np.min(widths))))
+                _step(min(s.read_width_s, np.min(widths))), s)
     reads = np.array([extract.read_resistances(waves.time_s, waves.voltage_v[:, k], waves.current_a[:, k],
                                                stim.read_times_s) for k, stim in enumerate(stimuli)])
     r_off, r_on = reads[:, 0], reads[:, 1]
@@ -408,9 +456,45 @@ def endurance(device: StateDevice, s: Settings, engine: str = "spice"):
     return figures, _all_waves(waves), [_runinfo(waves)]
 
 
+def multilevel(device: StateDevice, s: Settings, engine: str = "spice"):
+    """Multi-level cell by compliance current: for each level of s.mlc_compliance_a, a device
+    RESET from its programmed HRS goes s.mlc_cycles times through a SET pulse (the pulse
+    protocol's strongest, longest) under that compliance, a read, a RESET pulse and a read.
+    The compliance is the SMU's, or with s.gate_v > 0 the access transistor's, its gate at
+    saturation_gate_v(level) (RESETs at s.reset_gate_v). Figures: R after each SET (levels,
+    cycles), the peak SET current per level, monotone (R falls as the level rises, in every
+    cycle) and repeatability (largest max/min − 1 of a level over its cycles); waveforms per level."""
+    pol = polarity(device, s)
+    levels = np.array(s.mlc_compliance_a)
+    v_set, width = pol.set_sign * max(s.pulse_set_v), max(s.pulse_widths_s)
+    reset = (-pol.set_sign * max(s.pulse_reset_v), width)
+    stim = pulse_sequence([reset] + [(v_set, width), reset] * s.mlc_cycles, s.read_v, s.read_width_s,
+                          read_first=False)  # a first RESET: every SET starts from the same HRS
+    r_set, r_reset, peaks, gates, runs, waveforms = [], [], [], [], [], {}
+    for k, level in enumerate(levels):
+        gate = saturation_gate_v(level, NmosAccess()) if s.gate_v > 0 else float("nan")
+        limited = dataclasses.replace(s, gate_v=gate) if s.gate_v > 0 else dataclasses.replace(s, compliance_a=level)
+        waves = run([device.with_state(pol.x_hrs)], [stim], engine, _step(min(width, s.read_width_s)), limited)
+        reads = extract.read_resistances(waves.time_s, waves.voltage_v[:, 0], waves.current_a[:, 0],
+                                         stim.read_times_s)
+        r_set.append(reads[1::2])
+        r_reset.append(reads[2::2])
+        setting = np.sign(waves.voltage_v[:, 0]) == pol.set_sign
+        peaks.append(float(np.max(np.abs(waves.current_a[setting, 0]))))
+        gates.append(gate)
+        runs.append(_runinfo(waves))
+        waveforms[f"level_{k}"] = _all_waves(waves)
+    r_set = np.array(r_set)
+    figures = {"compliance_a": levels, "r_levels_ohm": r_set, "r_reset_ohm": np.array(r_reset),
+               "peak_set_current_a": np.array(peaks), "gate_v": np.array(gates),
+               "monotone": bool(np.all(np.diff(r_set, axis=0) < 0)),
+               "repeatability": float(np.max(r_set.max(axis=1) / r_set.min(axis=1) - 1.0))}
+    return figures, waveforms, runs
+
+
 PROTOCOLS = {"loop": dc_loop, "pulse": pulse_response, "ptdp": potentiation_depression,
              "variability": variability, "read": read_repeat, "temperature": temperature,
-             "retention": retention, "endurance": endurance}
+             "retention": retention, "endurance": endurance, "mlc": multilevel}
 PROTOCOL_LAWS = {"temperature": ("temperature",), "retention": ("retention", "temperature"),
                  "endurance": ("endurance",)}
 
@@ -497,7 +581,8 @@ def parse_assignments(items: list[str] | None, what: str) -> dict[str, float | t
 def characterize_to_store(protocol: str, model: str, params: dict, overrides: dict, out, *,
                           engine: str = "spice", plot_path=None) -> tuple[str, Characterization | None]:
     """Run a protocol into the HDF5 store `out` unless the same inputs are already stored (then
-    nothing runs and None is returned with the key), and write its figure to plot_path."""
+    nothing runs and None is returned with the key), and write its figure to plot_path ("{key}" in it
+    becomes the dataset's key, so runs under other conditions never overwrite each other's figure)."""
     from circuitsim.store import Store, point_key
 
     if protocol not in PROTOCOLS:
@@ -514,5 +599,5 @@ def characterize_to_store(protocol: str, model: str, params: dict, overrides: di
         from circuitsim.characterize.plots import plot
         from circuitsim.plots import save as save_figure
 
-        save_figure(plot(result), plot_path)
+        save_figure(plot(result), str(plot_path).replace("{key}", key[:8]))
     return key, result

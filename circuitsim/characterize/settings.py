@@ -28,6 +28,8 @@ START_MARGIN = 0.05  # programmed start states sit this far inside [0, 1] (or R 
 READ_FLUX_FRACTION = 1e-3  # linear ion drift: one read carries this share of the window's switching flux
 STALL_RATIO = 1e-12  # a rate this far below its fastest on a path is a closed threshold gate, not a slow switch
 PULSE_WIDTHS = 3  # widths of the pulse protocol when they are derived
+OFF_WHEN_ZERO = ("sigma_d2d", "sigma_c2c", "noise_q_lrs", "noise_q_hrs", "compliance_a", "reset_compliance_a",
+                 "gate_v")  # float settings that may be 0
 # Upper bounds that keep a protocol's run to minutes and its memory to megabytes: counts, values
 # per list, and the span of the flat tops one transient resolves (it steps at 1/50 of the
 # shortest, so the span sets its steps per pulse; the derived defaults span at most ~750).
@@ -77,6 +79,12 @@ class Settings:
     endurance_cycles: tuple[float, ...] = tuple(np.logspace(0, 8, 9))  # checkpoints n [cycles]
     endurance_onset_cycles: float = 1e4  # n_c of the endurance law
     endurance_kappa: float = 0.25  # κ of the endurance law
+    compliance_a: float = 0.0  # SMU current compliance in the SET polarity [A], on every protocol; 0: none
+    reset_compliance_a: float = 0.0  # SMU compliance in the RESET polarity [A]; 0: the SMU's 1 A range
+    gate_v: float = 0.0  # 1T1R: gate voltage [V] of an access transistor in series (sets the SET current); 0: none
+    reset_gate_v: float = 3.3  # 1T1R: gate voltage [V] while a cell is driven in the RESET polarity (fully on)
+    mlc_compliance_a: tuple[float, ...] = (1e-4, 2e-4, 4e-4)  # MLC protocol: SET compliance levels [A]
+    mlc_cycles: int = 3  # MLC protocol: RESET/SET cycles per level (repeatability)
 
     def __post_init__(self):
         for f in fields(self):
@@ -92,7 +100,7 @@ class Settings:
                 object.__setattr__(self, f.name, count)
             else:
                 v = float(finite_array(f"settings.{f.name}", value, shape=()))
-                if v <= 0 and f.name not in ("sigma_d2d", "sigma_c2c", "noise_q_lrs", "noise_q_hrs"):
+                if v <= 0 and f.name not in OFF_WHEN_ZERO:
                     raise ValueError(f"settings.{f.name} must be > 0, got {v:g}")
                 if v < 0:
                     raise ValueError(f"settings.{f.name} must be >= 0, got {v:g}")
@@ -103,6 +111,9 @@ class Settings:
             raise ValueError("settings.lrs_margin and hrs_margin must be below 0.5 (start states inside [0, 1])")
         if self.train_pulses < 2 or self.n_reads < 3 or self.window_criterion <= 1:
             raise ValueError("settings need train_pulses >= 2, n_reads >= 3 and window_criterion > 1")
+        if self.compliance_a > 0 and self.gate_v > 0:
+            raise ValueError("settings: an SMU compliance (compliance_a) or a 1T1R access transistor (gate_v), "
+                             "not both")
         for f in fields(self):
             if f.name.endswith("_v"):
                 check_physical(f"settings.{f.name}", getattr(self, f.name), "V")
@@ -127,6 +138,7 @@ class Settings:
 # voltages are conventional and all their times are derived (DERIVED).
 MODEL_SCALES = {
     "vteam": {"sweep_v": 0.5, "sweep_period_s": 1e-4, "read_v": 0.01, "read_width_s": 1e-8,
+              "mlc_compliance_a": (5e-4, 1e-3, 2e-3),
               "pulse_set_v": (0.25, 0.3, 0.4), "pulse_reset_v": (0.3, 0.6, 1.5),
               "pulse_widths_s": (1e-9, 1e-8, 1e-7),
               "train_set_v": 0.222, "train_reset_v": 0.5, "train_width_s": 1e-8},
@@ -335,3 +347,13 @@ def default_settings(model: str, params: dict | None = None, **overrides) -> Set
             s = dataclasses.replace(s, **{name: rule(device, s)})
     s.check_time_span()
     return s
+
+
+def settings_help() -> list[tuple[str, str, str]]:
+    """(name, shared default, meaning) of every setting, the meaning read from the comment on its
+    line in Settings (one source for the code and `circuitsim characterize --help`)."""
+    import inspect
+    import re
+
+    found = re.findall(r"^ +(\w+): [^=\n]+= (.+?)  # (.+)$", inspect.getsource(Settings), re.MULTILINE)
+    return [(name, default, meaning) for name, default, meaning in found]

@@ -7,8 +7,8 @@ from circuitsim.devices.memristors import (
     StanfordPKU,
     Yakopcic,
 )
-from circuitsim.devices.selectors import Diode, SinhSelector
+from circuitsim.devices.selectors import CurrentLimiter, Diode, SinhSelector
 from circuitsim.devices.threshold import ThresholdSwitch
 
-__all__ = ["VTEAM", "Diode", "LinearIonDriftBiolek", "LinearIonDriftJoglekar", "NmosAccess", "SinhSelector",
-           "StanfordPKU", "ThresholdSwitch", "Yakopcic"]
+__all__ = ["VTEAM", "CurrentLimiter", "Diode", "LinearIonDriftBiolek", "LinearIonDriftJoglekar", "NmosAccess",
+           "SinhSelector", "StanfordPKU", "ThresholdSwitch", "Yakopcic"]

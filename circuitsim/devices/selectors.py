@@ -95,3 +95,37 @@ class Diode:
 
     def spice_params(self) -> dict[str, float]:
         return {"isat": self.isat, "ideality": self.ideality}
+
+
+@dataclass(frozen=True)
+class CurrentLimiter:
+    """An SMU's current compliance as a series element: below the limit it passes the current
+    through r_on (the source holds its voltage), at the limit the current saturates smoothly:
+    I = i·tanh(V/(i·r_on)) with i = i_pos for V >= 0 and i_neg for V < 0 (the two branches
+    meet with the same slope 1/r_on at 0 V, so I(V) is smooth enough for Newton).
+
+    i_pos, i_neg: compliance [A] for current flowing p -> n and n -> p; r_on: series resistance
+    [Ω] below the limit. The same formula is the B-source of current_limiter in models/selectors.lib.
+    """
+
+    i_pos: float
+    i_neg: float
+    r_on: float = lib_field("selectors", "current_limiter", "r_on")
+
+    spice_lib = "selectors"
+    spice_subckt = "current_limiter"
+
+    def __post_init__(self):
+        for name, unit in (("i_pos", "A"), ("i_neg", "A"), ("r_on", "Ω")):
+            object.__setattr__(self, name, positive_scalar(f"CurrentLimiter.{name}", getattr(self, name)))
+            check_physical(f"CurrentLimiter.{name}", getattr(self, name), unit)
+
+    def current(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Current [A] and its derivative dI/dV [S] at voltage v [V]."""
+        v = np.asarray(v, dtype=float)
+        limit = np.where(v >= 0, self.i_pos, self.i_neg)
+        t = np.tanh(v / (limit * self.r_on))
+        return limit * t, (1.0 - t * t) / self.r_on
+
+    def spice_params(self) -> dict[str, float]:
+        return {"i_pos": self.i_pos, "i_neg": self.i_neg, "r_on": self.r_on}
