@@ -1,18 +1,25 @@
-"""Side-by-side timing of the engines on random crossbars, one run, ratios printed.
+"""The numpy engine's scale goals against its peers, side by side in one run, ratios printed.
 
-For each size: the spice engine end to end (deck, worker IPC, results), ngspice's own
-analysis time (`ngspice -b` with .options acct: parsing + .op, the peer at its best),
-the numpy engine, and badcrossbar for linear arrays; per single input vector and per
-vector within a batch. Answers are checked to agree before a time is reported.
+Every measurement runs in a fresh child process, so each row's peak memory (RSS) is its own:
+the numpy engine (`simulate(engine="numpy")`, column currents), ngspice 46 with KLU at its
+best (`ngspice -b` on the engine's own deck for one vector: its loading + parsing + analysis
+time from `.options acct`; it re-solves every vector, so that is its time per vector, and its
+peak RSS), and badcrossbar for linear arrays (`badcrossbar.compute` on the whole batch).
+Answers are checked against each other before a time is reported.
 
-    .venv/bin/python benchmarks/bench_core.py [--sizes 8 16 32 64 128] [--batch 50] [--cell 1R|1S1R]
+    .venv/bin/python benchmarks/bench_core.py [--rows NAME ...] [--repeat 3] [--no-ngspice]
+
+Sizes of 512² and more are timed once (a single run), smaller ones best of --repeat.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
+import resource
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,8 +27,21 @@ from pathlib import Path
 import numpy as np
 
 import circuitsim
-from circuitsim.devices import SinhSelector
-from circuitsim.spice.worker import SpiceWorker
+from circuitsim.devices import NmosAccess, SinhSelector
+
+CELLS = {"1R": {}, "1S1R": {"selector": SinhSelector()}, "1T1R": {"transistor": NmosAccess()}}
+# name: (cell type, size n for n×n, batch of input vectors, goal)
+ROWS = {
+    "1R-1024": ("1R", 1024, 1, "<= 10 s, <= 3 GB"),
+    "1R-2048": ("1R", 2048, 1, "runs within 16 GB"),
+    "1R-256-b1000": ("1R", 256, 1000, "<= 1 s"),
+    "1S1R-64-b100": ("1S1R", 64, 100, ">= 100x ngspice per vector"),
+    "1S1R-256-b100": ("1S1R", 256, 100, ">= 100x ngspice per vector"),
+    "1T1R-64-b100": ("1T1R", 64, 100, ">= 100x ngspice per vector"),
+    "1T1R-256-b100": ("1T1R", 256, 100, ">= 100x ngspice per vector"),
+    "1S1R-1024": ("1S1R", 1024, 1, "<= 60 s"),
+}
+R_WIRE_OHM = 2.0
 
 
 def best_of(fn, repeat: int) -> float:
@@ -34,64 +54,114 @@ def best_of(fn, repeat: int) -> float:
     return min(times)
 
 
-def ngspice_own_time(deck: str) -> float:
-    """ngspice's own netlist loading + parsing + analysis time [s] for one .op deck (ngspice -b, acct)."""
+def design(cell: str, n: int, batch: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    xb = circuitsim.Crossbar(conductance=rng.uniform(1e-6, 1e-4, (n, n)), r_row=R_WIRE_OHM, r_col=R_WIRE_OHM,
+                             **CELLS[cell])
+    return xb, rng.uniform(0.2, 1.0, (batch, n))
+
+
+def ngspice_run(deck: str) -> tuple[float, dict]:
+    """ngspice's own loading + parsing + analysis time [s] for one .op deck, and its operating point."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.cir"
+        path, raw = Path(tmp) / "bench.cir", Path(tmp) / "bench.raw"
         path.write_text(deck.replace(".options klu", ".options klu acct", 1))
-        out = subprocess.run(["ngspice", "-b", str(path)], capture_output=True, text=True, timeout=600).stdout
+        out = subprocess.run(["ngspice", "-b", "-r", str(raw), str(path)], capture_output=True, text=True,
+                             timeout=7200).stdout
+        header, data = raw.read_bytes().split(b"Binary:\n", 1)
+    names = [line.split()[1] for line in header.decode().split("Variables:\n", 1)[1].splitlines()]
+    values = dict(zip(names, np.frombuffer(data, dtype="<f8", count=len(names)).tolist()))
 
     def field(name):
         return float(re.search(rf"{name}[^=]*=\s*([0-9.eE+-]+)", out).group(1))
 
-    return field("Netlist loading time") + field("Netlist parsing time") + field("Total analysis time")
+    return field("Netlist loading time") + field("Netlist parsing time") + field("Total analysis time"), values
+
+
+def measure(engine: str, cell: str, n: int, batch: int, repeat: int) -> dict:
+    """One engine on one row, in this (child) process: seconds, peak RSS, the first vector's column currents."""
+    xb, v = design(cell, n, batch)
+    repeat = repeat if n < 512 else 1
+    if engine == "numpy":
+        out = {}
+        seconds = best_of(lambda: out.update(i=circuitsim.simulate(xb, v, engine="numpy").column_currents[0]),
+                          repeat)
+        rss_kb, currents = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, out["i"]
+    elif engine == "badcrossbar":
+        logging.getLogger("badcrossbar").setLevel(logging.WARNING)
+        import badcrossbar
+
+        out = {}
+        seconds = best_of(lambda: out.update(i=badcrossbar.compute(
+            v.T, 1 / xb.conductance, r_i=R_WIRE_OHM, node_voltages=False, all_currents=False).currents.output),
+            repeat)
+        rss_kb, currents = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, np.atleast_2d(out["i"])[0]
+    else:
+        deck = circuitsim.netlist(xb, v[0])
+        seconds, values = min((ngspice_run(deck) for _ in range(repeat)), key=lambda run: run[0])
+        seconds *= batch  # it re-solves every vector
+        rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        sense = xb.r_col[-1, :] + xb.r_sense
+        currents = np.array([values[f"v(b{n - 1}c{j})"] for j in range(n)]) / sense
+    return {"seconds": seconds, "rss_gb": rss_kb / 1e6, "currents": np.asarray(currents).tolist()}
+
+
+def child(engine: str, row: str, repeat: int, timeout_s: float) -> dict | None:
+    args = [sys.executable, __file__, "--measure", engine, row, "--repeat", str(repeat)]
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, check=True)
+    except subprocess.TimeoutExpired:
+        print(f"  {engine} on {row}: no answer within {timeout_s:.0f} s", flush=True)
+        return None
+    except subprocess.CalledProcessError as exc:
+        print(f"  {engine} on {row} failed: {(exc.stderr.strip().splitlines() or ['killed'])[-1]}", flush=True)
+        return None
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  {engine} on {row}: {result['seconds']:.3f} s, {result['rss_gb']:.2f} GB", flush=True)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32, 64, 128])
-    parser.add_argument("--batch", type=int, default=50)
-    parser.add_argument("--cell", choices=("1R", "1S1R"), default="1R")
-    parser.add_argument("--spice-limit-s", type=float, default=60.0, help="skip SPICE batches slower than this")
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--timeout-s", type=float, default=3600.0, help="per engine and row")
+    parser.add_argument("--no-ngspice", action="store_true", help="leave ngspice out (rows at 1024² take it long)")
+    parser.add_argument("--measure", nargs=2, metavar=("ENGINE", "ROW"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    logging.getLogger("badcrossbar").setLevel(logging.WARNING)
-    import badcrossbar
+    if args.measure:
+        engine, row = args.measure
+        cell, n, batch, _ = ROWS[row]
+        print(json.dumps(measure(engine, cell, n, batch, args.repeat)))
+        return
 
-    rng = np.random.default_rng(0)
-    print(f"{args.cell} arrays, r_row = r_col = 2 Ω, batch of {args.batch} input vectors; times are per input vector")
-    print(f"{'size':>5} {'ngspice':>9} {'spice eng':>9} {'numpy':>9} {'badxbar':>9} | {'ngspice':>9} "
-          f"{'spice eng':>9} {'numpy':>9} {'badxbar':>9} | {'ngsp/np':>8} {'ngsp/np':>8} {'bx/np':>6} {'bx/np':>6}")
-    print(f"{'':>5} {'single vector [s]':^39} | {'within a batch [s]':^39} | {'single':>8} {'batch':>8} "
-          f"{'single':>6} {'batch':>6}")
-    with SpiceWorker() as worker:
-        for n in args.sizes:
-            g = rng.uniform(1e-6, 1e-4, (n, n))
-            xb = circuitsim.Crossbar(conductance=g, r_row=2.0, r_col=2.0,
-                                     selector=SinhSelector() if args.cell == "1S1R" else None)
-            v = rng.uniform(0.2, 1.0, (args.batch, n))
-            exact = circuitsim.simulate(xb, v, engine="numpy").column_currents
-            spice_one = circuitsim.simulate(xb, v[0], engine="spice", worker=worker).column_currents
-            assert np.max(np.abs(spice_one - exact[0])) < 1e-6 * np.max(np.abs(exact[0])), "spice and numpy disagree"
-            repeat = 3 if n <= 64 else 1
-            t_np1 = best_of(lambda: circuitsim.simulate(xb, v[0], engine="numpy"), repeat)
-            t_npb = best_of(lambda: circuitsim.simulate(xb, v, engine="numpy"), repeat) / args.batch
-            t_sp1 = best_of(lambda: circuitsim.simulate(xb, v[0], engine="spice", worker=worker), repeat)
-            t_ng1 = min(ngspice_own_time(circuitsim.netlist(xb, v[0])) for _ in range(repeat))
-            t_spb = np.nan
-            if t_sp1 * args.batch < args.spice_limit_s:
-                t_spb = best_of(lambda: circuitsim.simulate(xb, v, engine="spice", worker=worker), 1) / args.batch
-            t_bx1 = t_bxb = np.nan
-            if args.cell == "1R":
-                theirs = badcrossbar.compute(v.T, 1 / g, r_i=2.0, node_voltages=False, all_currents=False)
-                assert np.max(np.abs(theirs.currents.output - exact)) < 1e-9 * np.max(np.abs(exact))
-                t_bx1 = best_of(lambda: badcrossbar.compute(v[:1].T, 1 / g, r_i=2.0, node_voltages=False,
-                                                            all_currents=False), repeat)
-                t_bxb = best_of(lambda: badcrossbar.compute(v.T, 1 / g, r_i=2.0, node_voltages=False,
-                                                            all_currents=False), repeat) / args.batch
-            # ngspice at its best per batch vector: its own time per vector (it re-solves every vector)
-            print(f"{n:>5} {t_ng1:9.4f} {t_sp1:9.4f} {t_np1:9.4f} {t_bx1:9.4f} | {t_ng1:9.4f} {t_spb:9.4f} "
-                  f"{t_npb:9.5f} {t_bxb:9.5f} | {t_ng1 / t_np1:8.1f} {t_ng1 / t_npb:8.1f} {t_bx1 / t_np1:6.2f} "
-                  f"{t_bxb / t_npb:6.2f}", flush=True)
+    print(f"random n×n arrays, cells 1-100 µS, r_row = r_col = {R_WIRE_OHM} Ω; times for the whole batch, "
+          "ngspice's = its time for one vector × batch; peak RSS per engine and row")
+    print(f"{'row':<14} {'goal':<27} {'numpy [s]':>10} {'GB':>5} {'ngspice [s]':>12} {'GB':>5} "
+          f"{'badxbar [s]':>12} {'GB':>5} {'ngsp/np':>8} {'bx/np':>6}")
+    for row in args.rows:
+        cell, n, batch, goal = ROWS[row]
+        engines = ["numpy"] + ([] if args.no_ngspice else ["ngspice"]) + (["badcrossbar"] if cell == "1R" else [])
+        got = {e: child(e, row, args.repeat, args.timeout_s) for e in engines}
+        mine = got["numpy"]
+        if mine is None:
+            continue
+        for peer in ("ngspice", "badcrossbar"):
+            if got.get(peer):
+                ref, ours = np.array(got[peer]["currents"]), np.array(mine["currents"])
+                error = np.max(np.abs(ours - ref)) / np.max(np.abs(ref))
+                assert error < 1e-6, f"{row}: numpy and {peer} disagree by {error:.2g}"
+
+        def cols(e):
+            r = got.get(e)
+            return (f"{r['seconds']:12.3f} {r['rss_gb']:5.2f}" if r else f"{'-':>12} {'-':>5}")
+
+        def ratio(e, width):
+            r = got.get(e)
+            return f"{r['seconds'] / mine['seconds']:{width}.1f}" if r else f"{'-':>{width}}"
+
+        print(f"{row:<14} {goal:<27} {mine['seconds']:10.3f} {mine['rss_gb']:5.2f} {cols('ngspice')} "
+              f"{cols('badcrossbar')} {ratio('ngspice', 8)} {ratio('badcrossbar', 6)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ The engine's answer is checked against the numpy engine before a time is reporte
 
     python benchmarks/bench_spice.py [--sizes 64 128 256] [--cells 1R 1S1R] [--repeat 3]
     python benchmarks/bench_spice.py --large          # also 512x512 and 1024x1024 1R to completion
+    python benchmarks/bench_spice.py --sizes --large --large-sizes 512   # only 512x512
 """
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ def large(sizes, tmp: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[64, 128, 256], help="none: only --large")
     parser.add_argument("--cells", nargs="+", choices=("1R", "1S1R"), default=["1R", "1S1R"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--large", action="store_true", help="also run 1R 512x512 and 1024x1024 to completion")

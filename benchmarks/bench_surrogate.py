@@ -1,24 +1,32 @@
-"""Surrogate vs SPICE vs the exact numpy solver, side by side in one run, ratios printed.
+"""Surrogate vs SPICE vs the exact numpy solver, side by side in one run, ratios and peak RSS printed.
 
 1S1R (default sinh selector) n×n array: per-vector time of engine="spice" (one deck,
-`alter` per vector), engine="numpy" (batched exact Newton) and every surrogate form
-(batch of input vectors, the design prepared once; end-to-end simulate() too), each
-with its error against SPICE on the SPICE vectors and its held-out errors from the
-calibration (fractions of full scale).
+`alter` per vector), engine="numpy" (batched exact Newton, --numpy-vectors) and
+engine="surrogate" end to end (simulate(): range check, the calibrated form, its a-posteriori
+error estimate) on a batch of 100 and on --batch vectors, first call (prepares the design) and
+second call (the prepared design reused); then every form alone (no check), each with its error
+against SPICE on the SPICE vectors and its held-out errors from the calibration (fractions of
+full scale). Peak RSS: the largest resident memory of this process and its children (the SPICE
+worker) while the row ran, sampled every 2 ms.
 1R: the exact transfer-matrix path I = V·T against a plain matmul V·G of the same shape.
+--estimate: the a-posteriori error estimate against the form's true error (vs the exact numpy
+engine) on the designs of issue 12 (64×64, 5 Ω, 8 Ω driver/sense, 90–100 µS, four selectors)
+and on random designs.
 --error-map: every form's largest error against SPICE over a grid of array sizes × wire
 resistances (fresh random designs and inputs), as tables, and the calibrated form's as a PNG.
 
     .venv/bin/python benchmarks/bench_surrogate.py [--size 64] [--r-wire 2] [--batch 10000]
         [--spice-vectors 4] [--numpy-vectors 100] [--calibration data/default_calibration.h5]
-        [--error-map error_map.png]
+        [--estimate] [--error-map error_map.png]
 """
 from __future__ import annotations
 
 import argparse
-import time
+import threading
+import warnings
 
 import numpy as np
+import psutil
 from bench_core import best_of  # benchmarks/ is on sys.path when this file runs as a script
 
 import circuitsim
@@ -32,6 +40,39 @@ def inputs(rng, batch: int, rows: int, v_max: float) -> np.ndarray:
     return rng.uniform(0, v_max, (batch, rows)) * (rng.random((batch, rows)) < 0.7)
 
 
+class PeakRss:
+    """Largest RSS [MB] of this process and its children while the block ran (polled every 2 ms)."""
+
+    def __enter__(self):
+        self.peak, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self):
+        me = psutil.Process()
+        while not self._stop.is_set():
+            rss = me.memory_info().rss
+            for child in me.children(recursive=True):
+                try:
+                    rss += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, rss / 2 ** 20)
+            self._stop.wait(0.002)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def timed(fn, repeat: int = 1) -> tuple[float, float]:
+    """(best wall time [s] of `repeat` runs, peak RSS [MB] while they ran)."""
+    with PeakRss() as rss:
+        t = best_of(fn, repeat)
+    return t, rss.peak
+
+
 def bench_1s1r(args, cal: sur.Calibration) -> None:
     rng = np.random.default_rng(args.seed)
     n, v_max = args.size, cal.domain.v_rows_v[1]
@@ -41,33 +82,41 @@ def bench_1s1r(args, cal: sur.Calibration) -> None:
     v_batch = inputs(rng, args.batch, n, v_max)
     with SpiceWorker() as worker:
         circuitsim.simulate(xb, v_spice[:1], engine="spice", worker=worker)           # warm the worker
-        start = time.perf_counter()
+        t_spice, m_spice = timed(lambda: circuitsim.simulate(xb, v_spice, engine="spice", worker=worker))
         truth = circuitsim.simulate(xb, v_spice, engine="spice", worker=worker).column_currents
-        t_spice = (time.perf_counter() - start) / len(v_spice)
+    t_spice /= len(v_spice)
     full_scale = np.abs(truth).max()
     v_numpy = v_batch[:args.numpy_vectors]
-    t_numpy = best_of(lambda: circuitsim.simulate(xb, v_numpy, engine="numpy"), 1) / len(v_numpy)
+    t_numpy, m_numpy = timed(lambda: circuitsim.simulate(xb, v_numpy, engine="numpy"))
+    t_numpy /= len(v_numpy)
     numpy_err = np.abs(circuitsim.simulate(xb, v_spice, engine="numpy").column_currents - truth).max() / full_scale
     print(f"# {n}x{n} 1S1R, sinh selector i0={xb.selector.i0:g} A v0={xb.selector.v0:g} V, "
           f"r_row = r_col = {args.r_wire} Ω, inputs in [0, {v_max:.2f}] V (30% zeros)")
-    print(f"{'engine / form':<28}{'s per vector':>14}{'x SPICE':>12}{'x numpy':>10}{'max err/FS':>12}"
-          f"{'held-out max':>14}{'mean':>12}  prepare [s]")
-    print(f"{'spice':<28}{t_spice:>14.3e}{1:>12.0f}{t_numpy / t_spice:>10.3f}{0:>12.1e}")
-    print(f"{'numpy (exact)':<28}{t_numpy:>14.3e}{t_spice / t_numpy:>12.0f}{1:>10.0f}{numpy_err:>12.1e}")
-    for form in models.FORMS:
-        start = time.perf_counter()
+    print(f"{'engine / form':<34}{'s per vector':>14}{'x SPICE':>12}{'x numpy':>10}{'peak RSS':>10}{'max err/FS':>12}"
+          f"{'held-out max':>14}{'mean':>12}")
+    print(f"{'spice':<34}{t_spice:>14.3e}{1:>12.0f}{t_numpy / t_spice:>10.3f}{m_spice:>8.0f}MB{0:>12.1e}")
+    print(f"{'numpy (exact), batch ' + str(len(v_numpy)):<34}{t_numpy:>14.3e}{t_spice / t_numpy:>12.0f}{1:>10.0f}"
+          f"{m_numpy:>8.0f}MB{numpy_err:>12.1e}")
+    for batch in dict.fromkeys((100, len(v_batch))):
+        v = v_batch[:batch]
+        sur._PREPARED.items.clear()
+        for call in ("1st call", "2nd call"):
+            t_end, m_end = timed(lambda v=v: circuitsim.simulate(xb, v, engine="surrogate", calibration=cal))
+            res = circuitsim.simulate(xb, v_spice, engine="surrogate", calibration=cal)
+            err = np.abs(res.column_currents - truth).max() / full_scale
+            print(f"{'simulate(surrogate) ' + call + ', batch ' + str(batch):<34}{t_end / batch:>14.3e}"
+                  f"{t_spice * batch / t_end:>12.0f}{t_numpy * batch / t_end:>10.0f}{m_end:>8.0f}MB{err:>12.1e}"
+                  f"  estimate {100 * res.provenance['error_estimate']:.3f}%, form {cal.form}")
+    for form in cal.forms:
         prep = sur.prepare(xb, cal, form)
-        t_prep = time.perf_counter() - start
         batch = v_batch if form != "relax" else v_batch[:max(1, len(v_batch) // 20)]
-        t_form = best_of(lambda prep=prep, batch=batch: models.column_currents(prep, batch), 3) / len(batch)
+        t_form, m_form = timed(lambda prep=prep, batch=batch: models.column_currents(prep, batch), 3)
+        t_form /= len(batch)
         err = np.abs(models.column_currents(prep, v_spice) - truth).max() / full_scale
         fit = cal.forms[form]
-        print(f"{form + ' (batch ' + str(len(batch)) + ')':<28}{t_form:>14.3e}{t_spice / t_form:>12.0f}"
-              f"{t_numpy / t_form:>10.0f}{err:>12.1e}{100 * fit.heldout_max:>13.3f}%{100 * fit.heldout_mean:>11.4f}%"
-              f"  {t_prep:.3f}")
-    t_end = best_of(lambda: circuitsim.simulate(xb, v_batch, engine="surrogate", calibration=cal), 3) / len(v_batch)
-    print(f"{'simulate(surrogate) e2e':<28}{t_end:>14.3e}{t_spice / t_end:>12.0f}{t_numpy / t_end:>10.0f}"
-          f"{'':>12}  (calibration form {cal.form}, prepare included)")
+        print(f"{form + ' alone (batch ' + str(len(batch)) + ')':<34}{t_form:>14.3e}{t_spice / t_form:>12.0f}"
+              f"{t_numpy / t_form:>10.0f}{m_form:>8.0f}MB{err:>12.1e}{100 * fit.heldout_max:>13.3f}%"
+              f"{100 * fit.heldout_mean:>11.4f}%")
 
 
 def bench_linear(args) -> None:
@@ -77,13 +126,40 @@ def bench_linear(args) -> None:
     transfer = sur.linear_transfer(xb)
     print(f"\n# {n}x{n} 1R, exact transfer matrix I = V·T (v_cols = 0) vs a plain matmul V·G")
     print(f"{'batch':>8}{'V·T [s]':>12}{'V·G [s]':>12}{'ratio':>8}{'max err/FS vs numpy':>22}")
-    for batch in (1000, args.batch):
+    for batch in dict.fromkeys((1000, args.batch)):
         v = rng.uniform(-1, 1, (batch, n))
         t_t = best_of(lambda v=v: v @ transfer, 5)
         t_g = best_of(lambda v=v: v @ xb.conductance, 5)
         exact = circuitsim.simulate(xb, v[:200], engine="numpy").column_currents
         err = np.abs(v[:200] @ transfer - exact).max() / np.abs(exact).max()
         print(f"{batch:>8}{t_t:>12.3e}{t_g:>12.3e}{t_t / t_g:>8.2f}{err:>22.1e}")
+
+
+def estimate_table(args, cal: sur.Calibration) -> None:
+    """Estimated vs true error of the calibrated form (fractions of full scale, max over the batch)."""
+    rng = np.random.default_rng(args.seed + 3)
+    v_max = cal.domain.v_rows_v[1]
+    cases = [(f"64x64, 5 Ω, 8 Ω drv/sense, 90-100 µS, i0={i0:g} v0={v0:g}",
+              circuitsim.Crossbar(conductance=rng.uniform(9e-5, 1e-4, (64, 64)), r_row=5.0, r_col=5.0, r_driver=8.0,
+                                  r_sense=8.0, selector=SinhSelector(i0=i0, v0=v0)))
+             for i0, v0 in ((1e-8, 0.1), (1e-6, 0.1), (1e-5, 0.05), (1e-7, 0.07))]
+    cases += [(f"{n}x{n}, {r:g} Ω, 1-100 µS", circuitsim.Crossbar(
+        conductance=rng.uniform(1e-6, 1e-4, (n, n)), r_row=r, r_col=r, selector=SinhSelector()))
+        for n, r in ((16, 1.0), (32, 2.0), (64, 2.0), (64, 5.0), (128, 2.0), (128, 5.0))]
+    print(f"\n# error estimate vs true error, form {cal.form}, batch: all-on {v_max:.2f} V + "
+          f"{args.estimate_vectors - 1} random vectors")
+    print(f"{'design':<52}{'true':>10}{'estimate':>10}{'CG its':>8}  outcome")
+    for name, xb in cases:
+        n = xb.shape[0]
+        v = np.vstack([np.full(n, v_max), inputs(rng, args.estimate_vectors - 1, n, v_max)])
+        exact = circuitsim.simulate(xb, v, engine="numpy").column_currents
+        true = np.abs(models.column_currents(sur.prepare(xb, cal), v) - exact).max() / np.abs(exact).max()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", sur.SurrogateAccuracyWarning)
+            res = circuitsim.simulate(xb, v, engine="surrogate", calibration=cal)
+        estimate, its = res.provenance["error_estimate"], res.provenance["cg_iterations"]
+        outcome = "returned" if res.engine == "surrogate" else "fell back to numpy"
+        print(f"{name:<52}{100 * true:>9.3f}%{100 * estimate:>9.3f}%{its:>8d}  {outcome}")
 
 
 def error_map(args, cal: sur.Calibration) -> None:
@@ -96,8 +172,8 @@ def error_map(args, cal: sur.Calibration) -> None:
 
     rng = np.random.default_rng(args.seed + 2)
     sizes, r_wires = (8, 16, 32, 64), (0.5, 1.0, 2.0, 3.5, 5.0)
-    grid = {form: np.zeros((len(sizes), len(r_wires))) for form in models.FORMS}
-    random_only = {form: np.zeros(len(r_wires)) for form in models.FORMS}     # largest size
+    grid = {form: np.zeros((len(sizes), len(r_wires))) for form in cal.forms}
+    random_only = {form: np.zeros(len(r_wires)) for form in cal.forms}     # largest size
     with SpiceWorker() as worker:
         for a, n in enumerate(sizes):
             for b, r in enumerate(r_wires):
@@ -143,11 +219,17 @@ def main() -> None:
     parser.add_argument("--numpy-vectors", type=int, default=100)
     parser.add_argument("--calibration", default=None, help="calibration .h5 (default: the shipped one)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--estimate", action="store_true", help="also compare the error estimate with the true error")
+    parser.add_argument("--estimate-vectors", type=int, default=20)
+    parser.add_argument("--skip-speed", action="store_true", help="only the tables asked for (--estimate, --error-map)")
     parser.add_argument("--error-map", help="also measure the error map against SPICE and write this PNG")
     args = parser.parse_args()
     cal = sur.load(args.calibration) if args.calibration else sur.load_default()
-    bench_1s1r(args, cal)
-    bench_linear(args)
+    if not args.skip_speed:
+        bench_1s1r(args, cal)
+        bench_linear(args)
+    if args.estimate:
+        estimate_table(args, cal)
     if args.error_map:
         error_map(args, cal)
 

@@ -56,11 +56,12 @@ def read_current(xb: Crossbar, row: int, col: int, v_read: float, scheme: str, e
 
 @dataclass(frozen=True)
 class ReadMargin:
-    """Worst-case read of the far corner cell (row 0, last column: farthest from driver and sense).
+    """Reading one cell at g_on and at g_off.
 
-    i_on: selected ON with every other cell OFF [A]; i_off: selected OFF with every other cell
-    ON [A]; margin = (i_on − i_off)/i_on (≤ 0: ON and OFF cannot be told apart);
-    sneak_current: i_off minus the OFF cell's own ideal current g_off·v_read [A].
+    i_on / i_off: current into the selected column's sense node with the cell ON / OFF [A];
+    margin = (i_on − i_off)/i_on (≤ 0: ON and OFF cannot be told apart);
+    sneak_current: i_off minus the OFF cell's own current at v_read, alone and without wires
+    (the same cell: selector or transistor included) [A].
     """
 
     i_on: float
@@ -69,19 +70,31 @@ class ReadMargin:
     sneak_current: float
 
 
-def read_margin(rows: int, cols: int, g_on: float, g_off: float, *, r_wire: float = 0.0, v_read: float = 0.2,
-                scheme: str = "v/2", selector=None, engine: str = "numpy") -> ReadMargin:
-    """Worst-case read margin of a rows×cols array of ON (g_on) / OFF (g_off) cells [S]."""
-    row, col = 0, cols - 1
+PATTERNS = ("worst", "design")
+
+
+def read_margin(xb: Crossbar, g_on: float, g_off: float, *, cell: tuple[int, int] | None = None,
+                v_read: float = 0.2, scheme: str = "v/2", pattern: str = "worst", engine: str = "numpy") -> ReadMargin:
+    """Read margin of one cell of design xb: its wires, driver/sense resistances, selector or transistor.
+
+    cell: (row, col) read, default the far corner (row 0, last column: farthest from driver and
+    sense). The cell is read at g_on and at g_off [S]; the other cells keep xb's conductances
+    (pattern="design") or take the worst case (pattern="worst": all g_off while reading ON, all
+    g_on while reading OFF).
+    """
+    if pattern not in PATTERNS:
+        raise ValueError(f"unknown pattern {pattern!r}; choose one of {PATTERNS}")
+    row, col = (0, xb.shape[1] - 1) if cell is None else cell
 
     def current(selected_g, others_g):
-        g = np.full((rows, cols), others_g)
+        g = xb.conductance.copy() if pattern == "design" else np.full(xb.shape, others_g)
         g[row, col] = selected_g
-        xb = Crossbar(conductance=g, r_row=r_wire, r_col=r_wire, selector=selector)
-        return read_current(xb, row, col, v_read, scheme, engine)
+        return read_current(xb.replace(conductance=g), row, col, v_read, scheme, engine)
 
     i_on, i_off = current(g_on, g_off), current(g_off, g_on)
-    return ReadMargin(i_on, i_off, (i_on - i_off) / i_on, i_off - g_off * v_read)
+    alone = Crossbar(conductance=[[g_off]], selector=xb.selector, transistor=xb.transistor)
+    i_alone = float(simulate(alone, [v_read], engine=engine).column_currents[0])
+    return ReadMargin(i_on, i_off, (i_on - i_off) / i_on, i_off - i_alone)
 
 
 @dataclass(frozen=True)
@@ -146,10 +159,14 @@ class ReadEnergy:
     energy_per_mac: np.ndarray
 
 
-def read_energy(xb: Crossbar, v_rows, t_read_s: float = 10e-9, engine: str = "numpy") -> ReadEnergy:
-    """Energy of one analog matrix-vector read of duration t_read_s from the circuit's own power."""
+def read_energy(xb: Crossbar, v_rows, v_cols=None, *, floating_rows=None, floating_cols=None,
+                t_read_s: float = 10e-9, engine: str = "numpy") -> ReadEnergy:
+    """Energy of one analog matrix-vector read of duration t_read_s from the circuit's own power.
+
+    The drive is simulate()'s: row voltages, sense-node voltages v_cols, floating lines."""
     if not t_read_s > 0:
         raise ValueError(f"t_read_s must be positive, got {t_read_s}")
-    power = np.asarray(simulate(xb, v_rows, engine=engine).power)
+    power = np.asarray(simulate(xb, v_rows, v_cols, engine=engine, floating_rows=floating_rows,
+                                floating_cols=floating_cols).power)
     energy = power * t_read_s
     return ReadEnergy(power, energy, energy / xb.conductance.size)

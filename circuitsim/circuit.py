@@ -49,6 +49,7 @@ class Circuit:
     fixed_line: np.ndarray
     floating_rows: np.ndarray
     floating_cols: np.ndarray
+    dead: np.ndarray  # per node: no DC path to a source; its elements are left out, its voltage is undefined
 
     @property
     def n_nodes(self) -> int:
@@ -128,24 +129,31 @@ def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.nda
     rep_of_label[label[first]] = first
     rep = rep_of_label[label]
 
-    used = np.unique(np.concatenate([rep[r_node.ravel()], rep[b_node.ravel()],
-                                     rep[m_node.ravel()] if inner else [], rep[fixed_all]]).astype(int))
+    in_use = np.zeros(total, dtype=bool)
+    for nodes in (r_node, b_node, m_node if inner else [], fixed_all):
+        in_use[rep[np.asarray(nodes, dtype=int).ravel()]] = True
+    used = np.flatnonzero(in_use)
     new_index = np.full(total, -1)
     new_index[used] = np.arange(len(used))
 
     def node(idx):
         return new_index[rep[np.asarray(idx, dtype=int)]]
 
-    keep = ~zero
     g = xb.conductance.ravel()
-    has_cell = g > 0
     hi = node(r_node.ravel())
     lo = node(m_node.ravel() if inner else b_node.ravel())
+    empty = np.array([], dtype=int)
+    sel_a, sel_b = (node(m_node.ravel()), node(b_node.ravel())) if xb.selector is not None else (empty, empty)
+    tr_d, tr_s = (node(m_node.ravel()), node(b_node.ravel())) if xb.transistor is not None else (empty, empty)
+    dead = _without_dc_path(len(used), [(node(a[~zero]), node(b[~zero])), (hi[g > 0], lo[g > 0]),
+                                        (sel_a, sel_b), (tr_d, tr_s)], node(fixed_all))
+    keep = ~zero
+    keep[keep] = ~dead[node(a[keep])]
+    has_cell = (g > 0) & ~dead[hi]
     fixed_kind = np.concatenate([np.zeros(driven.sum(), int), np.ones(sensed.sum(), int),
                                  np.full(rows if xb.transistor is not None else 0, 2)])
     fixed_line = np.concatenate([np.flatnonzero(driven), np.flatnonzero(sensed),
                                  np.arange(rows) if xb.transistor is not None else np.array([], int)])
-    empty = np.array([], dtype=int)
     cells = np.arange(n)
     return Circuit(
         xb=xb,
@@ -153,15 +161,21 @@ def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.nda
         res_a=node(a[keep]), res_b=node(b[keep]), res_ohm=ohm[keep],
         res_ids=np.flatnonzero(keep),
         cell_hi=hi, cell_lo=lo, cell_g=np.where(has_cell, g, 0.0),
-        sel_a=node(m_node.ravel()) if xb.selector is not None else empty,
-        sel_b=node(b_node.ravel()) if xb.selector is not None else empty,
-        tr_d=node(m_node.ravel()) if xb.transistor is not None else empty,
-        tr_s=node(b_node.ravel()) if xb.transistor is not None else empty,
+        sel_a=sel_a, sel_b=sel_b, tr_d=tr_d, tr_s=tr_s,
         tr_row=cells // cols if xb.transistor is not None else empty,
         row_node=node(r_node), col_node=node(b_node), inner_node=node(m_node) if inner else None,
         fixed=node(fixed_all), fixed_kind=fixed_kind, fixed_line=fixed_line,
-        floating_rows=floating_rows, floating_cols=floating_cols,
+        floating_rows=floating_rows, floating_cols=floating_cols, dead=dead,
     )
+
+
+def _without_dc_path(n_nodes: int, branches: list[tuple[np.ndarray, np.ndarray]], fixed: np.ndarray) -> np.ndarray:
+    """Mask of the nodes with no conducting path to any source (e.g. a floating line whose cells
+    are all open): no current flows there and their voltages are undefined."""
+    a = np.concatenate([x for x, _ in branches]).astype(int)
+    b = np.concatenate([y for _, y in branches]).astype(int)
+    _, label = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n_nodes, n_nodes)), directed=False)
+    return ~np.isin(label, label[fixed])
 
 
 @dataclass(frozen=True, eq=False)

@@ -157,6 +157,13 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_demo_programming(args) -> int:
+    from circuitsim.demo import run_programming_demo
+
+    run_programming_demo(args.out)
+    return 0
+
+
 def _cmd_sweep(args) -> int:
     from circuitsim.sweep import run_sweep
 
@@ -172,20 +179,27 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_calibrate(args) -> int:
+    from tqdm import tqdm
+
     from circuitsim import plots
-    from circuitsim.surrogate.calibration import calibrate_file
+    from circuitsim.surrogate.calibration import calibrate_file, heldout_by_size
 
     check_input(args.data, "a results store")
     check_output(args.out)
-    check_output(args.plot or Path(args.out).with_suffix(".png"), "--plot")
-    cal = calibrate_file(args.data, args.out, holdout_fraction=args.holdout, seed=args.seed)
-    plots.save(plots.calibration_parity(cal), args.plot or Path(args.out).with_suffix(".png"))
+    plot = check_output(args.plot or Path(args.out).with_suffix(".png"), "--plot")
+    with tqdm(desc="calibrate (time left: an upper bound)", unit="cell", unit_scale=True, file=sys.stderr) as bar:
+        cal = calibrate_file(args.data, args.out, holdout_fraction=args.holdout, seed=args.seed, progress=bar,
+                             fit_max_cells=args.fit_max_cells or None, forms=args.forms)
+    plots.save(plots.calibration_parity(cal), plot)
     print(f"# surrogate calibration from {args.data} -> {args.out}; errors as % of full scale")
     print(f"{'form':<10}{'held-out max':>14}{'held-out p99':>14}{'train rms':>12}{'s/vector':>12}  fitted")
     for form, fit in cal.forms.items():
         print(f"{form:<10}{100 * fit.heldout_max:>13.3f}%{100 * fit.heldout_p99:>13.3f}%{100 * fit.train_rms:>11.3f}%"
               f"{fit.seconds_per_vector:>12.2e}  " + ", ".join(f"{k}={v:.4g}" for k, v in fit.params.items()))
-    print(f"uses form {cal.form!r}; parity plot {args.plot or Path(args.out).with_suffix('.png')}")
+    print(f"# held-out error of form {cal.form!r} per array size (largest / mean per-design max error)")
+    for rows, cols, n, worst, mean in heldout_by_size(cal):
+        print(f"{rows:>5}x{cols:<5}{n:>4} designs{100 * worst:>10.3f}%{100 * mean:>10.3f}%")
+    print(f"uses form {cal.form!r}; parity plot {plot}")
     return 0
 
 
@@ -283,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "writing figures and an HDF5 file")
     p.add_argument("--out", default="demo-output", help="output folder (default: ./demo-output)")
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("demo-programming", help="program every tile of the digits MLP by write-verify (1T1R "
+                                                "Stanford-PKU), then its accuracy from 1 s to 10 years (minutes)")
+    p.add_argument("--out", default="demo-programming", help="output folder (default: ./demo-programming)")
+    p.set_defaults(func=_cmd_demo_programming)
     p = sub.add_parser("sweep", help="run a parameter sweep (TOML, see examples/sweep.toml) into an HDF5 store; "
                                      "rerunning computes only the missing points")
     p.add_argument("config")
@@ -299,6 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="held-out parity plot (.png; default: next to --out)")
     p.add_argument("--holdout", type=float, default=0.25, help="fraction of designs held out (default 0.25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
+    p.add_argument("--forms", type=lambda text: tuple(text.split(",")), default=None,
+                   help="comma-separated surrogate forms to fit (default: all; see docs/guide/surrogate.md)")
+    p.add_argument("--fit-max-cells", type=int, default=64 * 64,
+                   help="designs with more cells are all held out (they measure the extrapolation; fitting on "
+                        "them costs most of the time); 0: fit on every size (default 4096, 64x64)")
     p.set_defaults(func=_cmd_calibrate)
     p = sub.add_parser("characterize", help="run a device characterization protocol in ngspice into an HDF5 store "
                                             "(loop, pulse, ptdp, variability, read, temperature, retention, "

@@ -25,7 +25,7 @@ def _load_array(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: conductance_file must be .npy or .csv")
     try:
         if path.suffix == ".npy":
-            return np.load(path, allow_pickle=False)
+            return np.load(path, allow_pickle=False, mmap_mode="r")  # Crossbar checks its size before reading it
         return np.loadtxt(path, delimiter=",", ndmin=2)
     except OSError as exc:
         raise ValueError(f"conductance_file {path}: cannot read it ({exc.strerror or exc})") from None

@@ -156,8 +156,9 @@ def _ir_drop(cfg: DemoConfig, out: Path, res: DemoResult, echo) -> None:
 def _read_margin(cfg: DemoConfig, out: Path, res: DemoResult, echo) -> None:
     margins = {}
     for scheme in analysis.SCHEMES:
-        found = [analysis.read_margin(n, n, 1e-4, 1e-6, r_wire=R_WIRE_OHM, v_read=0.5, scheme=scheme,
-                                      selector=READ_SELECTOR) for n in cfg.margin_sizes]
+        found = [analysis.read_margin(Crossbar(conductance=np.full((n, n), 1e-6), r_row=R_WIRE_OHM, r_col=R_WIRE_OHM,
+                                               selector=READ_SELECTOR), 1e-4, 1e-6, v_read=0.5, scheme=scheme)
+                 for n in cfg.margin_sizes]
         margins[scheme] = np.array([m.margin for m in found])
         res.data[f"read_margin-{scheme.replace('/', '_')}"] = _point(
             {"size": np.array(cfg.margin_sizes), "scheme": scheme, "g_on_s": 1e-4, "g_off_s": 1e-6,
@@ -345,3 +346,98 @@ def run_demo(out_dir: str | Path = "demo-output", config: DemoConfig = DemoConfi
     for path in [*res.figures.values(), res.hdf5, out / "crossbar.cir"]:
         echo(f"  {path.name}")
     return res
+
+
+# ---- `circuitsim demo-programming`: the digits MLP programmed tile by tile, accuracy over time ----
+
+@dataclass(frozen=True)
+class ProgrammingDemoConfig:
+    """hidden: MLP hidden units; tile: tile rows = cols; levels: conductance levels between
+    g_min_s and g_max_s; times_s / temperatures_k: reads after programming; stuck_rate: share of
+    stuck-at cells (half ON, half OFF) in the fault study."""
+
+    hidden: int = 16
+    tile: int = 32
+    levels: int = 8
+    g_min_s: float = 10e-6
+    g_max_s: float = 100e-6
+    times_s: tuple[float, ...] = (1.0, 60.0, 3600.0, 86400.0, 30 * 86400.0, 3.15e7, 3.15e8)
+    temperatures_k: tuple[float, ...] = (300.0, 358.0)
+    stuck_rate: float = 0.02
+
+
+# Stanford-PKU cells behind NMOS access transistors (1T1R), ISPP at 10 ns per pulse: SET with the
+# gate at 1.8 V (its saturation current is the compliance), RESET with the gate at 3 V.
+DEMO_WRITE_VERIFY = dict(v_set_start=1.7, v_set_step=0.05, v_set_max=3.0, v_reset_start=1.3, v_reset_step=0.03,
+                         v_reset_max=2.2, width_s=1e-8, v_read=0.1, tolerance=0.05, v_gate_set=1.8,
+                         v_gate_reset=3.0)
+
+
+def run_programming_demo(out_dir: str | Path = "demo-programming", config: ProgrammingDemoConfig =
+                         ProgrammingDemoConfig(), echo: Callable[[str], None] = print) -> dict:
+    """Program every tile of the digits MLP into 1T1R Stanford-PKU arrays by write-verify, then read
+    it from 1 s to 10 years at two temperatures with and without drift compensation; figures and
+    results.h5 go to out_dir. Returns the headline numbers."""
+    from circuitsim.devices import NmosAccess, StanfordPKU
+    from circuitsim.programming import ReadNoise, WriteVerify
+    from circuitsim.programming import plots as program_plots
+    from circuitsim.programming.network import accuracy_over_time, program_network
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    data = nn.load_digits_split()
+    net = nn.train_mlp(data, hidden=config.hidden)
+    hw = nn.Hardware(g_min_s=config.g_min_s, g_max_s=config.g_max_s, levels=config.levels, tile_rows=config.tile,
+                     tile_cols=config.tile, r_wire=R_WIRE_OHM)
+    mapped = nn.map_network(net, hw, data.x_train)
+    wv = WriteVerify(**DEMO_WRITE_VERIFY)
+    n_tiles = sum(len(layer.tiles) for layer in mapped.layers)
+    echo(f"programming {n_tiles} tiles of at most {config.tile}x{config.tile} 1T1R Stanford-PKU cells "
+         f"({config.levels} levels, {1e6 * config.g_min_s:g}-{1e6 * config.g_max_s:g} µS, ±{wv.tolerance:.0%})")
+
+    def bar(done, total):
+        echo(f"  [{'#' * done}{'.' * (total - done)}] tile {done}/{total}  (t = {time.perf_counter() - start:.0f} s)")
+
+    programmed = program_network(mapped, StanfordPKU(x0=0.9), wv, transistor=NmosAccess(), progress=bar)
+    summary = programmed.summary
+    echo(f"  {summary['cells']} cells, {summary['pulses']} pulses ({summary['pulse_events']} row pulses), "
+         f"{1e9 * summary['energy_j']:.2f} nJ, {1e3 * summary['time_s']:.3f} ms of pulses and verifies, "
+         f"{summary['failed']} failed; wall {summary['wall_time_s']:.0f} s")
+    echo("  programming error per level (converged cells): level, cells, mean, std, max |error|")
+    levels = programmed.error_per_level()
+    for level, errors in levels.items():
+        echo(f"    {1e6 * level:6.1f} µS  {len(errors):5d}  {100 * errors.mean():+6.2f} %  "
+             f"{100 * errors.std():5.2f} %  {100 * np.abs(errors).max(initial=0):5.2f} %")
+    noise = ReadNoise()
+    table = accuracy_over_time(programmed, data.x_test, data.y_test, config.times_s,
+                               temperatures_k=config.temperatures_k, noise=noise)
+    reference = {"float weights": nn.accuracy(net.predict(data.x_test), data.y_test),
+                 "quantized, exact levels": nn.accuracy(nn.infer(mapped, data.x_test).predictions, data.y_test)}
+    echo("\n  test accuracy [%] against time after programming (rows: temperature, compensation)")
+    echo("  " + " " * 22 + "".join(f"{t:>10.3g}" for t in table["times_s"]))
+    for a, temp in enumerate(table["temperatures_k"]):
+        for b, comp in enumerate(table["compensations"]):
+            echo(f"  {temp:5.0f} K {comp:>14}" + "".join(f"{100 * v:10.1f}" for v in table["accuracy"][a, b]))
+    faulty = program_network(mapped, StanfordPKU(x0=0.9), wv, transistor=NmosAccess(),
+                             stuck_on_rate=config.stuck_rate / 2, stuck_off_rate=config.stuck_rate / 2, seed=1)
+    fixed = program_network(mapped, StanfordPKU(x0=0.9), wv, transistor=NmosAccess(),
+                            stuck_on_rate=config.stuck_rate / 2, stuck_off_rate=config.stuck_rate / 2, seed=1,
+                            fault_compensation=True)
+    fault_acc = {name: nn.accuracy(nn.infer(p.mapped, data.x_test).predictions, data.y_test)
+                 for name, p in (("stuck cells", faulty), ("stuck cells, pair compensation", fixed))}
+    echo(f"\n  {config.stuck_rate:.0%} stuck-at cells: {faulty.summary['stuck']} reported stuck; accuracy at t = 0 "
+         + ", ".join(f"{name} {100 * acc:.1f} %" for name, acc in fault_acc.items()))
+    figures = {"programming": plots.save(program_plots.programming_summary(programmed), out / "programming.png"),
+               "accuracy_vs_time": plots.save(program_plots.accuracy_vs_time(table, reference),
+                                              out / "accuracy_vs_time.png")}
+    accuracies = {name.replace(" ", "_").replace(",", ""): acc for name, acc in {**reference, **fault_acc}.items()}
+    records = {"programming": _point({"hardware": _hardware_tree(hw), "write_verify": wv.as_dict()}, summary,
+                                     {"device": "StanfordPKU", "transistor": "NmosAccess"}),
+               "accuracy_vs_time": _point({"times_s": table["times_s"], "temperatures_k": table["temperatures_k"],
+                                           "compensations": np.array(table["compensations"], dtype=object)},
+                                          {"accuracy": table["accuracy"], **accuracies}, {"read_noise": vars(noise)})}
+    _write_results(out / "results.h5", records)
+    echo(f"\ndone in {time.perf_counter() - start:.0f} s. Output folder: {out.resolve()}")
+    return {"summary": summary, "levels": levels, "table": table, "reference": reference, "faults": fault_acc,
+            "figures": figures}

@@ -13,7 +13,7 @@ from circuitsim.circuit import Drive, make_drive
 from circuitsim.design import Crossbar
 from circuitsim.netlist import number, render, source_names, standalone
 from circuitsim.results import Result, extract
-from circuitsim.solver.dc import gate_voltages, leaving_currents, solve
+from circuitsim.solver.dc import is_linear, linear_source_currents, operating_point
 from circuitsim.spice.worker import SpiceError, SpiceJob, SpiceWorker, check_timeout, run_job
 
 
@@ -56,17 +56,20 @@ def _spice(drive: Drive, worker: SpiceWorker | None, timeout_s: float | None, pr
     rows, cols = circuit.xb.shape
     sha256 = _sha256(deck)
     label = f"{rows}x{cols} {circuit.xb.cell_type} crossbar (netlist sha256 {sha256[:12]})"
-    nodes = len(circuit.node_names)
+    # nodes with no DC path to a source are not in the deck: undefined (NaN)
+    alive = np.flatnonzero(~circuit.dead)
+    names = circuit.node_names if len(alive) == len(circuit.dead) else [circuit.node_names[k] for k in alive]
     # ngspice's vector names: lower case, branch currents as <source>#branch (lowered in one go)
-    probes = tuple("\n".join([*circuit.node_names, *(f"{s}#branch" for s in sources)]).lower().split("\n"))
+    probes = tuple("\n".join([*names, *(f"{s}#branch" for s in sources)]).lower().split("\n"))
     with _progress_bar(len(runs), progress) as bar:
         out = run_job(SpiceJob(deck, tuple(runs), label, probes), worker, timeout_s,
                       None if bar is None else lambda done: bar.update(done - bar.n))
     values = out.values[:, :, 0]
-    v = values[:, :nodes]
+    v = np.full((len(values), len(circuit.dead)), np.nan)
+    v[:, alive] = values[:, :len(alive)]
     check_passive(v, volts, label)
     # ngspice's branch current flows into the + node; a source delivers the opposite
-    delivered = -values[:, nodes:]
+    delivered = -values[:, len(alive):]
     return v, delivered, {"ngspice_version": out.ngspice_version, "netlist_sha256": sha256,
                           "convergence_aid": out.aid}
 
@@ -90,10 +93,28 @@ def _progress_bar(runs: int, progress: bool | None):
 
 
 def _numpy(drive: Drive) -> tuple:
-    circuit = drive.circuit
-    v = solve(circuit, drive.fixed_volts)
-    leaving = leaving_currents(circuit, v, gate_voltages(circuit, drive.fixed_volts))
-    return v, leaving[:, circuit.fixed], {}
+    """Node voltages, source currents, provenance extras, cell currents; for a batch on a linear
+    array only the source currents, the rest on demand (lazy)."""
+    circuit, volts = drive.circuit, drive.fixed_volts
+    if is_linear(circuit) and len(volts) > 1:
+        currents = linear_source_currents(circuit, volts)
+        return None, currents, {"node_results": "on demand"}, None
+
+    solution = _numpy_solution(drive)
+    return solution.node_volts, solution.source_currents, {}, solution.cell_currents
+
+
+def _numpy_details(drive: Drive) -> tuple[np.ndarray, np.ndarray]:
+    """(node voltages, cell currents) of every vector of a drive, for a Result's on-demand arrays."""
+    solution = _numpy_solution(drive)
+    return solution.node_volts, solution.cell_currents
+
+
+def _numpy_solution(drive: Drive):
+    """The operating point of every vector of a drive, nodes with no DC path to a source undefined (NaN)."""
+    solution = operating_point(drive.circuit, drive.fixed_volts)
+    solution.node_volts[:, drive.circuit.dead] = np.nan
+    return solution
 
 
 def _sha256(text: str) -> str:
@@ -105,7 +126,7 @@ ENGINES = ("spice", "numpy", "surrogate")
 
 def simulate(xb: Crossbar, v_rows, v_cols=None, *, engine: str = "spice", v_gates=None, floating_rows=None,
              floating_cols=None, worker: SpiceWorker | None = None, timeout_s: float | None = None,
-             calibration=None, progress: bool | None = None) -> Result:
+             calibration=None, progress: bool | None = None, fallback: bool = True) -> Result:
     """Solve the crossbar for row voltages v_rows [V], (rows,) or (batch, rows).
 
     v_cols: sense-node voltages [V] (default 0); v_gates: 1T1R gate voltages per row [V]
@@ -115,20 +136,30 @@ def simulate(xb: Crossbar, v_rows, v_cols=None, *, engine: str = "spice", v_gate
     timeout_s: the spice engine's time limit [s], a positive finite number (None: the worker's
     own limit, 600 s for the shared worker). progress: a progress bar for long spice batches
     (None: only when stderr is a terminal).
+    fallback (surrogate only): where the surrogate cannot vouch for its answer (outside its
+    calibrated range, error estimate above its bound), warn and solve with "numpy" (True) or
+    raise errors.SurrogateAccuracyError (False).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")
     timeout_s = check_timeout(timeout_s)
     drive = make_drive(xb, v_rows, v_cols, v_gates, floating_rows, floating_cols)
     start = time.perf_counter()
+    cell_currents = None  # the spice engine's come from its node voltages
     if engine == "spice":
         v, delivered, extra = _spice(drive, worker, timeout_s, progress)
     elif engine == "numpy":
-        v, delivered, extra = _numpy(drive)
+        v, delivered, extra, cell_currents = _numpy(drive)
     else:
         from circuitsim.surrogate.model import simulate_surrogate
 
-        return simulate_surrogate(xb, drive, calibration)
+        def exact() -> Result:
+            return simulate(xb, v_rows, v_cols, engine="numpy", v_gates=v_gates, floating_rows=floating_rows,
+                            floating_cols=floating_cols)
+
+        return simulate_surrogate(xb, drive, calibration, exact=exact if fallback else None)
     provenance = {"engine": engine, "circuitsim_version": __version__,
                   "wall_time_s": time.perf_counter() - start, **extra}
-    return extract(drive.circuit, engine, v, delivered, drive.fixed_volts, drive.single, provenance)
+    later = None if v is not None else lambda: _numpy_details(drive)
+    return extract(drive.circuit, engine, v, delivered, drive.fixed_volts, drive.single, provenance, cell_currents,
+                   later)

@@ -59,10 +59,29 @@ class SchedulerError(CircuitsimError, RuntimeError):
     """A Dask scheduler address that cannot be used (unreachable, not Dask, no workers)."""
 
 
+class ProgrammingError(CircuitsimError, ValueError):
+    """A programming request that cannot succeed (target outside the device's range, a SET
+    compliance too low, an impossible tolerance): refused before any pulse."""
+
+
 class CalibrationRangeWarning(UserWarning):
     """A design or drive lies outside the range the surrogate's calibration was fitted on."""
+
+
+class SurrogateAccuracyWarning(CalibrationRangeWarning):
+    """The surrogate's error estimate exceeded its bound; the exact engine answered instead."""
+
+
+class SurrogateAccuracyError(CircuitsimError, ValueError):
+    """The surrogate cannot vouch for its answer (outside its calibrated range, or its error
+    estimate above its bound) and falling back to the exact engine was disabled."""
 
 
 class UnphysicalValueWarning(UserWarning):
     """A value lies outside any physical range for its unit (e.g. a cell conductance of 50 S,
     most likely µS typed as S); circuitsim computes it as given. Ranges: docs/design-files.md."""
+
+
+class IllConditionedError(CircuitsimError, ArithmeticError):
+    """The nodal equations cannot be solved to a trustworthy accuracy in double precision (a solve
+    whose backward error stays large after iterative refinement, near-short wires in a nonlinear array)."""

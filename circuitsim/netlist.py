@@ -90,14 +90,15 @@ def render(circuit: Circuit, fixed_volts: np.ndarray, analysis: str = ".op", *,
                    numbers(1.0 / circuit.cell_g[present]))
     if sel is not None:
         params = _params(sel.spice_params())
+        live = ~circuit.dead[circuit.sel_a]  # a cell cut off from every source is left out
         out += [f"XS{k // cols}_{k % cols} {a} {b} {sel.spice_subckt} params: {params}"
-                for k, (a, b) in enumerate(zip(names[circuit.sel_a], names[circuit.sel_b]))]
+                for k, a, b in zip(np.flatnonzero(live), names[circuit.sel_a[live]], names[circuit.sel_b[live]])]
     if tr is not None:
         gates = {line: circuit.fixed[i] for i, (kind, line) in enumerate(zip(circuit.fixed_kind, circuit.fixed_line))
                  if kind == 2}
         out += [f"M{k // cols}_{k % cols} {names[d]} {names[gates[row]]} {names[s]} {names[s]} "
                 f"{tr.spice_model}_cs w={number(tr.w)} l={number(tr.l)}"
-                for k, (d, s, row) in enumerate(zip(circuit.tr_d, circuit.tr_s, circuit.tr_row))]
+                for k, (d, s, row) in enumerate(zip(circuit.tr_d, circuit.tr_s, circuit.tr_row)) if not circuit.dead[d]]
     out += [analysis, ".end", ""]
     return "\n".join(out)
 

@@ -1,10 +1,13 @@
 """Neural-network inference on ReRAM crossbar tiles, from float weights down to the exact circuit.
 
 A small MLP is trained on scikit-learn's bundled 8×8 digits (no download). Each layer's
-weight matrix W (inputs × outputs) is cut into tiles of `tile_rows` inputs × `tile_cols/2`
-outputs; a tile is one physical crossbar whose column pair (2k, 2k+1) holds the
-differential conductances (G⁺, G⁻) of output k, each on one of `levels` equally spaced
-values between g_min_s and g_max_s. A DAC turns each layer input into a row voltage in
+weight matrix W (inputs × outputs) is cut into tiles of `tile_rows` inputs ×
+`tile_cols/(2·slices)` outputs; a tile is one physical crossbar whose column pairs hold the
+differential conductances (G⁺, G⁻) of each output, each on one of `levels` equally spaced
+values between g_min_s and g_max_s. With bit slicing (slices > 1) a weight's code in
+±(levels^slices − 1) is split into `slices` base-`levels` digits, each on its own column pair
+(output k, slice s at pair k·slices + s); the slices' digitised currents are recombined
+digitally with weights levels^s. A DAC turns each layer input into a row voltage in
 [0, v_read]; an ADC digitises each tile's differential column current I⁺ − I⁻; partial
 sums of the tiles are added digitally, then the bias and the ReLU. Biases stay digital.
 
@@ -97,7 +100,8 @@ class Hardware:
     converter resolutions; r_wire: wire segment resistance of rows and columns [Ω];
     selector: optional selector in series with every cell; sigma_d2d: lognormal
     device-to-device spread of the programmed conductances (σ of ln G); seed: seeds that
-    spread; t_read_s: duration of one analog read [s] (for energy).
+    spread; t_read_s: duration of one analog read [s] (for energy); slices: cells (column
+    pairs) per weight, bit slicing.
     """
 
     g_min_s: float = 2e-6
@@ -113,6 +117,7 @@ class Hardware:
     sigma_d2d: float = 0.0
     seed: int = 0
     t_read_s: float = 10e-9
+    slices: int = 1
 
     def __post_init__(self):
         for name in ("g_max_s", "v_read", "t_read_s"):
@@ -121,17 +126,29 @@ class Hardware:
             finite_array(f"Hardware.{name}", getattr(self, name), shape=(), nonnegative=True)
         if not self.g_min_s < self.g_max_s:
             raise ValueError(f"Hardware needs g_min_s < g_max_s, got {self.g_min_s:g} >= {self.g_max_s:g}")
-        for name, low in (("levels", 2), ("tile_rows", 1), ("tile_cols", 2), ("dac_bits", 1), ("adc_bits", 2)):
+        for name, low in (("levels", 2), ("tile_rows", 1), ("tile_cols", 2), ("dac_bits", 1), ("adc_bits", 2),
+                          ("slices", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"Hardware.{name} must be an integer >= {low}, got {value!r}")
-        if self.tile_cols % 2:
-            raise ValueError(f"Hardware.tile_cols must be even (differential column pairs), got {self.tile_cols}")
+        if self.tile_cols % (2 * self.slices):
+            raise ValueError(f"Hardware.tile_cols must be even (differential column pairs) and a multiple of "
+                             f"2·slices, got {self.tile_cols} for {self.slices} slices")
         if self.selector is not None and not isinstance(self.selector, SinhSelector):
             raise TypeError(f"Hardware.selector must be a SinhSelector, got {type(self.selector).__name__}")
 
     def replace(self, **changes) -> Hardware:
         return replace(self, **changes)
+
+    @property
+    def top_code(self) -> int:
+        """Largest |weight code|: levels^slices − 1."""
+        return self.levels**self.slices - 1
+
+    @property
+    def g_step_s(self) -> float:
+        """Conductance between neighbouring levels [S]."""
+        return (self.g_max_s - self.g_min_s) / (self.levels - 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,24 +181,40 @@ class MappedNetwork:
     @property
     def macs(self) -> int:
         """Multiply-accumulates per inference: one per weight."""
-        return sum(t.crossbar.shape[0] * t.crossbar.shape[1] // 2 for layer in self.layers for t in layer.tiles)
+        cells_per_weight = 2 * self.hardware.slices
+        return sum(t.crossbar.shape[0] * t.crossbar.shape[1] // cells_per_weight
+                   for layer in self.layers for t in layer.tiles)
 
 
 def quantize_pair(w: np.ndarray, w_max: float, hw: Hardware) -> tuple[np.ndarray, np.ndarray]:
-    """Differential conductances (G⁺, G⁻) [S] of weights w, each snapped to one of hw.levels values."""
-    step = (hw.g_max_s - hw.g_min_s) / (hw.levels - 1)
-    codes = np.clip(np.rint(w / w_max * (hw.levels - 1)), -(hw.levels - 1), hw.levels - 1)
-    return hw.g_min_s + step * np.maximum(codes, 0), hw.g_min_s + step * np.maximum(-codes, 0)
+    """Differential conductances (G⁺, G⁻) [S] of weights w, each snapped to one of hw.levels values;
+    with bit slicing, shape w.shape + (slices,): slice s holds base-levels digit s of the code."""
+    codes = np.clip(np.rint(w / w_max * hw.top_code), -hw.top_code, hw.top_code)
+    if hw.slices > 1:
+        digits = (np.abs(codes)[..., None] // hw.levels ** np.arange(hw.slices)) % hw.levels
+        codes = np.sign(codes)[..., None] * digits
+    return hw.g_min_s + hw.g_step_s * np.maximum(codes, 0), hw.g_min_s + hw.g_step_s * np.maximum(-codes, 0)
 
 
 def _tile_conductance(w: np.ndarray, w_max: float, hw: Hardware) -> np.ndarray:
-    """(inputs, 2·outputs) conductances with columns G⁺₀, G⁻₀, G⁺₁, G⁻₁, ..."""
+    """(inputs, 2·slices·outputs) conductances with columns G⁺₀, G⁻₀, G⁺₁, G⁻₁, ... (pair k·slices + s
+    is output k's slice s)."""
     g_pos, g_neg = quantize_pair(w, w_max, hw)
-    return np.stack([g_pos, g_neg], axis=2).reshape(w.shape[0], 2 * w.shape[1])
+    return np.stack([g_pos, g_neg], axis=-1).reshape(w.shape[0], 2 * hw.slices * w.shape[1])
 
 
 def _tile_slices(n: int, size: int) -> list[slice]:
     return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def _largest_partial(a: np.ndarray, w: np.ndarray, w_max: float, hw: Hardware) -> float:
+    """Largest |partial sum| one column pair of a tile carries for inputs a, in weight units: the float
+    a @ w, or with bit slicing the largest of the slices' digit sums (each slice has its own pairs)."""
+    if hw.slices == 1:
+        return float(np.abs(a @ w).max())
+    g_pos, g_neg = quantize_pair(w, w_max, hw)
+    digits = (g_pos - g_neg) / hw.g_step_s  # (inputs, outputs, slices) signed digits
+    return float(np.abs(np.einsum("bi,ios->bos", a, digits)).max()) * w_max / hw.top_code
 
 
 def map_network(net: Network, hw: Hardware, x_calibration: np.ndarray) -> MappedNetwork:
@@ -196,16 +229,16 @@ def map_network(net: Network, hw: Hardware, x_calibration: np.ndarray) -> Mapped
     layers = []
     for w, b, scale, a in zip(net.weights, net.biases, net.input_scale, acts):
         w_max = float(np.abs(w).max())
-        units_per_amp = scale * w_max / (hw.v_read * (hw.g_max_s - hw.g_min_s))
+        units_per_amp = scale * w_max / (hw.v_read * hw.g_step_s * hw.top_code)
         tiles, largest_partial = [], 0.0
         for rows in _tile_slices(w.shape[0], hw.tile_rows):
-            for outs in _tile_slices(w.shape[1], hw.tile_cols // 2):
+            for outs in _tile_slices(w.shape[1], hw.tile_cols // (2 * hw.slices)):
                 g = _tile_conductance(w[rows, outs], w_max, hw)
                 if hw.sigma_d2d > 0:
                     g = g * np.exp(hw.sigma_d2d * rng.standard_normal(g.shape))
                 xb = Crossbar(conductance=g, r_row=hw.r_wire, r_col=hw.r_wire, selector=hw.selector)
                 tiles.append(Tile(xb, rows, outs))
-                largest_partial = max(largest_partial, float(np.abs(a[:, rows] @ w[rows, outs]).max()))
+                largest_partial = max(largest_partial, _largest_partial(a[:, rows], w[rows, outs], w_max, hw))
         layers.append(MappedLayer(tuple(tiles), b, scale, units_per_amp, largest_partial / units_per_amp))
     return MappedNetwork(tuple(layers), hw)
 
@@ -268,7 +301,8 @@ def infer(mapped: MappedNetwork, x: np.ndarray, backend: Backend = ideal_backend
             v_tile = v[:, tile.inputs]
             currents, power = backend(tile.crossbar, v_tile)
             differential = currents[:, 0::2] - currents[:, 1::2]
-            y[:, tile.outputs] += adc(differential, layer.adc_full_scale_a, hw.adc_bits) * layer.units_per_amp
+            digitised = adc(differential, layer.adc_full_scale_a, hw.adc_bits).reshape(len(a), -1, hw.slices)
+            y[:, tile.outputs] += digitised @ (hw.levels ** np.arange(hw.slices)) * layer.units_per_amp
             energy += power * hw.t_read_s
             volts.append(v_tile)
         y += layer.bias
@@ -312,7 +346,7 @@ def energy_per_mac(mapped: MappedNetwork, run: Inference, model: ConverterEnergy
     """Energy per MAC [fJ] from the circuit's own power (run.array_energy_j) plus converters."""
     hw = mapped.hardware
     tiles = [t for layer in mapped.layers for t in layer.tiles]
-    adc_j = sum(t.crossbar.shape[1] // 2 for t in tiles) * model.adc_fom_j * 2**hw.adc_bits
+    adc_j = sum(t.crossbar.shape[1] // 2 for t in tiles) * model.adc_fom_j * 2**hw.adc_bits  # one per column pair
     row_cap_f = np.concatenate([np.full(t.crossbar.shape[0], model.dac_unit_cap_f * 2**hw.dac_bits
                                         + model.wire_cap_per_cell_f * t.crossbar.shape[1]) for t in tiles])
     dac_j = float(np.mean((run.dac_volts**2) @ row_cap_f))

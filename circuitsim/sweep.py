@@ -210,12 +210,8 @@ def _read_margin_args(params: dict, xb: Crossbar) -> dict:
     if scheme not in READ_SCHEMES or xb.transistor is not None or "array.g_min" not in params:
         raise ValueError("metric read_margin needs [array] g_min/g_max (OFF/ON conductance), a read "
                          f"[drive] scheme {READ_SCHEMES}, and no transistor")
-    r = params.get("crossbar.r_row", 0.0)
-    if np.ndim(r) or r != params.get("crossbar.r_col", 0.0):
-        raise ValueError("metric read_margin needs equal scalar crossbar.r_row and crossbar.r_col (one r_wire)")
-    rows, cols = xb.shape
-    return {"rows": rows, "cols": cols, "g_on": params["array.g_max"], "g_off": params["array.g_min"],
-            "r_wire": r, "v_read": params.get("drive.v_read", 0.2), "scheme": scheme, "selector": xb.selector}
+    return {"xb": xb, "g_on": params["array.g_max"], "g_off": params["array.g_min"],
+            "v_read": params.get("drive.v_read", 0.2), "scheme": scheme}
 
 
 def load_sweep(config: str | Path | dict) -> Sweep:

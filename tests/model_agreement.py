@@ -31,16 +31,17 @@ def assert_twin_agrees(device, drive, *, min_state_swing: float = 0.05, max_step
     state by at least min_state_swing (so the check has teeth)."""
     spice = transient(device, drive, engine="spice", max_step_s=max_step_s)
     dt = TIME_TOL * drive.duration_s
-    shifted = [np.clip(spice.time_s + s, 0.0, drive.duration_s) for s in (-dt, 0.0, dt)]
+    # the twin at t - dt and t + dt only: its range there holds its value at t except at a turning
+    # point, where leaving t out makes the check stricter, not looser
+    shifted = [np.clip(spice.time_s + s, 0.0, drive.duration_s) for s in (-dt, dt)]
     grid = np.unique(np.concatenate(shifted))
     twin = transient(device, drive, engine="numpy", t_eval=grid)
     at = [np.searchsorted(grid, t) for t in shifted]
     state_err = np.max(_outside(spice.state, [twin.state[k] for k in at]))
     current_err = np.max(_outside(spice.current_a, [twin.current_a[k] for k in at])) / np.max(np.abs(spice.current_a))
-    plain = np.max(np.abs(spice.state - twin.state[at[1]]))
     swing = np.ptp(spice.state)
-    assert state_err <= STATE_TOL / 3, (f"{device}: state differs by {state_err:.2e} (> {STATE_TOL}/3) beyond a "
-                                        f"{dt:.1e} s shift ({plain:.2e} at equal times)")
+    assert state_err <= STATE_TOL / 3, \
+        f"{device}: state differs by {state_err:.2e} (> {STATE_TOL}/3) beyond a {dt:.1e} s shift"
     assert current_err <= CURRENT_RTOL / 3, \
         f"{device}: current differs by {current_err:.2e} of the peak (> {CURRENT_RTOL}/3)"
     assert swing >= min_state_swing, f"{device}: the drive moved the state by only {swing:.3g}"

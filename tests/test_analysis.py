@@ -22,10 +22,13 @@ def test_bias_schemes():
         analysis.bias((4, 5), 4, 2, 0.9, "v/2")
 
 
+def array(n, r_wire=0.0, **kw):
+    return circuitsim.Crossbar(conductance=np.full((n, n), G_OFF), r_row=r_wire, r_col=r_wire, **kw)
+
+
 def test_read_margin_shrinks_with_array_size_and_wire_resistance():
     sel = SinhSelector()
-    margin = {(n, r): analysis.read_margin(n, n, G_ON, G_OFF, r_wire=r, v_read=1.0, scheme="v/2",
-                                           selector=sel).margin
+    margin = {(n, r): analysis.read_margin(array(n, r, selector=sel), G_ON, G_OFF, v_read=1.0, scheme="v/2").margin
               for n in (4, 8, 16) for r in (0.0, 10.0)}
     for r in (0.0, 10.0):
         assert margin[(4, r)] > margin[(8, r)] > margin[(16, r)]
@@ -35,17 +38,49 @@ def test_read_margin_shrinks_with_array_size_and_wire_resistance():
 
 def test_v3_beats_floating_for_a_linear_array():
     for n in (4, 8, 16):
-        v3 = analysis.read_margin(n, n, G_ON, G_OFF, r_wire=2.0, scheme="v/3")
-        fl = analysis.read_margin(n, n, G_ON, G_OFF, r_wire=2.0, scheme="floating")
+        v3 = analysis.read_margin(array(n, 2.0), G_ON, G_OFF, scheme="v/3")
+        fl = analysis.read_margin(array(n, 2.0), G_ON, G_OFF, scheme="floating")
         assert v3.margin > fl.margin
         assert fl.sneak_current > v3.sneak_current > 0
 
 
+@pytest.mark.parametrize("selector", [None, SinhSelector(), SinhSelector(i0=1e-6, v0=0.05)])
+def test_sneak_current_is_what_the_half_selected_cells_add(selector):
+    """Issue 12: with a selector the reference current ignored it and the sneak current came out negative.
+
+    No wires, V/2: the selected column's other rows hold v/2 across ON cells, so the sneak current
+    is exactly (rows − 1) times one ON cell's current at v/2."""
+    n, v = 6, 1.0
+    rm = analysis.read_margin(array(n, selector=selector), G_ON, G_OFF, v_read=v, scheme="v/2")
+    one_on = circuitsim.simulate(circuitsim.Crossbar(conductance=[[G_ON]], selector=selector), [v / 2],
+                                 engine="numpy").column_currents[0]
+    error = abs(rm.sneak_current / ((n - 1) * one_on) - 1)
+    assert rm.sneak_current > 0 and error < 1e-9, f"sneak {rm.sneak_current:.6e} A, relative error {error:.2e}"
+
+
+def test_read_margin_reads_the_design_as_simulated(rng):
+    """Per-segment wires, driver/sense resistance and the design's own conductance map count."""
+    from conftest import random_crossbar
+
+    xb = random_crossbar(rng, 8, 7, "1S1R")
+    worst = analysis.read_margin(xb, G_ON, G_OFF, v_read=1.0)
+    design = analysis.read_margin(xb, G_ON, G_OFF, cell=(3, 2), v_read=1.0, pattern="design")
+    g = xb.conductance.copy()
+    g[3, 2] = G_ON
+    assert design.i_on == analysis.read_current(xb.replace(conductance=g), 3, 2, 1.0, "v/2")
+    no_driver = analysis.read_margin(xb.replace(r_driver=0.0, r_sense=0.0), G_ON, G_OFF, v_read=1.0)
+    assert no_driver.i_on > worst.i_on and design.margin > worst.margin
+    with pytest.raises(ValueError, match="unknown pattern"):
+        analysis.read_margin(xb, G_ON, G_OFF, pattern="best")
+
+
 def test_read_margin_spice_agrees_with_numpy():
-    kw = dict(r_wire=2.0, v_read=1.0, scheme="v/3", selector=SinhSelector())
-    a = analysis.read_margin(6, 6, G_ON, G_OFF, engine="numpy", **kw)
-    b = analysis.read_margin(6, 6, G_ON, G_OFF, engine="spice", **kw)
-    assert a.i_on == pytest.approx(b.i_on, rel=1e-6) and a.i_off == pytest.approx(b.i_off, rel=1e-6)
+    xb = array(6, 2.0, selector=SinhSelector())
+    a = analysis.read_margin(xb, G_ON, G_OFF, v_read=1.0, scheme="v/3", engine="numpy")
+    b = analysis.read_margin(xb, G_ON, G_OFF, v_read=1.0, scheme="v/3", engine="spice")
+    for name in ("i_on", "i_off", "sneak_current"):
+        error = abs(getattr(a, name) / getattr(b, name) - 1)
+        assert error < 1e-6, f"{name}: numpy and spice differ by {error:.2e} (relative)"
 
 
 def test_write_disturb_v2_and_v3():
@@ -74,10 +109,24 @@ def test_read_energy_matches_ohmic_power():
     v = np.array([0.1, 0.2, 0.3, 0.4])
     e = analysis.read_energy(circuitsim.Crossbar(conductance=g), v, t_read_s=1e-8)
     expected_power = np.sum(g * v[:, None] ** 2)  # no wires: every cell sees its row voltage
-    assert e.power == pytest.approx(expected_power, rel=1e-12)
+    error = abs(e.power / expected_power - 1)
+    assert error < 1e-12, f"power off by {error:.1e} (relative)"
     assert e.energy_per_mac == pytest.approx(expected_power * 1e-8 / 24, rel=1e-12)
     with pytest.raises(ValueError, match="t_read_s must be positive"):
         analysis.read_energy(circuitsim.Crossbar(conductance=g), v, t_read_s=0)
+
+
+def test_read_energy_takes_the_drive_simulate_takes():
+    """Sense nodes off 0 V and a floating row change the power. No wires: Σ g (v_i − v_j)², the
+    floating row at the conductance-weighted mean of the column voltages."""
+    g = np.random.default_rng(4).uniform(1e-6, 1e-4, (4, 6))
+    v_rows, v_cols = np.array([0.1, 0.2, 0.3, 0.4]), np.linspace(0.0, 0.05, 6)
+    floating_rows = np.array([False, True, False, False])
+    e = analysis.read_energy(circuitsim.Crossbar(conductance=g), v_rows, v_cols, floating_rows=floating_rows)
+    v_rows[1] = g[1] @ v_cols / g[1].sum()
+    expected = np.sum(g * (v_rows[:, None] - v_cols) ** 2)
+    error = abs(e.power / expected - 1)
+    assert error < 1e-10, f"power off by {error:.1e} (relative)"
 
 
 def test_power_equals_dissipation_in_every_element(rng):

@@ -132,3 +132,25 @@ def test_energy_per_mac_from_circuit_power(net, digits):
 def test_bad_hardware_is_rejected(bad, match):
     with pytest.raises(ValueError, match=match):
         nn.Hardware(**bad)
+
+
+def test_bit_sliced_weights_recombine_to_the_float_logits(net, digits):
+    """Two base-65 slices (4225 codes) per weight, each on its own column pair, recombined digitally."""
+    x = digits.x_test[:50]
+    hw = nn.Hardware(tile_rows=32, tile_cols=32, levels=65, slices=2, dac_bits=16, adc_bits=20)
+    mapped = nn.map_network(net, hw, digits.x_train)
+    assert mapped.macs == sum(w.size for w in net.weights)
+    assert all(t.crossbar.shape[1] % 4 == 0 for layer in mapped.layers for t in layer.tiles)
+    ref = net.activations(x)[-1]
+    err = np.abs(nn.infer(mapped, x).logits - ref).max() / np.abs(ref).max()
+    assert err < 2e-3, err
+
+
+def test_bit_slicing_beats_one_coarse_cell_per_weight(net, digits):
+    x = digits.x_test[:100]
+    ref = net.activations(x)[-1]
+    errors = {}
+    for slices in (1, 2):
+        hw = nn.Hardware(levels=4, slices=slices, dac_bits=16, adc_bits=20)
+        errors[slices] = np.abs(nn.infer(nn.map_network(net, hw, digits.x_train), x).logits - ref).mean()
+    assert errors[2] < 0.3 * errors[1], errors

@@ -118,9 +118,16 @@ def test_ctrl_c_during_a_job_discards_the_worker_and_the_next_call_gets_its_own_
     a, b = _two_designs(64)
     batch = np.random.default_rng(1).uniform(0, 0.3, (40, 64))
     with SpiceWorker() as worker:
-        worker.run(SpiceJob(DIVIDER))  # a warm child, so the signal lands while the batch is out
+        worker.run(SpiceJob(DIVIDER))  # a warm child, idle until the batch arrives
         first = worker.pid
-        interrupt = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+        idle = _cpu_ticks(first)
+
+        def interrupt_once_the_child_works():
+            while _cpu_ticks(first) < idle + 5:  # the child has spent 50 ms on the batch: it is out
+                time.sleep(0.01)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        interrupt = threading.Thread(target=interrupt_once_the_child_works)
         interrupt.start()
         with pytest.raises(KeyboardInterrupt):
             circuitsim.simulate(a, batch, engine="spice", worker=worker, timeout_s=120)
@@ -173,6 +180,12 @@ if sys.argv[1] == "at-once":
     os.kill(os.getpid(), signal.SIGKILL)
 worker.run(SpiceJob({slow!r}), timeout_s=600)
 """
+
+
+def _cpu_ticks(pid: int) -> int:
+    """User + system CPU time of a process, in clock ticks (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def _alive(pid: int) -> bool:

@@ -178,9 +178,9 @@ def test_read_margin_metric_for_a_bias_scheme(tmp_path):
     (tmp_path / "rm.toml").write_text(cfg)
     run_sweep(tmp_path / "rm.toml", tmp_path / "rm.h5", workers=2, progress=False, log=lambda _: None)
     pts = read_points(tmp_path / "rm.h5")
-    expected = {s: circuitsim.analysis.read_margin(3, 4, 1e-4, 1e-6, r_wire=2.0, v_read=0.5, scheme=s,
-                                                   selector=circuitsim.devices.SinhSelector(i0=1e-8, v0=0.1))
-                for s in ("v/2", "v/3")}
+    design = circuitsim.Crossbar(conductance=np.full((3, 4), 1e-6), r_row=2.0, r_col=2.0,
+                                 selector=circuitsim.devices.SinhSelector(i0=1e-8, v0=0.1))
+    expected = {s: circuitsim.analysis.read_margin(design, 1e-4, 1e-6, v_read=0.5, scheme=s) for s in ("v/2", "v/3")}
     for scheme, margin in zip(pts["inputs/params/drive/scheme"], pts["outputs/read_margin/margin"]):
         error = abs(margin - expected[scheme].margin) / abs(expected[scheme].margin)
         assert error <= 1e-5, f"{scheme}: stored read margin differs by {error:.2e} (relative; limit 1e-5)"

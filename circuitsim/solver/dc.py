@@ -19,8 +19,13 @@ import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
 from circuitsim.circuit import Circuit
-from circuitsim.errors import ConvergenceError
-from circuitsim.solver.ordering import OrderedLU, elimination_order
+from circuitsim.errors import ConvergenceError, IllConditionedError
+from circuitsim.solver.linear import BLOCK_VALUES, LinearSystem, describe, laplacian
+from circuitsim.solver.ordering import elimination_order, factorize
+from circuitsim.solver.shorts import find_shorts
+
+NEWTON_CHUNK = 64  # vectors per Newton batch
+TRUST_BELOW_KCL = 1e-6  # KCL residual of a Newton solution, relative to the currents at the node
 
 
 @dataclass(frozen=True)
@@ -41,17 +46,6 @@ class NewtonOptions:
     cell_iter: int = 100
 
 
-def _describe(circuit: Circuit) -> str:
-    rows, cols = circuit.xb.shape
-    return f"{rows}x{cols} {circuit.xb.cell_type} array"
-
-
-def _laplacian(a, b, g, n: int) -> sp.csr_matrix:
-    """Conductance matrix of branches a–b with conductances g, over n nodes."""
-    return sp.csr_matrix((np.concatenate([g, g, -g, -g]),
-                          (np.concatenate([a, b, a, b]), np.concatenate([a, b, b, a]))), shape=(n, n))
-
-
 def _incidence(a: np.ndarray, b: np.ndarray, n: int) -> sp.csr_matrix:
     """(branches, n) matrix with +1 at node a and −1 at node b: branch currents @ it gives
     the net current leaving every node."""
@@ -59,41 +53,31 @@ def _incidence(a: np.ndarray, b: np.ndarray, n: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.r_[np.ones(len(a)), -np.ones(len(b))], (np.r_[k, k], np.r_[a, b])), shape=(len(a), n))
 
 
-def _factorize(matrix: sp.spmatrix, circuit: Circuit, unknowns: np.ndarray) -> OrderedLU:
-    try:
-        return OrderedLU(matrix, elimination_order(circuit, unknowns))
-    except RuntimeError as exc:  # "Factor is exactly singular"
-        raise ConvergenceError(f"{_describe(circuit)}: the nodal matrix is singular (a node has no DC path "
-                               "to a source, e.g. a floating line whose cells are all open)") from exc
-
-
 def is_linear(circuit: Circuit) -> bool:
     return circuit.inner_node is None
 
 
-def _free_nodes(circuit: Circuit) -> np.ndarray:
-    """Unknown nodes of the (reduced) system: not fixed, not inside a cell."""
-    skip = np.concatenate([circuit.fixed, [] if is_linear(circuit) else circuit.inner_node.ravel()])
-    return np.setdiff1d(np.arange(circuit.n_nodes), skip.astype(int))
+def free_nodes(circuit: Circuit) -> np.ndarray:
+    """Unknown nodes of the (reduced) system: not fixed, not inside a cell, not cut off from every
+    source (those stay at 0 V in the solver; the engine reports them as undefined)."""
+    unknown = ~circuit.dead
+    unknown[circuit.fixed] = False
+    if not is_linear(circuit):
+        unknown[circuit.inner_node.ravel()] = False
+    return np.flatnonzero(unknown)
 
 
 def transfer_matrix(circuit: Circuit) -> np.ndarray:
     """T with V_all = T @ V_fixed for a linear circuit: shape (n_nodes, n_fixed)."""
     if not is_linear(circuit):
         raise ValueError("the transfer matrix exists only for linear (1R) arrays")
-    lap = _full_linear_laplacian(circuit)
-    free, fixed = _free_nodes(circuit), circuit.fixed
-    t = np.zeros((circuit.n_nodes, len(fixed)))
-    t[fixed, np.arange(len(fixed))] = 1.0
-    if len(free):
-        t[free] = -_factorize(lap[free][:, free], circuit, free).solve(lap[free][:, fixed].toarray())
-    return t
+    return LinearSystem(circuit, free_nodes(circuit)).solve(np.eye(len(circuit.fixed)))[0].T
 
 
 def _full_linear_laplacian(circuit: Circuit) -> sp.csr_matrix:
-    return _laplacian(np.concatenate([circuit.res_a, circuit.cell_hi]),
-                      np.concatenate([circuit.res_b, circuit.cell_lo]),
-                      np.concatenate([1.0 / circuit.res_ohm, circuit.cell_g]), circuit.n_nodes)
+    return laplacian(np.concatenate([circuit.res_a, circuit.cell_hi]),
+                     np.concatenate([circuit.res_b, circuit.cell_lo]),
+                     np.concatenate([1.0 / circuit.res_ohm, circuit.cell_g]), circuit.n_nodes)
 
 
 def gate_voltages(circuit: Circuit, fixed_volts: np.ndarray) -> np.ndarray | None:
@@ -120,28 +104,36 @@ def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions = Newton
     """Inner-node voltage and current of every cell for given wire voltages (batch, cells).
 
     Solves G·(v_r − v_m) = f(v_m, v_b) by Newton kept inside the bracket between v_b and
-    v_r (the root is there because f is increasing in v_m and zero at v_m = v_b); v_m, if
+    v_r (the root is there because f is increasing in v_m and zero at v_m = v_b), bisecting
+    where a Newton step leaves the bracket or does not halve the step before last (rtsafe,
+    Numerical Recipes §9.4): past a steep selector's knee Newton alone crawls; v_m, if
     given, is the starting guess. Returns v_m, i, di/dv_r, di/dv_b.
     """
     g = circuit.cell_g
     lo, hi = np.minimum(v_r, v_b), np.maximum(v_r, v_b)
     v_m = 0.5 * (lo + hi) if v_m is None else np.clip(v_m, lo, hi)
+    step = step_before = hi - lo
     for _ in range(opts.cell_iter):
         f, f_m, _ = inner_current(circuit, v_m, v_b, gate_v)
         resid = g * (v_r - v_m) - f
         # shrink the bracket with the sign of the residual (decreasing in v_m)
         lo = np.where(resid > 0, v_m, lo)
         hi = np.where(resid < 0, v_m, hi)
-        trial = v_m + resid / (g + f_m)
-        new = np.where((trial < lo) | (trial > hi), 0.5 * (lo + hi), trial)
-        largest = np.max(np.abs(new - v_m), initial=0.0)
-        v_m = new
-        if largest < 1e-14 + 1e-14 * np.max(np.abs(hi), initial=0.0):
+        newton = resid / (g + f_m)
+        trial = v_m + newton
+        half, size = 0.5 * (hi - lo), np.abs(newton)
+        tol = 1e-14 + 1e-14 * np.max(np.abs(hi), initial=0.0)
+        bisect = (trial < lo) | (trial > hi) | ((2 * size > step_before) & (size > tol))
+        v_m = np.where(bisect, lo + half, trial)
+        step_before, step = step, np.where(bisect, half, size)
+        if np.max(step, initial=0.0) < tol:
             break
     v_m = np.where(g > 0, v_m, v_b)
     f, f_m, f_b = inner_current(circuit, v_m, v_b, gate_v)
     denom = g + f_m
-    return v_m, g * (v_r - v_m), g * f_m / denom, g * f_b / denom
+    # the current from the less steep of the two branches: rounding of v_m costs the least there
+    i = np.where(g <= f_m, g * (v_r - v_m), f)
+    return v_m, i, g * f_m / denom, g * f_b / denom
 
 
 @functools.cache
@@ -149,36 +141,82 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+@dataclass(frozen=True)
+class Solution:
+    """node_volts (batch, n_nodes) [V]; source_currents (batch, n_fixed) [A] delivered into the
+    circuit by each source; cell_currents (batch, cells) [A] from the row side to the column side."""
+
+    node_volts: np.ndarray
+    source_currents: np.ndarray
+    cell_currents: np.ndarray
+
+
+def linear_source_currents(circuit: Circuit, fixed_volts: np.ndarray) -> np.ndarray:
+    """Source currents (batch, n_fixed) of a linear circuit through the sources' conductance matrix
+    (solver/linear.py), no node voltage stored; BLAS single-threaded as in solve()."""
+    with _blas().limit(limits=1, user_api="blas"):
+        return LinearSystem(circuit, free_nodes(circuit), ports_last=True).source_currents(fixed_volts)
+
+
 def solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions = NewtonOptions()) -> np.ndarray:
-    """Node voltages (batch, n_nodes) for source voltages fixed_volts (batch, n_fixed).
+    """Node voltages (batch, n_nodes) for source voltages fixed_volts (batch, n_fixed)."""
+    return operating_point(circuit, fixed_volts, opts).node_volts
+
+
+def operating_point(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions = NewtonOptions()) -> Solution:
+    """The circuit's operating point for source voltages fixed_volts (batch, n_fixed).
 
     BLAS runs single-threaded here: SuperLU's multi-vector solves call small BLAS kernels,
     and threaded BLAS made them 2-5x slower on the 2-core machines we measured.
     """
     with _blas().limit(limits=1, user_api="blas"):
-        return _solve(circuit, fixed_volts, opts)
+        if is_linear(circuit):
+            return Solution(*LinearSystem(circuit, free_nodes(circuit)).solve(fixed_volts))
+        return _solve_nonlinear(circuit, fixed_volts, opts)
 
 
-def _solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions) -> np.ndarray:
-    batch = fixed_volts.shape[0]
-    v = np.zeros((batch, circuit.n_nodes))
+def _solve_nonlinear(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions) -> Solution:
+    cells_across = circuit.row_node.ravel(), circuit.col_node.ravel()  # a cell conducts at most cell_g
+    shorts = find_shorts(np.r_[circuit.res_a, cells_across[0]], np.r_[circuit.res_b, cells_across[1]],
+                         np.r_[1.0 / circuit.res_ohm, circuit.cell_g], circuit.fixed, circuit.n_nodes)
+    if shorts is not None and np.any(shorts.branch < len(circuit.res_a)):  # cells: their selector limits them
+        raise IllConditionedError(f"{describe(circuit)}: some wires conduct over 1e8 times more than everything "
+                                  "else at their ends; the numpy engine merges such near-shorts only in 1R arrays")
+    system = _ReducedSystem(circuit, free_nodes(circuit), opts)
+    # chunks of vectors: a batch's working arrays stay bounded, and a Jacobian shared by fewer,
+    # less diverse vectors contracts better (PERF_NOTES.md: 1.4-1.8x at chunks of ~64)
+    chunk = max(1, min(NEWTON_CHUNK, BLOCK_VALUES // circuit.n_nodes))
+    parts = [_newton_chunk(system, fixed_volts[start:start + chunk]) for start in range(0, len(fixed_volts), chunk)]
+    return Solution(*(np.concatenate(arrays) for arrays in zip(*parts)))
+
+
+def _newton_chunk(system: _ReducedSystem, fixed_volts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    circuit, opts = system.circuit, system.opts
+    v = np.zeros((len(fixed_volts), circuit.n_nodes))
     v[:, circuit.fixed] = fixed_volts
-    free = _free_nodes(circuit)
-    if is_linear(circuit):
-        if len(free):
-            lap = _full_linear_laplacian(circuit)
-            lu = _factorize(lap[free][:, free], circuit, free)
-            v[:, free] = -lu.solve(lap[free][:, circuit.fixed] @ fixed_volts.T).T
-        return v
-    system = _ReducedSystem(circuit, free, opts)
     gates = gate_voltages(circuit, fixed_volts)
-    if len(free):
+    if len(system.free):
         v = system.newton(v, gates, shared=True)
         for k in np.flatnonzero(np.isnan(v[:, 0])):
             v[k] = system.single(fixed_volts[k], None if gates is None else gates[k])
-    v[:, circuit.inner_node.ravel()] = solve_cells(circuit, v[:, circuit.row_node.ravel()],
-                                                   v[:, circuit.col_node.ravel()], gates, opts)[0]
-    return v
+    v_m, cell_i, _, _ = solve_cells(circuit, v[:, circuit.row_node.ravel()], v[:, circuit.col_node.ravel()],
+                                    gates, opts)
+    v[:, circuit.inner_node.ravel()] = v_m
+    if len(system.free):
+        _check_kcl(system, v, cell_i)
+    return v, leaving_currents(circuit, v, gates)[:, circuit.fixed], cell_i
+
+
+def _check_kcl(system: _ReducedSystem, v: np.ndarray, cell_i: np.ndarray) -> None:
+    """Refuse a Newton solution whose KCL residual at some node exceeds TRUST_BELOW_KCL of the
+    currents meeting there (one sparse matvec: the guard against a quietly wrong answer)."""
+    wires, cells = system.lap[:, system.free], system.cell_incidence[:, system.free]
+    residual = v @ wires + cell_i @ cells
+    scale = np.abs(v) @ abs(wires) + np.abs(cell_i) @ abs(cells)
+    error = np.max(np.abs(residual) / np.where(scale > 0, scale, 1.0), initial=0.0)
+    if error > TRUST_BELOW_KCL:
+        raise ConvergenceError(f"{describe(system.circuit)}: Newton stopped with a KCL residual of {error:.2g} "
+                               "of the currents at a node: not trustworthy")
 
 
 class _ReducedSystem:
@@ -187,7 +225,7 @@ class _ReducedSystem:
     def __init__(self, circuit: Circuit, free: np.ndarray, opts: NewtonOptions):
         self.circuit, self.free, self.opts = circuit, free, opts
         n = circuit.n_nodes
-        self.lap = _laplacian(circuit.res_a, circuit.res_b, 1.0 / circuit.res_ohm, n)
+        self.lap = laplacian(circuit.res_a, circuit.res_b, 1.0 / circuit.res_ohm, n)
         self.lap_ff = sp.csc_matrix(self.lap[free][:, free])
         self.a, self.b = circuit.row_node.ravel(), circuit.col_node.ravel()
         index = np.full(n, -1)
@@ -215,35 +253,78 @@ class _ReducedSystem:
 
     def newton(self, v: np.ndarray, gates, shared: bool) -> np.ndarray:
         """Newton on every row of v at once, with a Jacobian shared by the batch (the mean of
-        the vectors' cell derivatives), refactorized only while the residual falls slowly.
-        Vectors that do not converge come back as NaN rows."""
+        the vectors' cell derivatives), refactorized only while the residual falls slowly, and
+        a line search per vector (see _line_search). Vectors that do not converge come back as
+        NaN rows."""
         opts = self.opts
         v = v.copy()
         drive = np.max(np.abs(v[:, self.circuit.fixed]), axis=1, initial=0.0)
         itol = opts.reltol_kcl * np.max(np.abs(self.lap.diagonal()), initial=1.0) * np.maximum(drive, 1.0)
         active = np.ones(len(v), dtype=bool)
-        v_m = np.zeros((len(v), len(self.a)))
+        f, da, db, v_m = self.residual(v, gates, np.zeros((len(v), len(self.a))))
         lu, previous = None, np.inf
         for _ in range(opts.shared_iter if shared else opts.max_iter):
-            idx = np.flatnonzero(active)
-            f, da, db, v_m[idx] = self.residual(v[idx], None if gates is None else gates[idx], v_m[idx])
-            worst = np.max(np.abs(f), initial=0.0)
+            idx = slice(None) if active.all() else np.flatnonzero(active)  # a slice gives views, not copies
+            worst = np.max(np.abs(f[idx]), initial=0.0)
             if lu is None or worst > 0.5 * previous:
-                try:
-                    lu = OrderedLU(self._jacobian(da.mean(axis=0), db.mean(axis=0)), self.order)
-                except RuntimeError:
+                try:  # a selector's stamp is symmetric (di/dv_b = −di/dv_r): then Cholesky
+                    lu = factorize(self._jacobian(da[idx].mean(axis=0), db[idx].mean(axis=0)), self.order,
+                                   symmetric=self.circuit.xb.selector is not None, label=describe(self.circuit))
+                except ConvergenceError:
                     break
             previous = worst
-            step = -lu.solve(f.T).T
+            step = -lu.solve(f[idx].T).T
             largest = np.max(np.abs(step), axis=1, initial=0.0)
             step *= np.minimum(1.0, opts.max_step_v / np.maximum(largest, 1e-300))[:, None]
-            v[np.ix_(idx, self.free)] += step
-            done = (largest < opts.vtol_v) | (np.max(np.abs(f), axis=1, initial=0.0) < itol[idx])
-            active[idx[done]] = False
+            done = (largest < opts.vtol_v) | (np.max(np.abs(f[idx]), axis=1, initial=0.0) < itol[idx])
+            v[idx], f[idx], da[idx], db[idx], v_m[idx] = self._line_search(
+                v[idx], step, f[idx], None if gates is None else gates[idx], v_m[idx])
+            active[np.arange(len(v))[idx][done]] = False
             if not active.any():
                 return v
         v[active] = np.nan
         return v
+
+    def _line_search(self, v, step, f, gates, v_m, tries: int = 12):
+        """v + t·step per vector, t in (0, 1], with everything residual() returns there.
+
+        KCL of wires and monotone cells is the gradient of a convex energy (the co-content), so
+        along a descent direction its slope f(v + t·step)·step rises with t. A full step that
+        overshoots the minimum along the line (slope clearly positive) is cut back by
+        regula falsi on that slope: the energy then falls at every iteration, which is what
+        keeps Newton from cycling around the sharp knee of a steep selector.
+        """
+        free = self.free
+        slope0 = np.einsum("ij,ij->i", f, step)
+        trial = v.copy()
+        trial[:, free] += step
+        out = list(self.residual(trial, gates, v_m))
+        slope1 = np.einsum("ij,ij->i", out[0], step)
+        redo = np.flatnonzero((slope0 < 0) & (slope1 > -slope0))
+        if not len(redo):
+            out.insert(0, trial)
+            return tuple(out)
+        lo, s_lo = np.zeros(len(redo)), slope0[redo]
+        hi, s_hi = np.ones(len(redo)), slope1[redo]
+        best = [trial[redo], *(x[redo] for x in out)]  # kept if no point below the minimum is found
+        sub_gates = None if gates is None else gates[redo]
+        for _ in range(tries):
+            t = np.clip(lo - s_lo * (hi - lo) / (s_hi - s_lo), lo + 0.05 * (hi - lo), hi - 0.05 * (hi - lo))
+            point = v[redo].copy()
+            point[:, free] += t[:, None] * step[redo]
+            found = self.residual(point, sub_gates, v_m[redo])
+            s_t = np.einsum("ij,ij->i", found[0], step[redo])
+            below = s_t <= 0
+            for keep, new in zip(best, (point, *found)):
+                keep[below] = new[below]
+            lo, s_lo = np.where(below, t, lo), np.where(below, s_t, s_lo)
+            hi, s_hi = np.where(below, hi, t), np.where(below, s_hi, s_t)
+            if np.all(below & (s_t > -0.5 * np.abs(slope0[redo]))):
+                break
+        out.insert(0, trial)
+        for whole, part in zip(out, best):
+            whole[redo] = part
+        return tuple(out)
 
     def single(self, v_fixed: np.ndarray, gate_v) -> np.ndarray:
         """One vector: plain Newton, then source stepping from 0 V if that fails."""
@@ -258,7 +339,7 @@ class _ReducedSystem:
             v[0, self.circuit.fixed] = alpha * v_fixed
             v = self.newton(v, None if gates is None else alpha * gates, shared=False)
             if np.isnan(v[0, 0]):
-                raise ConvergenceError(f"{_describe(self.circuit)}: Newton did not converge even with source "
+                raise ConvergenceError(f"{describe(self.circuit)}: Newton did not converge even with source "
                                        f"stepping (stuck at {alpha:.0%} of the drive)")
         return v[0]
 

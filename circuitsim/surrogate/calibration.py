@@ -60,16 +60,33 @@ def read_samples(path: str | Path) -> tuple[list[Sample], dict]:
     return samples, {"points": n, "skipped_not_spice": skipped}
 
 
-def calibrate_file(data: str | Path, out: str | Path, *, holdout_fraction: float = 0.25, seed: int = 0):
+def calibrate_file(data: str | Path, out: str | Path, *, holdout_fraction: float = 0.25, seed: int = 0,
+                   progress=None, fit_max_cells: int | None = None, forms: tuple[str, ...] | None = None):
     """Calibrate on the SPICE points of store `data`, write the calibration to `out` (HDF5);
-    returns the Calibration as read back from `out`."""
+    returns the Calibration as read back from `out`.
+    progress: a tqdm-like bar; fit_max_cells: larger designs are all held out; forms: the forms to
+    fit (None: all); see model.calibrate."""
     from circuitsim.surrogate.model import calibrate, file_sha256, load, save
 
     data, out = Path(data), Path(out)
     digest = file_sha256(data)  # the main file; a store whose writer was killed is folded in by reopening it
     samples, read = read_samples(data)
-    cal = calibrate(samples, holdout_fraction=holdout_fraction, seed=seed,
+    cal = calibrate(samples, holdout_fraction=holdout_fraction, seed=seed, progress=progress,
+                    fit_max_cells=fit_max_cells, forms=forms,
                     provenance={"data_file": data.name, "data_sha256": digest,
                                 "data_points": read["points"], "data_points_not_spice": read["skipped_not_spice"]})
     save(cal, out)
     return load(out)
+
+
+def heldout_by_size(calibration) -> list[tuple[int, int, int, float, float]]:
+    """(rows, cols, held-out designs, largest and mean per-design max error) of the calibration's
+    form per array size: the held-out error map."""
+    held = calibration.heldout
+    errors = held[f"{calibration.form}_max_error"]
+    shapes = sorted(set(zip(held["rows"].tolist(), held["cols"].tolist())))
+    out = []
+    for rows, cols in shapes:
+        pick = (held["rows"] == rows) & (held["cols"] == cols)
+        out.append((rows, cols, int(pick.sum()), float(errors[pick].max()), float(errors[pick].mean())))
+    return out

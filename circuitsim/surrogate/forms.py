@@ -245,7 +245,7 @@ def _one_matmul(form: str, xb: Crossbar, basis: Basis, v_max: float, g: np.ndarr
     u = np.linspace(0.0, v_max, SHOOT_POINTS + 1)[1:]
     i = cell_current(u[None, :, None], g[:, None, :], sel.i0, sel.v0)
     coef = fit_coefficients(basis, np.broadcast_to(u, (len(g), len(u))), i)
-    return Prepared(form, basis, {"w": as_weights(coef)})
+    return Prepared(form, basis, {"coef": coef, "w": as_weights(coef)})
 
 
 def _through_wires(xb: Crossbar, form: str, params: dict, v_max: float) -> np.ndarray:
@@ -276,7 +276,7 @@ def _through_wires(xb: Crossbar, form: str, params: dict, v_max: float) -> np.nd
 
 
 def _prepare_lowrank(xb: Crossbar, basis: Basis, params: dict, v_max: float) -> Prepared:
-    """Row-line coefficients and the rank-2 column feedback weights (see _lowrank_columns)."""
+    """Row-line coefficients and the rank-2 column feedback weights (see _lowrank_feedback)."""
     u, currents = shoot_rows(xb, params["scale_row"] * row_path_ohm(xb), v_max)
     coef = fit_coefficients(basis, u, currents)                          # (K, rows, cols)
     # columns with the same wire share one eigendecomposition (a scalar r_col: one for all)
@@ -289,7 +289,7 @@ def _prepare_lowrank(xb: Crossbar, basis: Basis, params: dict, v_max: float) -> 
     return Prepared("lowrank", basis, {
         "w_values": np.concatenate([as_weights(c) for c in values], axis=1),
         "w_slopes": np.concatenate([as_weights(c) for c in slopes], axis=1),
-        "lam": lam.copy(),
+        "lam": lam.copy(), "coef": coef, "eigvec": np.stack([w0, w1]),
     })
 
 
@@ -304,16 +304,41 @@ def column_currents(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:
         return prep.basis.features(v_rows, with_slopes=False)[0] @ a["w"]
     if prep.form == "relax":
         return relax_cells(prep, v_rows).sum(axis=1)
-    return _lowrank_columns(prep, v_rows)
+    _, _, (i0, a0, a1, x0, x1) = _lowrank_feedback(prep, v_rows)
+    lam0, lam1 = a["lam"]
+    return i0 - lam0 * a0 * x0 - lam1 * a1 * x1
 
 
-def _lowrank_columns(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:
-    """Column currents with the column-wire rise fed back on the kernel's top two eigenvectors.
+def cell_currents(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:
+    """Cell currents [A] (batch, rows, cols) of the form's solution; they sum to column_currents.
+
+    What the a-posteriori check (circuitsim.surrogate.trust) puts into the exact equations.
+    """
+    a = prep.arrays
+    if prep.form == "ideal":
+        return v_rows[:, :, None] * a["g"]
+    if prep.form == "relax":
+        return relax_cells(prep, v_rows)
+    batch, rows = v_rows.shape
+    if prep.form in ONE_MATMUL:
+        phi = prep.basis.features(v_rows, with_slopes=False)[0]
+        return np.einsum("bkr,krc->brc", phi.reshape(batch, N_BASIS, rows), a["coef"], optimize=True)
+    phi, dphi, (_, _, _, x0, x1) = _lowrank_feedback(prep, v_rows)
+    lam0, lam1 = a["lam"]
+    w0, w1 = a["eigvec"]
+    rise = lam0 * w0 * x0[:, None, :] + lam1 * w1 * x1[:, None, :]      # column-wire rise per unit slope
+    i_rows = np.einsum("bkr,krc->brc", phi.reshape(batch, N_BASIS, rows), a["coef"], optimize=True)
+    slope = np.einsum("bkr,krc->brc", dphi.reshape(batch, N_BASIS, rows), a["coef"], optimize=True)
+    return i_rows - slope * rise
+
+
+def _lowrank_feedback(prep: Prepared, v_rows: np.ndarray):
+    """φ(V), dφ(V) and the column terms (i0, a0, a1, x0, x1), each (batch, cols), of the low-rank form.
 
     Cell current I = I0 − d·ΔC with I0 the row-line solution, d its slope and the rise
-    ΔC_i = Σ_p λ_p w_p(i) b_p, b_p = Σ_i w_p(i) I_i. Self-consistency gives the 2×2 system
-    (1 + M·Λ) b = b0 with M_pq = Σ_i w_p w_q d, b0_p = Σ_i w_p I0; then
-    I_col = I0_col − Σ_p λ_p a_p b_p with a_p = Σ_i w_p d. Every sum is one matmul.
+    ΔC_i = Σ_p λ_p w_p(i) x_p, x_p = Σ_i w_p(i) I_i. Self-consistency gives the 2×2 system
+    (1 + M·Λ) x = b0 with M_pq = Σ_i w_p w_q d, b0_p = Σ_i w_p I0; then
+    I_col = I0_col − Σ_p λ_p a_p x_p with a_p = Σ_i w_p d. Every sum is one matmul.
     """
     a = prep.arrays
     lam0, lam1 = a["lam"]
@@ -324,7 +349,7 @@ def _lowrank_columns(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:
     det = s00 * s11 - s01 * s10
     x0 = (s11 * b0 - s01 * b1) / det
     x1 = (s00 * b1 - s10 * b0) / det
-    return i0 - lam0 * a0 * x0 - lam1 * a1 * x1
+    return phi, dphi, (i0, a0, a1, x0, x1)
 
 
 def relax_cells(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:

@@ -10,22 +10,32 @@ the design's full scale, the largest |I_spice| of that design.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import warnings
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from circuitsim import __version__
 from circuitsim.circuit import make_drive
 from circuitsim.design import Crossbar
 from circuitsim.devices import SinhSelector
-from circuitsim.errors import CalibrationRangeWarning, EngineNotFoundError
+from circuitsim.errors import (
+    CalibrationRangeWarning,
+    EngineNotFoundError,
+    SurrogateAccuracyError,
+    SurrogateAccuracyWarning,
+)
 from circuitsim.results import Result
 from circuitsim.solver.dc import transfer_matrix
 from circuitsim.surrogate import forms as models
+from circuitsim.surrogate import trust
 
 CALIBRATION_FORMAT = "circuitsim-surrogate-calibration/1"
 DEFAULT_CALIBRATION = Path(__file__).resolve().parents[2] / "data" / "default_calibration.h5"
@@ -36,6 +46,7 @@ FITTED = {"chen": {"share_row_per_cell": 0.3, "share_col_per_cell": 0.3},
           "lowrank": {"scale_row": 1.0, "scale_col": 1.0}}
 FIXED = {"relax": {"sweeps": 4}}
 TARGET_ERROR = 0.01  # of full scale, the error goal of issue 6
+ERROR_BOUND = TARGET_ERROR  # no surrogate answer is returned whose estimated error exceeds this fraction of full scale
 
 
 # ---- calibration data -------------------------------------------------------------------
@@ -231,27 +242,85 @@ def has_sinh_selector(xb: Crossbar) -> bool:
     return isinstance(xb.selector, SinhSelector)
 
 
+class _Lru:
+    """A small least-recently-used map: what a repeated call on the same design or file reuses."""
+
+    def __init__(self, size: int):
+        self.size, self.items = size, OrderedDict()
+
+    def get(self, key, make):
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = self.items[key] = make()
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return value
+
+
+_CALIBRATIONS = _Lru(4)     # by (path, mtime, size): a rewritten file is read again
+_PREPARED = _Lru(8)         # by design content, calibration and form; ~35 MB each at 256x256
+_TRANSFERS = _Lru(8)        # 1R: by design content and floating lines; (n_fixed, rows + cols) each
+
+
 def load_default() -> Calibration:
     """The calibration shipped in data/ (docs/guide/surrogate.md says how it is made)."""
     if not DEFAULT_CALIBRATION.exists():
         raise EngineNotFoundError(f"default calibration {DEFAULT_CALIBRATION} is missing; "
                                   "remake it with the sweep and calibrate commands in docs/guide/surrogate.md")
-    return load(DEFAULT_CALIBRATION)
+    return load_cached(DEFAULT_CALIBRATION)
 
 
-def simulate_surrogate(xb: Crossbar, drive, calibration=None) -> Result:
+def load_cached(path: str | Path) -> Calibration:
+    """load(path), read again only when the file changed (path, modification time and size)."""
+    path = Path(path).resolve()
+    if not path.exists():
+        raise FileNotFoundError(f"calibration file {path} does not exist")
+    stat = path.stat()
+    return _CALIBRATIONS.get((str(path), stat.st_mtime_ns, stat.st_size), lambda: load(path))
+
+
+def design_key(xb: Crossbar) -> str:
+    """Digest of everything the surrogate reads from a design (arrays by content, selector by value)."""
+    digest = hashlib.blake2b(digest_size=20)
+    for name in ("conductance", "r_row", "r_col", "r_driver", "r_sense"):
+        value = np.ascontiguousarray(getattr(xb, name), dtype=float)
+        digest.update(repr((name, value.shape)).encode())
+        digest.update(value.tobytes())
+    digest.update(repr(xb.selector).encode())
+    return digest.hexdigest()
+
+
+def _prepared(xb: Crossbar, calibration: Calibration) -> tuple[models.Prepared, trust.Equations]:
+    key = (design_key(xb), calibration.provenance.get("calibration_sha256", id(calibration)), calibration.form,
+           repr(calibration.params()), calibration.domain.v_abs_max)
+    return _PREPARED.get(key, lambda: (prepare(xb, calibration), trust.Equations.of(xb)))
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[], Result] | None = None) -> Result:
     """engine="surrogate" for a validated drive (engines.Drive).
 
     1R: exact transfer matrix (any drive); fills column and row currents and power.
-    1S1R (sinh selector): the calibration's form; fills column currents (the "relax" form
-    also row, cell currents and cell voltages); what a form does not compute is NaN.
+    1S1R (sinh selector): the calibration's form, checked on every call by its residual in
+    the exact equations (trust.estimate). An answer is returned only inside the calibrated
+    range and with an estimated error within ERROR_BOUND of full scale; otherwise `exact()`
+    (the numpy engine) answers, with a warning, or, when `exact` is None, SurrogateAccuracyError
+    is raised. Provenance records the estimate, the bound and any fallback. Fills column and
+    row currents and power (the "relax" form also cell currents and voltages); the rest is NaN.
     calibration: a Calibration, a path to a calibration .h5, or None for the shipped default.
     """
     start = time.perf_counter()
     provenance = {"engine": "surrogate", "circuitsim_version": __version__}
     if xb.cell_type == "1R":
-        to_cols, to_rows = _column_transfer(xb, drive.circuit)
-        provenance.update(form="transfer-matrix", wall_time_s=time.perf_counter() - start)
+        circuit = drive.circuit
+        key = (design_key(xb), circuit.floating_rows.tobytes(), circuit.floating_cols.tobytes())
+        to_cols, to_rows = _TRANSFERS.get(key, lambda: _column_transfer(xb, circuit))
+        provenance.update(form="transfer-matrix", error_estimate=0.0, wall_time_s=time.perf_counter() - start)
         return _result(drive, drive.fixed_volts @ to_cols, drive.fixed_volts @ to_rows, provenance)
     if not has_sinh_selector(xb):
         what = xb.cell_type if xb.selector is None else f"1S1R with a {type(xb.selector).__name__}"
@@ -260,55 +329,105 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None) -> Result:
     if calibration is None:
         calibration = load_default()
     elif not isinstance(calibration, Calibration):
-        calibration = load(calibration)
+        calibration = load_cached(calibration)
     v_rows = _row_volts_of_1s1r(drive)
+    provenance.update(form=calibration.form, calibration=calibration.provenance.get("calibration_sha256", ""),
+                      error_bound=ERROR_BOUND)
     problems = calibration.domain.violations(xb, v_rows)
     if problems:
-        warnings.warn("design outside the calibrated range: " + "; ".join(problems), CalibrationRangeWarning,
-                      stacklevel=3)
-    prep = prepare(xb, calibration)
-    provenance.update(form=calibration.form, calibration=calibration.provenance.get("calibration_sha256", ""))
-    if calibration.form == "relax":
-        cell_i = models.relax_cells(prep, v_rows)
-        provenance["wall_time_s"] = time.perf_counter() - start
-        return _result(drive, cell_i.sum(axis=1), cell_i.sum(axis=2), provenance, cell_i=cell_i,
-                       cell_v=_cell_volts(xb, prep, v_rows, cell_i))
-    cols_i = models.column_currents(prep, v_rows)
+        return _untrusted("design outside the calibrated range: " + "; ".join(problems), CalibrationRangeWarning,
+                          exact, provenance)
+    with _blas().limit(limits=1, user_api="blas"):
+        prep, equations = _prepared(xb, calibration)
+        cols_i, rows_i, cell_i, estimate = _evaluate(prep, equations, v_rows)
+    provenance.update(error_estimate=estimate.relative, cg_iterations=estimate.iterations)
+    if not estimate.relative <= ERROR_BOUND:
+        return _untrusted(f"surrogate error estimate {100 * estimate.relative:.3g} % of full scale exceeds its bound "
+                          f"{100 * ERROR_BOUND:g} %", SurrogateAccuracyWarning, exact, provenance)
     provenance["wall_time_s"] = time.perf_counter() - start
-    return _result(drive, cols_i, None, provenance)
+    if cell_i is None:
+        return _result(drive, cols_i, rows_i, provenance)
+    return _result(drive, cols_i, rows_i, provenance, cell_i=cell_i, cell_v=_cell_volts(prep, v_rows, cell_i))
 
 
-def _cell_volts(xb: Crossbar, prep: models.Prepared, v_rows: np.ndarray, cell_i: np.ndarray) -> np.ndarray:
+CHUNK_CELLS = 1 << 16   # cells per chunk of the batch: 512 kB work arrays (cache-sized: 1.3-1.5x over 8 MB ones)
+
+
+def _evaluate(prep: models.Prepared, equations: trust.Equations, v_rows: np.ndarray):
+    """(column currents, row currents, cell currents or None, estimate) in chunks of the batch,
+    so that memory stays bounded; cell currents are kept for the "relax" form only."""
+    rows, cols = equations.on.shape
+    step = max(1, CHUNK_CELLS // (rows * cols))
+    cols_i, rows_i, cells_i, errors, iterations = [], [], [], [], 0
+    for lo in range(0, len(v_rows), step):
+        cell_i = models.cell_currents(prep, v_rows[lo:lo + step])
+        estimate = trust.estimate(equations, v_rows[lo:lo + step], cell_i)
+        errors.append(estimate.column_error_a)
+        iterations = max(iterations, estimate.iterations)
+        cols_i.append(cell_i.sum(axis=1))
+        rows_i.append(cell_i.sum(axis=2))
+        if prep.form == "relax":
+            cells_i.append(cell_i)
+    cols_i, errors = np.concatenate(cols_i), np.concatenate(errors)
+    estimate = trust.Estimate(errors, trust.relative(errors, cols_i), iterations)
+    return cols_i, np.concatenate(rows_i), np.concatenate(cells_i) if cells_i else None, estimate
+
+
+def _untrusted(reason: str, category: type[Warning], exact, provenance: dict) -> Result:
+    """The exact engine's answer (with a warning) where the surrogate cannot vouch for its own."""
+    if exact is None:
+        raise SurrogateAccuracyError(f"{reason}; the surrogate gives no answer here (fallback disabled): "
+                                     "use engine='numpy'")
+    warnings.warn(f"{reason}; solved with engine='numpy' instead", category, stacklevel=4)
+    result = exact()
+    checked = {k: v for k, v in provenance.items() if k.startswith("error_") or k == "cg_iterations"}
+    return replace(result, provenance={**result.provenance, "surrogate_fallback": reason, **checked})
+
+
+def _cell_volts(prep: models.Prepared, v_rows: np.ndarray, cell_i: np.ndarray) -> np.ndarray:
     a = prep.arrays
     return models.row_wire_volts(v_rows, cell_i, a["r_row"]) - models.col_wire_volts(cell_i, a["r_col"])
 
 
 # ---- fitting ------------------------------------------------------------------------------
 
-def relative_errors(samples: list[Sample], form: str, params: dict, v_max: float) -> np.ndarray:
-    """(I_form − I_spice) / full scale, all samples' entries flattened."""
+def relative_errors(samples: list[Sample], form: str, params: dict, v_max: float, progress=None) -> np.ndarray:
+    """(I_form − I_spice) / full scale, all samples' entries flattened; progress (tqdm-like) counts cells."""
     out = []
     for s in samples:
         prep = models.prepare(s.xb, form, params, v_max)
         out.append(((models.column_currents(prep, s.v_rows) - s.column_currents) / s.full_scale).ravel())
+        if progress is not None:
+            progress.update(s.xb.conductance.size)
     return np.concatenate(out)
 
 
-def _fit_form(form: str, train: list[Sample], v_max: float) -> tuple[dict, np.ndarray]:
+MAX_FIT_EVALUATIONS = 30   # least_squares max_nfev per form: the fits converge in fewer; bounds the time
+
+
+def _fit_form(form: str, train: list[Sample], v_max: float, progress=None) -> tuple[dict, np.ndarray]:
     """scipy.optimize.least_squares over the form's scalars; returns (params, train residuals)."""
     from scipy.optimize import least_squares
 
     names = list(FITTED.get(form, {}))
     fixed = FIXED.get(form, {})
     if not names:
-        return dict(fixed), relative_errors(train, form, fixed, v_max)
+        return dict(fixed), relative_errors(train, form, fixed, v_max, progress)
 
     def resid(x):
-        return relative_errors(train, form, {**dict(zip(names, x)), **fixed}, v_max)
+        return relative_errors(train, form, {**dict(zip(names, x)), **fixed}, v_max, progress)
 
-    fit = least_squares(resid, [FITTED[form][n] for n in names], x_scale=1.0, diff_step=1e-3)
+    fit = least_squares(resid, [FITTED[form][n] for n in names], x_scale=1.0, diff_step=1e-3,
+                        max_nfev=MAX_FIT_EVALUATIONS)
     params = {n: float(x) for n, x in zip(names, fit.x)}
     return params, fit.fun
+
+
+def _work_cells(form: str, train: list[Sample], held: list[Sample]) -> int:
+    """Upper bound of the cells a form's fit and held-out check evaluate (what the progress bar counts):
+    each fit evaluation costs one pass plus one per fitted scalar (its finite-difference Jacobian)."""
+    passes = MAX_FIT_EVALUATIONS * (1 + len(FITTED[form])) if FITTED.get(form) else 1
+    return passes * sum(s.xb.conductance.size for s in train) + sum(s.xb.conductance.size for s in held)
 
 
 def _seconds_per_vector(form: str, params: dict, sample: Sample, v_max: float, repeats: int = 3) -> float:
@@ -322,14 +441,23 @@ def _seconds_per_vector(form: str, params: dict, sample: Sample, v_max: float, r
 
 
 def split(samples: list[Sample], holdout_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
-    """Hold out whole designs (unseen conductance patterns and input vectors), at least one."""
+    """Hold out whole designs (unseen conductance patterns and input vectors): the same fraction of
+    every array size with two or more designs (the held-out error map per size), of the sizes seen
+    once taken together, and at least one design."""
     if not 0 < holdout_fraction < 1:
         raise ValueError(f"holdout_fraction must lie in (0, 1), got {holdout_fraction}")
     if len(samples) < 2:
         raise ValueError("calibration needs at least two designs (one is held out)")
-    order = np.random.default_rng(seed).permutation(len(samples))
-    n_out = min(len(samples) - 1, max(1, round(holdout_fraction * len(samples))))
-    out = set(order[:n_out].tolist())
+    rng = np.random.default_rng(seed)
+    shapes = sorted({s.xb.shape for s in samples})
+    groups = [[k for k, s in enumerate(samples) if s.xb.shape == shape] for shape in shapes]
+    groups = [g for g in groups if len(g) > 1] + [[g[0] for g in groups if len(g) == 1]]   # sizes seen once: pooled
+    out = set()
+    for group in groups:
+        n_out = min(len(group) - 1, round(holdout_fraction * len(group)))
+        out.update(rng.permutation(group)[:max(0, n_out)].tolist())
+    if not out:
+        out.add(int(rng.integers(len(samples))))
     return [s for k, s in enumerate(samples) if k not in out], [s for k, s in enumerate(samples) if k in out]
 
 
@@ -342,19 +470,30 @@ def _check_samples(samples: list[Sample]) -> None:
             raise ValueError(f"sample {k}: all column currents are zero, no full scale to compare against")
 
 
-def calibrate(samples: list[Sample], *, forms=models.FORMS, holdout_fraction: float = 0.25,
-              seed: int = 0, provenance: dict | None = None) -> Calibration:
+def calibrate(samples: list[Sample], *, forms: tuple[str, ...] | None = None, holdout_fraction: float = 0.25,
+              seed: int = 0, provenance: dict | None = None, progress=None,
+              fit_max_cells: int | None = None) -> Calibration:
     """Fit every form on the training designs, measure all on the held-out ones.
 
     The calibration uses the cheapest form (models.FORMS is ordered by cost per vector)
     whose largest held-out error is within TARGET_ERROR of full scale, else the most
     accurate one. A choice by operation count, not by a noisy timing, is reproducible.
+    forms: the forms to fit (None: all of models.FORMS).
+    progress: a tqdm-like bar; its total is set to an upper bound of the cells evaluated.
+    fit_max_cells: designs with more cells are all held out: they measure how the fit on the
+    smaller ones extrapolates, and fitting on them would cost most of the time (None: no limit).
     """
     _check_samples(samples)
+    forms = models.FORMS if forms is None else tuple(forms)
     unknown = set(forms) - set(models.FORMS)
     if unknown:
         raise ValueError(f"unknown surrogate forms {sorted(unknown)}; choose from {models.FORMS}")
     train, held = split(samples, holdout_fraction, seed)
+    if fit_max_cells is not None:
+        held += [s for s in train if s.xb.conductance.size > fit_max_cells]
+        train = [s for s in train if s.xb.conductance.size <= fit_max_cells]
+        if not train:
+            raise ValueError(f"no design has at most fit_max_cells = {fit_max_cells} cells to fit on")
     domain = Domain.of(samples)
     fits, heldout = {}, {"full_scale_a": np.array([s.full_scale for s in held]),
                          "rows": np.array([s.xb.shape[0] for s in held]),
@@ -363,11 +502,19 @@ def calibrate(samples: list[Sample], *, forms=models.FORMS, holdout_fraction: fl
                          "r_col_ohm": np.array([float(np.mean(s.xb.r_col)) for s in held]),
                          "spice_a": np.concatenate([s.column_currents.ravel() for s in held])}
     biggest = max(held, key=lambda s: s.xb.conductance.size)
-    for form in forms:
-        params, train_res = _fit_form(form, train, domain.v_abs_max)
+    if progress is None:
+        from tqdm import tqdm
+
+        progress = tqdm(disable=True)
+    budget = np.cumsum([_work_cells(form, train, held) for form in forms])
+    progress.total = int(budget[-1])
+    ends = np.cumsum([s.column_currents.size for s in held])[:-1]
+    for form, done in zip(forms, budget):
+        progress.set_postfix_str(form)
+        params, train_res = _fit_form(form, train, domain.v_abs_max, progress)
         full = {**params, **FIXED.get(form, {})}
-        err = relative_errors(held, form, full, domain.v_abs_max)
-        per_design = [np.abs(relative_errors([s], form, full, domain.v_abs_max)).max() for s in held]
+        err = relative_errors(held, form, full, domain.v_abs_max, progress)
+        per_design = [np.abs(e).max() for e in np.split(err, ends)]
         heldout[f"{form}_max_error"] = np.array(per_design)
         heldout[f"{form}_a"] = heldout["spice_a"] + err * np.repeat(
             heldout["full_scale_a"], [s.column_currents.size for s in held])
@@ -376,8 +523,10 @@ def calibrate(samples: list[Sample], *, forms=models.FORMS, holdout_fraction: fl
                              heldout_p99=float(np.quantile(np.abs(err), 0.99)),
                              heldout_rms=float(np.sqrt(np.mean(err ** 2))), heldout_mean=float(np.mean(np.abs(err))),
                              seconds_per_vector=_seconds_per_vector(form, params, biggest, domain.v_abs_max))
+        progress.update(int(done) - progress.n)   # the fit may have stopped before its budget
     chosen = _choose(fits)
     prov = {"circuitsim_version": __version__, "seed": seed, "holdout_fraction": holdout_fraction,
+            "fit_max_cells": -1 if fit_max_cells is None else fit_max_cells,
             "n_designs_train": len(train), "n_designs_heldout": len(held),
             "n_vectors_train": int(sum(len(s.v_rows) for s in train)),
             "n_vectors_heldout": int(sum(len(s.v_rows) for s in held)), **(provenance or {})}
