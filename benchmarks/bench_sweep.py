@@ -4,12 +4,14 @@ Each round runs the same SPICE sweep (1S1R arrays, fresh store each time) once w
 and once with 2; rounds alternate so background load hits both alike. Two rates are given:
 end to end (points / wall time, including starting the pool and its ngspice processes) and
 steady (points written after the first one / time between the first and the last write).
+Peak memory (RSS) of the sweep process and of the largest worker process is printed beside.
 
     .venv/bin/python benchmarks/bench_sweep.py [--points 24] [--size 24] [--rounds 2]
 """
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import tomllib
 from pathlib import Path
@@ -57,6 +59,8 @@ def main() -> None:
     for workers, (e2e, steady) in best.items():
         print(f"{workers:>8} {e2e:>11.2f} {steady:>8.2f}")
     print(f"{'2 vs 1':>8} {best[2][0] / best[1][0]:>10.2f}x {best[2][1] / best[1][1]:>7.2f}x")
+    own, child = (resource.getrusage(who).ru_maxrss / 1024 for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    print(f"peak RSS: sweep process {own:.0f} MB, largest worker process {child:.0f} MB")
 
 
 if __name__ == "__main__":

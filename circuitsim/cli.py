@@ -171,7 +171,7 @@ def _cmd_sweep(args) -> int:
     check_output(args.out, store=True)
     try:
         run_sweep(args.config, args.out, workers=args.workers, scheduler=args.scheduler,
-                  retry_failed=args.retry_failed)
+                  retry_failed=args.retry_failed, worker_wait_s=args.worker_wait)
     except KeyboardInterrupt:
         print(f"interrupted: the finished points are in {args.out}; run the same command to go on", file=sys.stderr)
         return 130
@@ -305,8 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "rerunning computes only the missing points")
     p.add_argument("config")
     p.add_argument("--out", required=True, help="HDF5 results file (created or extended)")
-    p.add_argument("--workers", type=int, help="local worker processes (default: one per CPU)")
+    p.add_argument("--workers", type=int, help="local worker processes (default: one per CPU; at most two per CPU)")
     p.add_argument("--scheduler", help="Dask scheduler address: run the points on that cluster instead")
+    p.add_argument("--worker-wait", type=float, default=60.0, metavar="SECONDS",
+                   help="with --scheduler: stop when the cluster has had no worker this long (default 60)")
     p.add_argument("--retry-failed", action="store_true", help="compute the points that failed before again")
     p.set_defaults(func=_cmd_sweep)
     p = sub.add_parser("calibrate", help="fit the surrogate to the SPICE points of an HDF5 store")

@@ -43,6 +43,22 @@ class StoreCorruptError(StoreError):
     """The file is not a readable HDF5 file (truncated or damaged)."""
 
 
+class StoreDamageWarning(UserWarning):
+    """A damaged pending point was moved aside (or skipped by a reader) so the store goes on."""
+
+
+class PointTimeout(CircuitsimError, TimeoutError):
+    """A sweep point ran past its time limit; the process computing it was killed."""
+
+
+class WorkerLostError(CircuitsimError, RuntimeError):
+    """The process (or Dask worker) computing a sweep point died or vanished."""
+
+
+class SchedulerError(CircuitsimError, RuntimeError):
+    """A Dask scheduler address that cannot be used (unreachable, not Dask, no workers)."""
+
+
 class ProgrammingError(CircuitsimError, ValueError):
     """A programming request that cannot succeed (target outside the device's range, a SET
     compliance too low, an impossible tolerance): refused before any pulse."""

@@ -16,11 +16,11 @@ import socket
 import threading
 import time
 import tomllib
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import as_completed as pool_completed
-from contextlib import closing
+from collections import deque
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from importlib import metadata
+from multiprocessing.connection import wait as connection_wait
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,8 @@ from circuitsim import __version__
 from circuitsim.circuit import make_drive
 from circuitsim.config import CROSSBAR_KEYS, crossbar_from_dict
 from circuitsim.design import Crossbar
+from circuitsim.errors import PointTimeout, SchedulerError, WorkerLostError
+from circuitsim.runner import ChildRunner, time_limit_error
 from circuitsim.store import Store, point_key
 from circuitsim.validate import array_size, finite_array, integer
 
@@ -234,7 +236,9 @@ def load_sweep(config: str | Path | dict) -> Sweep:
     if mode not in MODES or engine not in ("spice", "numpy") or set(metrics) - set(METRICS):
         raise ValueError(f"[sweep]: mode one of {MODES}, engine 'spice' or 'numpy', metrics from {METRICS}; "
                          f"got {mode!r}, {engine!r}, {list(metrics)}")
-    timeout_s = float(cfg.get("timeout_s", 600.0))
+    timeout_s = cfg.get("timeout_s", 600.0)
+    if not _positive_seconds(timeout_s):
+        raise ValueError(f"[sweep] timeout_s must be a positive finite number of seconds, got {timeout_s!r}")
     base = {f"{table}.{k}": v for table in TABLES for k, v in doc.get(table, {}).items()}
     for name in base:
         _param_names(name)
@@ -296,49 +300,156 @@ def _compute(point: Point, worker) -> tuple[dict, dict]:
     return outputs, extra
 
 
-def _init_pool_worker(single_threaded_spice: bool) -> None:
-    """Pool initializer: end this worker when the sweep process dies (even by kill -9),
-    instead of waiting forever for work that will not come. With several workers, their
-    ngspice runs on one OpenMP thread each: libngspice is built with OpenMP, and two workers
-    each starting two threads on a 2-core machine scaled 1.36x instead of 1.98x (measured)."""
-    if single_threaded_spice:
-        os.environ["OMP_NUM_THREADS"] = "1"  # inherited by this worker's ngspice child process
-    parent = os.getppid()
+def _failed(point: Point, error: Exception, wall_time_s: float) -> Outcome:
+    """The outcome of a point whose computation was stopped from outside (time limit, lost worker)."""
+    provenance = {"circuitsim_version": __version__, "engine": point.engine, "host": socket.gethostname(),
+                  "wall_time_s": wall_time_s}
+    return Outcome(point.key, {}, provenance, f"{type(error).__name__}: {error}")
 
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
 
-    threading.Thread(target=watch, daemon=True).start()
+DASK_POLL_S = 0.2  # how often a Dask sweep looks for finished points and for workers
 
 
 # ---- running a sweep -------------------------------------------------------------------
 
-def _pool_outcomes(points: list[Point], workers: int):
-    import multiprocessing
+def max_workers() -> int:
+    """The most local worker processes a sweep may start: two per CPU this process may use
+    (points are CPU-bound: more processes only cost memory, ~150 MB each with ngspice)."""
+    return 2 * len(os.sched_getaffinity(0))
 
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_pool_worker, initargs=(workers > 1,))
+
+def _positive_seconds(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
+
+
+def _check_workers(workers) -> int:
+    limit = max_workers()
+    if workers is None:
+        return len(os.sched_getaffinity(0))
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= limit:
+        raise ValueError(f"workers must be an integer from 1 to {limit} (two per CPU on this machine), "
+                         f"got {workers!r}")
+    return workers
+
+
+def _local_outcomes(points: list[Point], workers: int):
+    """Outcomes of `points` computed on `workers` runner processes started here, in the order
+    they finish. A point past its time limit has its runner killed (and replaced)."""
+    todo = deque(points)
+    # With several workers, their ngspice runs on one OpenMP thread each: libngspice is built with
+    # OpenMP, and two workers each starting two threads on a 2-core machine scaled 1.36x instead
+    # of 1.98x (measured).
+    env = {"OMP_NUM_THREADS": "1"} if workers > 1 else {}
+    runners: dict[ChildRunner, Point | None] = {ChildRunner(env=env): None for _ in range(min(workers, len(points)))}
     try:
-        futures = {pool.submit(evaluate, p): p for p in points}
-        for future in pool_completed(futures):
-            yield _outcome(future, futures[future])
-    finally:  # on Ctrl-C or an error: wait only for the points in flight
-        pool.shutdown(wait=True, cancel_futures=True)
+        while todo or any(runners.values()):
+            for runner, point in list(runners.items()):
+                if runner.ready and point is None and todo:
+                    runners[runner] = todo.popleft()
+                    runner.submit(evaluate, runners[runner])
+            deadlines = [r.busy_since + p.timeout_s for r, p in runners.items() if p is not None]
+            wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            readable = set(connection_wait([r.conn for r in runners], timeout=wait_s))
+            for runner, point in list(runners.items()):
+                outcome = _collect(runner, point, runner.conn in readable)
+                if runner.conn.closed:  # died or killed: a fresh one takes its place
+                    del runners[runner]
+                    if todo:
+                        runners[ChildRunner(env=env)] = None
+                elif outcome is not None:
+                    runners[runner] = None
+                if outcome is not None:
+                    yield outcome
+    finally:  # done, Ctrl-C or an error: the points in flight are abandoned
+        for runner, point in runners.items():
+            runner.kill() if point is not None else runner.close()
 
 
-def _dask_outcomes(points: list[Point], scheduler: str):
-    from dask.distributed import Client, as_completed
+def _collect(runner: ChildRunner, point: Point | None, readable: bool) -> Outcome | None:
+    """The outcome of `runner`'s point if it finished, its runner died or it ran past its time
+    limit (then the runner is killed); None while it runs, or for a runner's "ready"."""
+    if readable:
+        try:
+            return runner.receive()
+        except WorkerLostError as exc:
+            if not runner.ready:
+                raise WorkerLostError(f"a worker process could not start (exit code {runner.process.returncode}); "
+                                      "see its error above") from None
+            return None if point is None else _failed(point, exc, runner.elapsed_s())
+        except RuntimeError as exc:  # the child could not send its outcome back
+            return _failed(point, exc, 0.0)
+    if point is not None and runner.elapsed_s() >= point.timeout_s:
+        ran_s = runner.elapsed_s()
+        runner.kill()
+        return _failed(point, time_limit_error(point.timeout_s), ran_s)
+    return None
 
+
+_DASK_RUNNER: list[ChildRunner] = []
+_DASK_RUNNER_LOCK = threading.Lock()
+
+
+def evaluate_with_limit(point: Point) -> Outcome:
+    """evaluate() in a killable child of this (Dask worker) process, under the point's time limit."""
+    with _DASK_RUNNER_LOCK:
+        if not _DASK_RUNNER or not _DASK_RUNNER[0].alive():
+            # Dask's executor threads may come and go: no kernel signal tied to this thread
+            _DASK_RUNNER[:] = [ChildRunner(kernel_signal=False)]
+        start = time.monotonic()
+        try:
+            return _DASK_RUNNER[0].call(evaluate, point, point.timeout_s)
+        except (PointTimeout, RuntimeError) as exc:  # past its limit, runner died, outcome not sent back
+            return _failed(point, exc, time.monotonic() - start)
+
+
+def connect_dask(scheduler: str, timeout_s: float = 10.0):
+    """A dask.distributed Client of the scheduler at `scheduler`, or a one-line SchedulerError
+    (unreachable, no answer within timeout_s, or something that is not a Dask scheduler)."""
+    from dask.distributed import Client
+
+    if not isinstance(scheduler, str) or not scheduler.strip() or any(c.isspace() for c in scheduler):
+        raise SchedulerError(f"a Dask scheduler address looks like tcp://host:8786, got {scheduler!r}")
     try:
-        client = Client(scheduler, timeout="20s")
+        return Client(scheduler, timeout=f"{timeout_s}s")
     except OSError as exc:
-        raise RuntimeError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-    with client:
-        futures = {client.submit(evaluate, p, key=f"circuitsim-point-{p.key}", pure=False): p for p in points}
-        for future in as_completed(futures):
-            yield _outcome(future, futures[future])
+        reason = " ".join(str(exc).split())[:200]
+        raise SchedulerError(f"no Dask scheduler answers at {scheduler} within {timeout_s:g} s ({reason}); is the "
+                             "address right and the scheduler running?") from None
+    except Exception as exc:  # a server that is not Dask makes the handshake fail in any way (even MemoryError)
+        raise SchedulerError(f"{scheduler} answered, but not as a Dask scheduler (its reply could not be decoded: "
+                             f"{type(exc).__name__}); is the address right?") from None
+
+
+def _dask_outcomes(client, points: list[Point], worker_wait_s: float):
+    """Outcomes of `points` computed on the cluster of `client`, in the order they finish.
+
+    A point whose worker died is recorded failed by Dask's rules (KilledWorker after retries);
+    a cluster left with no worker for worker_wait_s [s] raises SchedulerError (the finished
+    points are stored by then; a rerun computes the rest)."""
+    from dask.distributed import as_completed
+
+    futures = {client.submit(evaluate_with_limit, p, key=f"circuitsim-point-{p.key}", pure=False): p for p in points}
+    pending = as_completed(futures)
+    without_workers_since = None
+    try:
+        while not pending.is_empty():
+            finished = pending.next_batch(block=False)
+            for future in finished:
+                yield _outcome(future, futures.pop(future))
+                future.release()
+            if finished:
+                continue
+            if client.scheduler_info().get("workers"):
+                without_workers_since = None
+            elif without_workers_since is None:
+                without_workers_since = time.monotonic()
+            elif time.monotonic() - without_workers_since > worker_wait_s:
+                raise SchedulerError(f"the Dask cluster at {client.scheduler.address} has had no worker for "
+                                     f"{worker_wait_s:g} s; {len(futures)} points were not computed (the finished "
+                                     "ones are stored: run the same command again when it has workers)")
+            time.sleep(DASK_POLL_S)
+    finally:
+        client.cancel(list(futures))
 
 
 def _outcome(future, point: Point) -> Outcome:
@@ -346,38 +457,45 @@ def _outcome(future, point: Point) -> Outcome:
     try:
         return future.result()
     except Exception as exc:
-        return Outcome(point.key, {}, {"host": socket.gethostname()}, f"worker lost: {type(exc).__name__}: {exc}")
+        return _failed(point, WorkerLostError(f"{type(exc).__name__}: {exc}"), 0.0)
 
 
 def run_sweep(config: str | Path | dict, out: str | Path, *, workers: int | None = None, scheduler: str | None = None,
-              retry_failed: bool = False, progress: bool = True, log=print) -> Summary:
-    """Run the points of `config` that `out` lacks (and its failed ones with retry_failed)."""
+              retry_failed: bool = False, progress: bool = True, log=print, worker_wait_s: float = 60.0) -> Summary:
+    """Run the points of `config` that `out` lacks (and its failed ones with retry_failed).
+
+    workers: local worker processes (default one per CPU; at most max_workers()); scheduler:
+    a Dask scheduler address instead (worker_wait_s: how long its cluster may have no worker
+    before the sweep stops). Each finished point is written at once and dropped."""
     from tqdm import tqdm
 
     sweep = load_sweep(config)
-    workers = len(os.sched_getaffinity(0)) if workers is None else workers
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    workers = _check_workers(workers)
+    if not _positive_seconds(worker_wait_s):
+        raise ValueError(f"worker_wait_s must be a positive finite number of seconds, got {worker_wait_s!r}")
     start = time.perf_counter()
-    with Store.open(out, "a") as store:
+    client = connect_dask(scheduler) if scheduler else None  # before the store: nothing written if it fails
+    with client or nullcontext(), Store.open(out, "a") as store:
         status = {p.key: store.status(p.key) for p in sweep.points}
         todo = [p for p in sweep.points if status[p.key] is None or (retry_failed and status[p.key] == "failed")]
         stored = sum(s is not None for s in status.values())
         kept = 0 if retry_failed else sum(s == "failed" for s in status.values())
-        where = f"Dask scheduler {scheduler}" if scheduler else f"{workers} local worker processes"
+        local = min(workers, len(todo) or 1)
+        where = f"Dask scheduler {scheduler}" if scheduler else f"{local} local worker process{'es' * (local > 1)}"
         log(f"{out}: {len(sweep.points)} points, {stored} already stored ({kept} failed kept"
             f"{'' if retry_failed else '; --retry-failed retries them'}), {len(todo)} to compute on {where}")
-        outcomes = _dask_outcomes(todo, scheduler) if scheduler else _pool_outcomes(todo, min(workers, len(todo) or 1))
+        outcomes = _dask_outcomes(client, todo, worker_wait_s) if client else _local_outcomes(todo, workers)
         inputs = {p.key: p for p in todo}
         ok = failed = 0
         with closing(outcomes), tqdm(total=len(todo), unit="point", desc="sweep",
                                      disable=not progress or not todo) as bar:
             for outcome in outcomes:
-                store.append(outcome.key, inputs[outcome.key].inputs(), outcome.outputs, outcome.provenance,
+                store.append(outcome.key, inputs.pop(outcome.key).inputs(), outcome.outputs, outcome.provenance,
                              outcome.error)
                 ok, failed = ok + (outcome.error is None), failed + (outcome.error is not None)
                 bar.set_postfix(failed=failed, refresh=False)
                 bar.update()
+                del outcome
     summary = Summary(len(sweep.points), stored, kept, ok, failed, time.perf_counter() - start)
     log(f"{out}: computed {ok} ok, {failed} failed in {summary.wall_s:.1f} s")
     return summary

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import logging
 import os
 import re
 import shutil
 import socket
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +26,19 @@ import h5py
 import numpy as np
 
 from circuitsim import __version__
-from circuitsim.errors import StoreCorruptError, StoreError, StoreLockedError, StoreVersionError
+from circuitsim.errors import (
+    StoreCorruptError,
+    StoreDamageWarning,
+    StoreError,
+    StoreLockedError,
+    StoreVersionError,
+)
 
 FORMAT = "circuitsim-store"
 FORMAT_VERSION = 1
 COMPRESS_MIN_ELEMENTS = 1024  # arrays at least this big are chunked and gzip-compressed
 GROUPS = ("inputs", "outputs", "provenance")
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_log = logging.getLogger(__name__)
 
 
 # ---- values <-> HDF5 -------------------------------------------------------------------
@@ -100,10 +105,26 @@ def _read_tree(group: h5py.Group) -> dict[str, Any]:
     return out
 
 
+def _point_status(group) -> str:
+    """A point's status ("ok" or "failed"), or StoreCorruptError naming the file and the point."""
+    where = f"{group.file.filename}: point {group.name.rsplit('/', 1)[-1]}"
+    if not isinstance(group, h5py.Group):
+        raise StoreCorruptError(f"{where} is a {type(group).__name__}, not a group: the file is damaged or "
+                                "was not written by circuitsim")
+    status = group.attrs.get("status")
+    if isinstance(status, bytes):
+        status = status.decode(errors="replace")
+    if status not in ("ok", "failed"):
+        raise StoreCorruptError(f"{where} has " + ("no status attribute" if status is None else
+                                                   f"status {status!r} (not 'ok' or 'failed')") +
+                                ": the file is damaged or was not written by circuitsim")
+    return status
+
+
 def _read_point(group: h5py.Group) -> dict[str, Any]:
     """One point as a flat dict: 'status', 'error', 'written_unix_s' and 'inputs/...' etc."""
-    flat = {"status": str(group.attrs["status"]), "error": str(group.attrs["error"]),
-            "written_unix_s": float(group.attrs["written_unix_s"])}
+    flat = {"status": _point_status(group), "error": str(group.attrs.get("error", "")),
+            "written_unix_s": float(group.attrs.get("written_unix_s", np.nan))}
     for name in GROUPS:
         if name in group:
             flat.update({f"{name}/{k}": v for k, v in _read_tree(group[name]).items()})
@@ -130,6 +151,14 @@ def _open_h5(path: Path, mode: str = "r") -> h5py.File:
     if fmt != FORMAT or "points" not in f:
         f.close()
         raise StoreVersionError(f"{path}: an HDF5 file but not a circuitsim results store (no format={FORMAT!r})")
+    if not isinstance(f["points"], h5py.Group):
+        f.close()
+        raise StoreCorruptError(f"{path}: 'points' is a dataset, not a group of points: the file is damaged or was "
+                                "not written by circuitsim")
+    if not isinstance(version, (int, np.integer)) or isinstance(version, (bool, np.bool_)):
+        f.close()
+        raise StoreVersionError(f"{path}: format_version is {version!r} ({type(version).__name__}), not an integer "
+                                f"store format: the file is damaged or was not written by circuitsim")
     if version != FORMAT_VERSION:
         writer = f.attrs.get("circuitsim_version", "unknown")
         f.close()
@@ -159,12 +188,36 @@ def _snapshot(path: Path, read) -> dict[str, Any]:
                 out[key] = read(f["point"])
         except FileNotFoundError:
             continue
-        except (OSError, KeyError) as exc:
-            _log.warning("%s: skipping an unreadable pending point (%s)", part, exc)
+        except (OSError, KeyError, StoreCorruptError) as exc:
+            warnings.warn(f"{part}: skipping a damaged pending point ({_one_line(exc)}); the next writer moves "
+                          "it aside", StoreDamageWarning, stacklevel=3)
     with _open_h5(path) as f:
         for key, group in f["points"].items():
             out.setdefault(key, read(group))
     return out
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def _quarantine(part: Path, exc: BaseException) -> None:
+    """Move a damaged pending point to `<file>.damaged/` (kept for a person to look at) and warn."""
+    damaged = part.parent.with_suffix(".damaged")
+    damaged.mkdir(exist_ok=True)
+    target = damaged / f"{part.stem}-{time.strftime('%Y%m%dT%H%M%S')}.h5"
+    os.replace(part, target)
+    warnings.warn(f"{part}: a damaged pending point ({_one_line(exc)}) was moved to {target}; it will be computed "
+                  "again by the next sweep", StoreDamageWarning, stacklevel=4)
+
+
+def _fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's) data to disk, so a rename after it survives a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _replace_atomically(path: Path, build) -> None:
@@ -175,11 +228,27 @@ def _replace_atomically(path: Path, build) -> None:
     try:
         with h5py.File(tmp, "r+" if path.exists() else "w") as f:
             build(f)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        _fsync_path(tmp)
         os.replace(tmp, path)
+        _fsync_path(path.parent)
+    except (OSError, RuntimeError) as exc:  # h5py raises either when the disk is full
+        raise StoreError(f"could not write {path} ({_one_line(exc)}); it is left as it was") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _store_path(path: Path, writing: bool) -> Path:
+    """The file a store path names, links resolved once (so a link is written through and two
+    writers through two links share one lock); a one-line StoreError for what cannot be a store."""
+    real = Path(os.path.realpath(path))
+    shown = f"{path}" if real == path.absolute() else f"{path} (-> {real})"
+    if real.is_dir():
+        raise StoreError(f"{shown} is a folder; give the results file's name, such as {path / 'results.h5'}")
+    if real.exists() and not real.is_file():
+        raise StoreError(f"{shown} is not a regular file (a device or a pipe); give a results file's name (.h5)")
+    if writing and not real.parent.is_dir():
+        raise StoreError(f"cannot write the results file {shown}: the folder {real.parent} does not exist")
+    return real
 
 
 def _init_file(f: h5py.File) -> None:
@@ -208,19 +277,27 @@ class Store:
     def open(cls, path: str | Path, mode: str = "r", *, checkpoint_s: float = 30.0) -> Store:
         if mode not in ("r", "a", "w"):
             raise ValueError(f"mode must be 'r', 'a' or 'w', got {mode!r}")
-        store = cls(Path(path), mode, checkpoint_s)
+        store = cls(_store_path(Path(path), writing=mode != "r"), mode, checkpoint_s)
+        existed = store.path.exists()
         if mode != "r":
             store._lock()
         try:
             store._load()
         except BaseException:
+            if not existed and mode != "r":  # a new file that could not be made: leave nothing behind
+                shutil.rmtree(_pending_dir(store.path), ignore_errors=True)
+                store.path.with_name(store.path.name + ".lock").unlink(missing_ok=True)
             store._release()
             raise
         return store
 
     def _lock(self) -> None:
         lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot write the results file {self.path}: {exc.strerror} in {self.path.parent}; "
+                             "write it in a folder you can write to") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -243,7 +320,7 @@ class Store:
             for stale in _pending_dir(self.path).glob(".*.tmp"):
                 stale.unlink()  # a part a killed writer did not finish
             self._commit()  # recover points a killed writer left pending
-        self._status = _snapshot(self.path, lambda g: str(g.attrs["status"]))
+        self._status = _snapshot(self.path, _point_status)
 
     # -- queries
     def keys(self, status: str | None = None) -> list[str]:
@@ -287,18 +364,30 @@ class Store:
             raise ValueError(f"{self.path}: point {key} is already stored")
         trees = {name: _flatten(tree or {}, f"{name}/") for name, tree in zip(GROUPS, (inputs, outputs, provenance))}
         status = "ok" if error is None else "failed"
+        # The part is built in memory and written with plain file I/O: a full disk is then a clean
+        # OSError, where HDF5 writing to disk raised at close and could crash the process at exit.
+        with h5py.File(f"{key}.h5", "w", driver="core", backing_store=False) as f:
+            group = f.create_group("point")
+            group.attrs.update({"status": status, "error": error or "", "written_unix_s": time.time()})
+            for flat in trees.values():
+                _write_tree(group, flat)
+            f.flush()
+            image = f.id.get_file_image()
         pending = _pending_dir(self.path)
-        pending.mkdir(exist_ok=True)
         tmp = pending / f".{key}.tmp"
         try:
-            with h5py.File(tmp, "w") as f:
-                group = f.create_group("point")
-                group.attrs.update({"status": status, "error": error or "", "written_unix_s": time.time()})
-                for flat in trees.values():
-                    _write_tree(group, flat)
+            pending.mkdir(exist_ok=True)
+            with open(tmp, "wb") as fh:
+                fh.write(image)
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, pending / f"{key}.h5")
-        finally:
+            _fsync_path(pending)
+        except OSError as exc:
             tmp.unlink(missing_ok=True)
+            raise StoreError(f"{self.path}: could not write point {key[:12]} ({_one_line(exc)}); the points "
+                             "stored before are kept") from None
+        del image
         self._status[key] = status
         if time.monotonic() - self._last_commit >= max(self.checkpoint_s, 20 * self._commit_cost_s):
             self._commit()
@@ -306,7 +395,15 @@ class Store:
 
     def _commit(self) -> None:
         """Fold the pending points into the main file (copy-on-write, atomic rename)."""
-        parts = _pending_points(self.path)
+        parts = {}
+        for key, part in _pending_points(self.path).items():
+            try:
+                with h5py.File(part, "r") as src:
+                    _point_status(src["point"])
+                parts[key] = part
+            except (OSError, KeyError, StoreCorruptError) as exc:
+                _quarantine(part, exc)
+                self._status.pop(key, None)
         if parts:
             start = time.monotonic()
 
@@ -315,7 +412,7 @@ class Store:
                 for key, part in parts.items():
                     with h5py.File(part, "r") as src:
                         if key in points:
-                            if points[key].attrs["status"] == "ok":
+                            if _point_status(points[key]) == "ok":
                                 continue  # already folded in by a writer killed before it cleaned up
                             del points[key]
                         src.copy(src["point"], points, name=key)
@@ -348,49 +445,7 @@ class Store:
         self.close()
 
 
-# ---- reading in one call ---------------------------------------------------------------
+def all_points(path: str | Path) -> dict[str, dict[str, Any]]:
+    """{key: point as a flat dict (see Store.read)} of every point, pending ones included."""
+    return _snapshot(_store_path(Path(path), writing=False), _read_point)
 
-def _column(values: list) -> np.ndarray:
-    """Stack per-point values: a numeric array when shapes agree (NaN for missing scalars),
-    an array of str for strings, else an object array with one entry per point (None if missing)."""
-    present = [v for v in values if v is not None]
-    if all(isinstance(v, str) for v in present) and len(present) == len(values):
-        return np.array(values, dtype=str)
-    arrays = [np.asarray(v) for v in present]
-    numeric = all(a.dtype.kind in "biuf" for a in arrays)
-    same_shape = len({a.shape for a in arrays}) == 1
-    if numeric and same_shape and len(present) == len(values):
-        return np.stack(arrays)
-    if numeric and same_shape and arrays[0].shape == ():
-        return np.array([np.nan if v is None else float(v) for v in values])
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
-
-
-def read_points(path: str | Path, status: str | None = "ok") -> dict[str, np.ndarray]:
-    """Every point of a store as {name: array with one entry per point}, oldest first.
-
-    Names: 'key', 'status', 'error', 'written_unix_s', and 'inputs/...', 'outputs/...',
-    'provenance/...' as in the file. status: "ok" (default), "failed", or None for all."""
-    if status not in ("ok", "failed", None):
-        raise ValueError(f"status must be 'ok', 'failed' or None, got {status!r}")
-    points = _snapshot(Path(path), _read_point)
-    chosen = sorted(((k, p) for k, p in points.items() if status is None or p["status"] == status),
-                    key=lambda kp: kp[1]["written_unix_s"])
-    names = sorted({name for _, p in chosen for name in p})
-    out = {"key": np.array([k for k, _ in chosen], dtype=str)}
-    out.update({name: _column([p.get(name) for _, p in chosen]) for name in names})
-    return out
-
-
-def to_dataframe(path: str | Path, status: str | None = None):
-    """A pandas DataFrame, one row per point, of the scalar values (parameters, metrics,
-    provenance) plus key, status and error. Arrays stay in read_points()."""
-    try:
-        import pandas as pd
-    except ImportError:
-        raise ImportError("to_dataframe needs pandas: pip install pandas") from None
-    points = read_points(path, status)
-    scalars = {name: col for name, col in points.items() if col.ndim == 1 and col.dtype != object}
-    return pd.DataFrame(scalars).set_index("key")
