@@ -97,7 +97,7 @@ def designs(draw, max_side: int = 5):
             kwargs[refused] = bad
     kwargs["conductance"] = g.tolist()
     batch = draw(st.integers(1, 3))
-    volts = st.floats(-1.0, 1.0, allow_subnormal=False)  # subnormals: test_subnormal_drive_voltages (xfail)
+    volts = st.floats(-1.0, 1.0, allow_subnormal=True)
     v_rows = draw(st.lists(volts, min_size=batch * rows, max_size=batch * rows))
     drive = {"v_rows": np.array(v_rows).reshape(batch, rows)}
     if draw(st.booleans()):
@@ -309,9 +309,6 @@ def test_floating_open_column():
     check_kcl(xb, {"v_rows": [0.2, 0.1], "floating_cols": np.array([False, True])}, res)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 (solver): a 1x1 1R array driven at 5.8e-308 V (subnormal) raises "
-                                       "IllConditionedError 'backward error of 1.3e-09' on reading node_voltages, "
-                                       "after simulate() returned")
 def test_subnormal_drive_voltages():
     """A drive of 5.8e-308 V (a subnormal number) is a drive like any other: currents of ~1e-314 A."""
     xb = circuitsim.Crossbar(conductance=[[1e-7]], r_col=0.1)

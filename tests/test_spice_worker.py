@@ -231,9 +231,10 @@ def test_long_batches_show_progress_when_asked(capsys):
     batch = np.random.default_rng(3).uniform(0, 0.3, (150, 8))
     seen = []
     with SpiceWorker() as worker:
-        worker.run(SpiceJob(circuitsim.netlist(a, batch[0]), tuple([()] * 400), probes=("b0c0",)),
+        runs = 4000  # long enough (> 1 s on an idle machine) for reports every 0.25 s
+        worker.run(SpiceJob(circuitsim.netlist(a, batch[0]), tuple([()] * runs), probes=("b0c0",)),
                    progress=seen.append)
-        assert seen and seen == sorted(seen) and seen[0] < 400, f"progress reports: {seen}"
+        assert seen and seen == sorted(seen) and seen[0] < runs, f"progress reports: {seen}"
         circuitsim.simulate(a, batch[:60], engine="spice", worker=worker)
         assert capsys.readouterr().err == ""
         shown = circuitsim.simulate(a, batch, engine="spice", worker=worker, progress=True)
