@@ -14,7 +14,6 @@ The child ignores SIGINT: on Ctrl-C its parent decides what becomes of the call 
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
@@ -26,17 +25,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from circuitsim.errors import PointTimeout, WorkerLostError
+from circuitsim.spice.server import die_with_parent as exit_with_parent
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 PARENT_POLL_S = 0.2
 
 
 def die_with_parent(parent_pid: int, kernel_signal: bool = True) -> None:
-    """End this process (at once, by SIGKILL where the kernel can) when `parent_pid` is gone."""
-    if kernel_signal and sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent_pid:
-        os._exit(1)
+    """End this process (at once, by SIGKILL where the kernel can) when `parent_pid` is gone; a
+    thread watches the parent too, for where the kernel signal is not asked for."""
+    exit_with_parent(parent_pid, kernel_signal)
 
     def watch():
         while os.getppid() == parent_pid:

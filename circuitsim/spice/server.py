@@ -223,10 +223,10 @@ def _stack(answers: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
     return answers
 
 
-def die_with_parent(parent_pid: int) -> None:
-    """Ask Linux to SIGKILL this process when its parent dies, and exit now if it already has.
-    (The parent may die between fork and prctl: then our parent is no longer parent_pid.)"""
-    if sys.platform.startswith("linux"):
+def die_with_parent(parent_pid: int, kernel_signal: bool = True) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (kernel_signal), and exit now if it
+    already has. (The parent may die between fork and prctl: then our parent is no longer parent_pid.)"""
+    if kernel_signal and sys.platform.startswith("linux"):
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:
