@@ -15,12 +15,12 @@ import sys
 import tempfile
 import textwrap
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from circuitsim.errors import CircuitsimError, StoreError
+from circuitsim.files import write_atomically
 
 SENTENCE_END = re.compile(r"\.\s")
 
@@ -77,21 +77,6 @@ def check_output(path: str | Path, flag: str = "--out", *, folder: bool = False,
 
         Store.open(out, "a").close()  # a locked, foreign, old or damaged store is refused now
     return out
-
-
-def write_atomically(out: Path, write: Callable) -> None:
-    """Call write(binary file) on a hidden file beside `out`, then rename it to `out`: a reader
-    never sees half a file, and the hidden file is removed whatever happens."""
-    out = Path(os.path.realpath(out))  # through a symbolic link to its target, which stays a link's target
-    partial = out.with_name(f".{out.name}.partial")
-    try:
-        with open(partial, "wb") as fh:
-            write(fh)
-        partial.replace(out)
-    except OSError as exc:  # e.g. the disk is full: name the file being written
-        raise OSError(exc.errno, exc.strerror, str(out)) from None
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _cmd_simulate(args) -> int:

@@ -31,6 +31,7 @@ from circuitsim.characterize.protocols import KB_EV_PER_K, at_temperature
 from circuitsim.characterize.settings import Settings, make_device
 from circuitsim.devices.library import lib_path
 from circuitsim.devices.memristors import StateDevice
+from circuitsim.files import write_atomically
 from circuitsim.netlist import number
 from circuitsim.validate import spice_name
 
@@ -363,9 +364,6 @@ def subckt_text(device: StateDevice, name: str) -> str:
 def write_lib(fits: list[Fit], path, name: str) -> StateDevice:
     """A .lib file holding the fitted subckt (one device's fit, or the median device of several),
     written whole or not at all; returns the device it holds."""
-    from pathlib import Path
-
-    path = Path(path)
     device = fits[0].device() if len(fits) == 1 else spread(fits)[0]
     header = [f"* circuitsim {__version__}: {fits[0].model} fitted to measured data "
               + ("" if len(fits) == 1 else f"(median of {len(fits)} devices)"),
@@ -373,9 +371,8 @@ def write_lib(fits: list[Fit], path, name: str) -> StateDevice:
     if len(fits) == 1:
         header.append("* fitted (value +- 1 sigma): " + ", ".join(
             f"{k}={v:.4g}+-{fits[0].sigma[k]:.2g}" for k, v in fits[0].values.items() if not k.startswith("x0")))
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text("\n".join([*header, subckt_text(device, name), ""]))
-    partial.replace(path)
+    text = "\n".join([*header, subckt_text(device, name), ""])
+    write_atomically(path, lambda fh: fh.write(text.encode()))
     return device
 
 
