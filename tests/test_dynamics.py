@@ -1,0 +1,122 @@
+"""Arrays in time: capacitance in the design and the deck, transients against closed forms, energy."""
+import numpy as np
+import pytest
+
+import circuitsim
+from circuitsim.transient import Drive, array_transient
+
+ENGINES = ["spice"]
+
+
+def ramp_drive(rows: int, cols: int, volts: float, rise_s: float, duration_s: float) -> Drive:
+    """Every row ramps from 0 to volts in rise_s and holds it; columns at 0 V."""
+    t = np.array([0.0, rise_s, duration_s])
+    return Drive(t, np.outer([0.0, volts, volts], np.ones(rows)), np.zeros((3, cols)))
+
+
+def ramp_response(t, tau_s: float, rise_s: float) -> np.ndarray:
+    """Response of a first-order lag (time constant tau_s, unit DC gain) to a unit ramp of rise_s."""
+    t = np.asarray(t, dtype=float)
+    rising = (t - tau_s * (1 - np.exp(-t / tau_s))) / rise_s
+    held = 1 - tau_s / rise_s * np.expm1(rise_s / tau_s) * np.exp(-t / tau_s)
+    return np.where(t < rise_s, rising, held)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("where", ["c_row", "c_cell"])
+def test_single_cell_with_a_capacitor_follows_the_first_order_response(engine, where):
+    """A driver resistance into one cell with a capacitor at its row node: v(t) is a first-order
+    lag of the ramp; the column current is g·v, plus C·dv/dt when the capacitor spans the cell."""
+    g, r_driver, cap, volts, rise = 1e-4, 2e4, 1e-12, 0.3, 2e-9
+    xb = circuitsim.Crossbar(conductance=[[g]], r_driver=r_driver, **{where: cap})
+    g_node = 1 / r_driver + g
+    tau = cap / g_node
+    res = array_transient(xb, None, ramp_drive(1, 1, volts, rise, 12 * tau), engine=engine)
+    v = volts / r_driver / g_node * ramp_response(res.time_s, tau, rise)
+    expected = g * v
+    if where == "c_cell":  # dv/dt of the lag: (input − v)/tau scaled by the DC gain
+        v_in = volts * np.minimum(res.time_s / rise, 1.0)
+        expected = expected + cap * (v_in / r_driver / g_node - v) / tau
+    full_scale = g * volts / r_driver / g_node
+    error = np.max(np.abs(res.column_currents[:, 0] - expected)) / full_scale
+    assert error < 3e-4, f"column current off the closed form by {error:.2g} of full scale"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_distributed_rc_line_elmore_delay_and_slowest_mode(engine):
+    """A row of n equal RC sections, open at its far end, driven by a fast ramp: the area between
+    input and far-end voltage is V·(Elmore delay RC·n(n+1)/2), exactly for any input that settles;
+    the far end's late decay is the ladder's slowest mode, 4/(RC)·sin²(π/(2(2n+1)))."""
+    n, r, cap, volts, rise = 12, 50.0, 2e-14, 1.0, 1e-12
+    elmore = r * cap * n * (n + 1) / 2
+    slowest = 4 / (r * cap) * np.sin(np.pi / (2 * (2 * n + 1))) ** 2
+    duration = 25 / slowest
+    xb = circuitsim.Crossbar(conductance=np.zeros((1, n)), r_row=r, c_row=cap)
+    res = array_transient(xb, None, ramp_drive(1, n, volts, rise, duration), engine=engine,
+                          max_step_s=duration / 4000)
+    t, v_far = res.time_s, res.cell_voltages[:, 0, -1]
+    v_in = volts * np.minimum(t / rise, 1.0)
+    area = np.trapezoid(v_in - v_far, t) / volts
+    assert abs(area / elmore - 1) < 3e-4, f"area {area:.5g} s vs Elmore delay {elmore:.5g} s"
+    late = (t > 5 / slowest) & (t < 12 / slowest)
+    rate = -np.polyfit(t[late], np.log(volts - v_far[late]), 1)[0]
+    assert abs(rate / slowest - 1) < 3e-4, f"decay rate {rate:.6g}/s vs the slowest mode {slowest:.6g}/s"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_energy_delivered_is_dissipated_plus_stored(engine, rng):
+    """A 3x4 array with wire and cell capacitance charged by a ramp: at the end the capacitors hold
+    ½·Σ C·ΔV² of the DC operating point, and the sources' energy equals that plus the energy
+    dissipated in wires and cells, integrated from the node voltages."""
+    rows, cols, volts = 3, 4, 0.4
+    xb = circuitsim.Crossbar(conductance=rng.uniform(1e-5, 1e-4, (rows, cols)),
+                             r_row=rng.uniform(100, 500, (rows, cols)), r_col=rng.uniform(100, 500, (rows, cols)),
+                             r_driver=1e3, c_row=2e-14, c_col=3e-14,
+                             c_cell=1e-15, c_couple=5e-15)
+    res = array_transient(xb, None, ramp_drive(rows, cols, volts, 1e-10, 4e-9), engine=engine)
+    dc = circuitsim.simulate(xb, np.full(rows, volts), engine="numpy")
+    circuit = res.circuit
+    v_dc = dc.node_voltages
+    held = 0.5 * sum(c * (v_dc[a] - (0.0 if b < 0 else v_dc[b])) ** 2
+                     for a, b, c in zip(circuit.cap_a, circuit.cap_b, circuit.cap_farad))
+    assert abs(res.stored_energy_j[-1] / held - 1) < 1e-4, \
+        f"stored {res.stored_energy_j[-1]:.6g} J vs ½ΣCΔV² {held:.6g} J"
+    cell_power = np.sum(res.cell_voltages * res.cell_currents, axis=(1, 2))
+    node_v = res.node_voltages  # wire power: Σ (Δv)²/R over every segment
+    wire_power = np.sum((node_v[:, circuit.res_a] - node_v[:, circuit.res_b]) ** 2 / circuit.res_ohm, axis=1)
+    dissipated = np.trapezoid(cell_power + wire_power, res.time_s)
+    error = (res.source_energy_j[-1] - dissipated - res.stored_energy_j[-1]) / res.source_energy_j[-1]
+    assert abs(error) < 3e-4, f"delivered − dissipated − stored = {error:.2g} of the delivered energy"
+
+
+def test_capacitance_adds_only_capacitor_lines_to_the_deck(rng):
+    """Without capacitance the deck is what it was (no capacitor line, not even a comment); with it,
+    the same deck plus one block of C lines, each with a finite value."""
+    kw = dict(conductance=rng.uniform(1e-6, 1e-4, (3, 4)), r_row=2.0, r_col=3.0)
+    v = rng.uniform(0, 0.3, 3)
+    plain = circuitsim.netlist(circuitsim.Crossbar(**kw), v)
+    zero = circuitsim.netlist(circuitsim.Crossbar(**kw, c_row=0.0, c_col=np.zeros((3, 4))), v)
+    assert zero == plain and "\nC" not in plain and "capacitor" not in plain
+    caps = circuitsim.netlist(circuitsim.Crossbar(**kw, c_row=1e-15, c_cell=2e-16, c_couple=3e-16), v)
+    extra = [line for line in caps.splitlines() if line not in plain.splitlines()]
+    assert [line for line in caps.splitlines() if line in extra] == extra
+    assert len([line for line in extra if line.startswith("C")]) == 12 + 12 + 2 * 4 + 3 * 3
+    assert circuitsim.Crossbar(**kw).as_dict().keys() == {"conductance", "r_row", "r_col", "r_driver", "r_sense",
+                                                          "selector", "transistor"}
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"c_row": -1e-15}, "c_row must be non-negative"),
+    ({"c_col": np.nan}, "c_col must be finite"),
+    ({"c_cell": np.ones((2, 2)) * 1e-15}, r"c_cell must be a scalar or have shape \(2, 3\)"),
+    ({"c_couple": "1p"}, "c_couple must be numeric"),
+])
+def test_bad_capacitance_is_refused(kw, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        circuitsim.Crossbar(conductance=np.ones((2, 3)) * 1e-5, **kw)
+
+
+def test_output_times_beyond_the_drive_are_refused():
+    xb = circuitsim.Crossbar(conductance=[[1e-5]], c_row=1e-15, r_driver=1e3)
+    with pytest.raises(ValueError, match="beyond the drive"):
+        array_transient(xb, None, ramp_drive(1, 1, 0.2, 1e-10, 1e-9), engine="numpy", t_eval=[0.0, 2e-9])
