@@ -1,12 +1,14 @@
-"""Transient simulation of one stateful device or of an array of them, with two engines.
+"""Transient simulation of an array (wires, capacitances, linear or stateful cells) or of one
+stateful device, with two engines.
 
-engine="spice" renders the crossbar (circuit.build_circuit + netlist.render, cells as device
-subckt instances, sources as PWL) with `.ic` states and `.tran`, and runs it through spice.run_job;
-engine="numpy" integrates the twins' dx/dt with scipy's LSODA (implicit BDF once stiff), solving the
-array's nodal equations (dense Newton, cells stamped with I and dI/dV at their state, selectors and
-access transistors with the solver's own inner-node current) at every evaluation. A single device
-is the 1×1 array without wires, so both paths are one. Every drive is piecewise linear (a `Drive`),
-gates of 1T1R arrays included, so both engines see exactly the same stimulus.
+engine="spice" renders the crossbar (circuit.build_circuit + netlist.render, cells as resistors or
+device subckt instances, capacitors, sources as PWL) with `.ic` states and `.tran`, and runs it
+through spice.run_job; engine="numpy" integrates the same nodal equations with the sparse implicit
+integrator of solver/transient.py (variable-step BDF2, chord Newton, one factorization reused
+while the step allows). A single stateful device without capacitance is a pure ODE in its state,
+which LSODA integrates to the tight tolerances device characterization needs. Every drive is
+piecewise linear (a `Drive`), gates of 1T1R arrays included, so both engines see exactly the
+same stimulus.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from circuitsim.design import Crossbar
 from circuitsim.devices.memristors import StateDevice
 from circuitsim.netlist import number, render, source_names
 from circuitsim.solver.dc import gate_voltages, inner_current
-from circuitsim.solver.transient import delivered_energy, node_currents, stored_energy
+from circuitsim.solver.transient import StepOptions, Waves, integrate, delivered_energy, node_currents, stored_energy
 from circuitsim.spice.worker import SpiceJob, SpiceWorker, run_job
 from circuitsim.validate import finite_array, line_mask
 
@@ -174,23 +176,6 @@ def _gate_waveforms(xb: Crossbar, drive: Drive) -> np.ndarray:
     return drive.v_gates
 
 
-@dataclass(frozen=True, eq=False)
-class Waves:
-    """What an engine hands back, at its output times time_s (T,): source_currents (T, n_fixed)
-    [A] delivered into the circuit, source_volts (T, n_fixed) [V]; with detail, node_volts
-    (T, n_nodes) [V] (NaN where a node has no DC path), cell_currents (T, cells) [A] and, for
-    stateful cells, state (T, cells); stored_energy_j (T,) [J] or None; extra: provenance."""
-
-    time_s: np.ndarray
-    source_currents: np.ndarray
-    source_volts: np.ndarray
-    node_volts: np.ndarray | None
-    cell_currents: np.ndarray | None
-    state: np.ndarray | None
-    stored_energy_j: np.ndarray | None
-    extra: dict
-
-
 def _spice(circuit: Circuit, cells, drive: Drive, volts: np.ndarray, max_step_s: float, detail: bool, worker,
            timeout_s) -> Waves:
     """volts: (n_times, n_fixed) source voltages at the drive's time points. Without detail only the
@@ -223,7 +208,7 @@ def _spice(circuit: Circuit, cells, drive: Drive, volts: np.ndarray, max_step_s:
     t = values[0]
     # ngspice's branch current flows into the source's + node; the source delivers the opposite
     delivered = -values[1:1 + len(sources)].T
-    source_volts = np.stack([np.interp(t, drive.time_s, col) for col in volts.T], axis=1)
+    energy = delivered_energy(t, np.stack([np.interp(t, drive.time_s, col) for col in volts.T], axis=1), delivered)
     node_v = cell_i = state = stored = None
     if detail:
         at = 1 + len(sources)
@@ -239,16 +224,14 @@ def _spice(circuit: Circuit, cells, drive: Drive, volts: np.ndarray, max_step_s:
             state[:, present] = values[at:at + len(present)].T
             cell_i[:, present] = values[at + len(present):at + 2 * len(present)].T
         stored = stored_energy(circuit, node_v)
-    return Waves(t, delivered, source_volts, node_v, cell_i, state, stored,
+    return Waves(t, delivered, energy, node_v, cell_i, state, stored,
                  {"ngspice_version": out.ngspice_version, "netlist_sha256": sha})
 
 
 class _NodalCells:
-    """The numpy engine's view of the array: node voltages and cell currents for given states.
-
-    Arrays in transients are small, so the nodal equations are dense: wires stamp a constant
-    Laplacian, cells and selectors stamp (i, dI/dV) and damped Newton solves KCL at the free
-    nodes, warm-started from the previous time point.
+    """A single device's node voltages and current for a given state (the LSODA path of
+    _single_device): a few nodes, so the nodal equations are dense; damped Newton solves KCL at
+    the free nodes, warm-started from the previous time point.
     """
 
     def __init__(self, circuit: Circuit, cells: list[StateDevice], drive: Drive, sources: np.ndarray):
@@ -326,9 +309,10 @@ def _stamp(jac: np.ndarray, resid: np.ndarray | None, a: np.ndarray, b: np.ndarr
         np.add.at(resid, b, -i)
 
 
-def _numpy(circuit: Circuit, cells, drive: Drive, sources: np.ndarray, t_eval) -> Waves:
-    if len(circuit.cap_a):
-        raise ValueError("the numpy engine's LSODA path takes no capacitance; use engine='spice'")
+def _single_device(circuit: Circuit, cells, drive: Drive, sources: np.ndarray, t_eval) -> Waves:
+    """One stateful device without capacitance: a pure ODE in its state, integrated by LSODA (up to
+    fifth order), which resolves abrupt switching (Stanford-PKU) to the model-agreement tests'
+    sub-picosecond shifts; the second-order array integrator would need far smaller steps there."""
     nodal = _NodalCells(circuit, cells, drive, sources)
     max_step_s = np.diff(drive.time_s).min()  # never step over a feature of the drive; LSODA controls the error
     x0 = np.array([d.x0 for d in cells])
@@ -342,7 +326,8 @@ def _numpy(circuit: Circuit, cells, drive: Drive, sources: np.ndarray, t_eval) -
     current = np.stack([nodal.cell_eval("current", vd, x) for vd, x in zip(v_dev, sol.y.T)])
     gates = gate_voltages(c, v[:, c.fixed])
     delivered = node_currents(c, v, current, gates)[:, c.fixed]
-    return Waves(sol.t, delivered, v[:, c.fixed], v, current, sol.y.T, np.zeros(len(sol.t)),
+    return Waves(sol.t, delivered, delivered_energy(sol.t, v[:, c.fixed], delivered), v, current, sol.y.T,
+                 np.zeros(len(sol.t)),
                  {"rhs_evaluations": int(sol.nfev)})
 
 
@@ -368,7 +353,6 @@ def _result(engine: str, circuit: Circuit, waves: Waves, cells, detail: bool, pr
     col_i, row_i = np.zeros((len(t), cols)), np.zeros((len(t), rows))
     row_i[:, line[kind == 0]] = waves.source_currents[:, kind == 0]
     col_i[:, line[kind == 1]] = -waves.source_currents[:, kind == 1]
-    energy = delivered_energy(t, waves.source_volts, waves.source_currents)
     per_cell = [None] * 4
     if detail:
         v = waves.node_volts
@@ -377,12 +361,12 @@ def _result(engine: str, circuit: Circuit, waves: Waves, cells, detail: bool, pr
                     (v[:, circuit.cell_hi] - v[:, circuit.cell_lo]).reshape(grid),
                     waves.cell_currents.reshape(grid), None if waves.state is None else waves.state.reshape(grid)]
     initial = None if cells is None else np.array([d.x0 for d in cells]).reshape(rows, cols)
-    return ArrayTransient(engine, t, col_i, row_i, energy, waves.stored_energy_j, *per_cell, initial,
+    return ArrayTransient(engine, t, col_i, row_i, waves.source_energy_j, waves.stored_energy_j, *per_cell, initial,
                           waves.node_volts if detail else None, circuit, {**provenance, **waves.extra})
 
 
 def array_transient(xb: Crossbar, cells, drive: Drive, *, engine: str = "spice", max_step_s: float | None = None,
-                    floating_rows=None, floating_cols=None, t_eval=None, detail: bool = True,
+                    floating_rows=None, floating_cols=None, t_eval=None, detail: bool = True, rtol: float = 1e-5,
                     worker: SpiceWorker | None = None, timeout_s: float | None = None) -> ArrayTransient:
     """Transient of a crossbar, its wires and capacitances included.
 
@@ -394,7 +378,8 @@ def array_transient(xb: Crossbar, cells, drive: Drive, *, engine: str = "spice",
     max_step_s: ngspice's largest time step [s] (default duration/2000; the numpy engine steps at
     most one drive segment and controls its own error); t_eval: output times of the numpy engine
     (default 2001 uniform points; spice returns its own time points). detail=False keeps only
-    the line currents and energies (no per-cell waveform): what large arrays need.
+    the line currents and energies (no per-cell waveform): what large arrays need. rtol: the
+    numpy engine's local error per step, relative to full scale (solver.transient.StepOptions).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown transient engine {engine!r}; choose one of {ENGINES}")
@@ -416,10 +401,11 @@ def array_transient(xb: Crossbar, cells, drive: Drive, *, engine: str = "spice",
     start = time.perf_counter()
     if engine == "spice":
         waves = _spice(circuit, device_list, drive, sources, step, detail, worker, timeout_s)
-    elif device_list is None:
-        raise ValueError("the numpy engine's transient of linear cells is not available yet; use engine='spice'")
+    elif device_list is not None and xb.shape == (1, 1) and not xb.has_capacitance:
+        waves = _single_device(circuit, device_list, drive, sources, t_eval)
     else:
-        waves = _numpy(circuit, device_list, drive, sources, t_eval)
+        waves = integrate(circuit, device_list, drive.time_s, sources, t_eval, detail=detail,
+                          opts=StepOptions(rtol=rtol))
     provenance = {"engine": engine, "circuitsim_version": __version__, "wall_time_s": time.perf_counter() - start,
                   "max_step_s": step,
                   "cells": None if device_list is None else [{"type": type(d).__name__, **d.spice_params()}
