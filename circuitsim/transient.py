@@ -25,7 +25,7 @@ from circuitsim.design import Crossbar
 from circuitsim.devices.memristors import StateDevice
 from circuitsim.netlist import number, render, source_names
 from circuitsim.solver.dc import gate_voltages, inner_current
-from circuitsim.solver.transient import StepOptions, Waves, integrate, delivered_energy, node_currents, stored_energy
+from circuitsim.solver.transient import StepOptions, Waves, delivered_energy, integrate, node_currents, stored_energy
 from circuitsim.spice.worker import SpiceJob, SpiceWorker, run_job
 from circuitsim.validate import finite_array, line_mask
 
