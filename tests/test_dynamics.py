@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import circuitsim
+from circuitsim.devices import NmosAccess, SinhSelector, Yakopcic
 from circuitsim.transient import Drive, array_transient
 
 ENGINES = ["spice", "numpy"]
@@ -121,3 +122,82 @@ def test_output_times_beyond_the_drive_are_refused():
     xb = circuitsim.Crossbar(conductance=[[1e-5]], c_row=1e-15, r_driver=1e3)
     with pytest.raises(ValueError, match="beyond the drive"):
         array_transient(xb, None, ramp_drive(1, 1, 0.2, 1e-10, 1e-9), engine="numpy", t_eval=[0.0, 2e-9])
+
+
+def _rc_design(rng, rows, cols, cap_scale=1.0, **kw):
+    """A small random array with wire, cell and coupling capacitance (time constants ~0.1-1 ns at
+    cap_scale 1)."""
+    return circuitsim.Crossbar(conductance=rng.uniform(1e-5, 1e-4, (rows, cols)),
+                               r_row=rng.uniform(50, 500, (rows, cols)), r_col=rng.uniform(50, 500, (rows, cols)),
+                               r_driver=rng.uniform(500, 2000, rows), r_sense=rng.uniform(0, 100, cols),
+                               c_row=cap_scale * rng.uniform(1e-14, 5e-14, (rows, cols)),
+                               c_col=cap_scale * rng.uniform(1e-14, 5e-14, (rows, cols)),
+                               c_cell=cap_scale * 1e-15, c_couple=cap_scale * 5e-15, **kw)
+
+
+def _pulse(rows, cols, amplitudes, t_rise, t_fall, duration, edge):
+    """Rows pulse to amplitudes (rows,) between t_rise and t_fall with edges of edge; columns at 0 V."""
+    t = np.array([0.0, t_rise, t_rise + edge, t_fall, t_fall + edge, duration])
+    level = np.array([0, 0, 1, 1, 0, 0.0])
+    return Drive(t, np.outer(level, amplitudes), np.zeros((len(t), cols)))
+
+
+def assert_column_currents_agree(xb, cells, drive, tolerance=1e-3):
+    """numpy and ngspice column currents at ngspice's time points, within tolerance/3 of full scale."""
+    spice = array_transient(xb, cells, drive, engine="spice")
+    exact = array_transient(xb, cells, drive, engine="numpy", t_eval=spice.time_s, detail=False)
+    full_scale = np.max(np.abs(spice.column_currents))
+    error = np.max(np.abs(exact.column_currents - spice.column_currents)) / full_scale
+    assert error < tolerance / 3, f"column currents differ by {error:.2g} of full scale ({full_scale:.3g} A)"
+    return spice, exact
+
+
+@pytest.mark.parametrize("kind", ["1R", "1S1R"])
+def test_numpy_and_ngspice_agree_on_a_read_pulse(rng, kind):
+    rows, cols = 3, 4
+    extra = {"selector": SinhSelector(i0=1e-6, v0=0.1)} if kind == "1S1R" else {}
+    xb = _rc_design(rng, rows, cols, **extra)
+    drive = _pulse(rows, cols, rng.uniform(0.1, 0.6, rows), 1e-10, 3e-9, 6e-9, 5e-11)
+    assert_column_currents_agree(xb, None, drive)
+
+
+def test_numpy_and_ngspice_agree_on_1t1r_with_switching_gates(rng):
+    """Rows held at a read voltage; each row's gate switches on and off at its own times."""
+    rows, cols = 3, 3
+    xb = _rc_design(rng, rows, cols, transistor=NmosAccess())
+    t = np.array([0.0, 1e-10, 1e-9, 1.1e-9, 2e-9, 2.1e-9, 3e-9, 3.1e-9, 5e-9])
+    v_rows = np.outer(np.interp(t, [0, 1e-10], [0, 1]), rng.uniform(0.2, 0.5, rows))
+    on = np.array([[0, 0, 1, 1, 1, 1, 0, 0, 0], [0, 0, 0, 0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 1, 1, 1.0]]).T
+    drive = Drive(t, v_rows, np.zeros((len(t), cols)), 1.8 * on)
+    spice, _ = assert_column_currents_agree(xb, None, drive)
+    assert np.ptp(spice.column_currents[spice.time_s > 3.5e-9]) < np.ptp(spice.column_currents)  # gates mattered
+
+
+@pytest.mark.parametrize("selector", [None, SinhSelector(i0=1e-6, v0=0.1)])
+def test_numpy_and_ngspice_agree_on_stateful_cells(rng, selector):
+    """Yakopcic cells behind RC lines (τ ~ 0.1 µs) switched by µs pulses."""
+    rows, cols = 2, 3
+    xb = circuitsim.Crossbar(conductance=np.ones((rows, cols)), r_row=rng.uniform(10, 50, (rows, cols)),
+                             r_col=20.0, r_driver=200.0, c_row=rng.uniform(2e-10, 5e-10, (rows, cols)),
+                             c_col=3e-10, c_cell=1e-11, selector=selector)
+    cells = np.array([[Yakopcic(x0=x) for x in row] for row in rng.uniform(0.1, 0.9, (rows, cols))])
+    drive = _pulse(rows, cols, [1.4, -1.3], 2e-7, 2.2e-6, 4e-6, 5e-8)
+    spice, _ = assert_column_currents_agree(xb, cells, drive)
+    full = array_transient(xb, cells, drive, engine="numpy", t_eval=spice.time_s)
+    error = np.max(np.abs(full.state - spice.state))
+    assert error < 1e-3 / 3, f"states differ by {error:.2g}"
+    assert np.ptp(spice.state) > 0.01  # the cells switched
+
+
+@pytest.mark.parametrize("kind", ["1R", "1S1R", "1T1R"])
+def test_a_held_drive_ends_at_the_dc_answer(rng, kind):
+    """After many time constants the transient's column currents are simulate()'s DC answer."""
+    rows, cols = 3, 4
+    extra = {"1R": {}, "1S1R": {"selector": SinhSelector(i0=1e-6, v0=0.1)}, "1T1R": {"transistor": NmosAccess()}}
+    xb = _rc_design(rng, rows, cols, **extra[kind])
+    v_read = rng.uniform(0.1, 0.5, rows)
+    drive = Drive([0.0, 1e-10, 30e-9], np.outer([0, 1, 1], v_read), np.zeros((3, cols)))
+    res = array_transient(xb, None, drive, engine="numpy", detail=False, t_eval=[29e-9, 30e-9])
+    dc = circuitsim.simulate(xb, v_read, engine="numpy").column_currents
+    error = np.max(np.abs(res.column_currents[-1] - dc)) / np.max(np.abs(dc))
+    assert error < 1e-7, f"held transient ends {error:.2g} (relative) from the DC answer"
