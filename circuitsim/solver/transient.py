@@ -14,7 +14,7 @@ from scipy.integrate import cumulative_trapezoid
 from circuitsim.circuit import GROUND, Circuit
 from circuitsim.devices.memristors import StateDevice
 from circuitsim.errors import ConvergenceError
-from circuitsim.solver.dc import _blas, gate_voltages, incidence, inner_current, operating_point
+from circuitsim.solver.dc import _blas, gate_voltages, incidence, inner_current, operating_point, solve_cells
 from circuitsim.solver.linear import describe, laplacian
 from circuitsim.solver.ordering import elimination_order, factorize
 
@@ -87,55 +87,68 @@ class StepOptions:
     xtol: float = 1e-6
     max_step_s: float | None = None
     newton_iter: int = 10
-    newton_frac: float = 1e-3
+    newton_frac: float = 1e-2
     max_steps: int = 1_000_000
 
 
 LTE_FACTOR = 1 / 3  # local error of BDF2 (and BE) ≈ this × |corrector − predictor| (see _Integrator.step)
-GROW, MIN_SHRINK = 2.0, 0.1  # step growth when the error allows it; the most a rejection shrinks the step
-FACTOR_CACHE = 2  # factorizations kept (by a0/h): a breakpoint's short step and the step after it
+MAX_HALVINGS = 6  # a rejected step shrinks by at most 2**6 at once
+REUSE_WITHIN = 0.2  # a factorization serves a step whose a0/h is within 20 % of its own (chord Newton)
+CACHE_BYTES = 1.5e9  # factorizations kept for the step sizes visited (e.g. down to a breakpoint and back up)
 
 
 class TransientSystem:
     """The nodal equations of a circuit in time, on its unknown nodes U (not held by a source, not
-    cut off from every source; inside-cell nodes included):
+    cut off from every source):
 
         C·dv/dt + G·v + Σ branch currents = 0 at U,
 
-    G: wires and linear cells; branches: stateful devices (row side -> inner or column node,
-    current(v, x), dx/dt = dxdt(v, x)) and selectors or transistors (inner node -> column node,
-    dc.inner_current). Source currents are the same sums at the fixed nodes.
+    G: the wires (and linear 1R cells); branches: stateful devices (row side -> inner or column
+    node, current(v, x), dx/dt = dxdt(v, x)) and the series elements. Linear cells with a selector
+    or transistor are one branch row -> column whose inner node the DC solver's dc.solve_cells
+    settles exactly (no capacitance sits there, so it is algebraic; the system keeps the size of a
+    1R array); behind a stateful device the inner node is an unknown and the selector or
+    transistor a branch inner -> column (dc.inner_current). Source currents are the same sums at
+    the fixed nodes.
     """
 
     def __init__(self, circuit: Circuit, cells: list[StateDevice] | None):
         self.circuit, self.cells = circuit, cells
         n = circuit.n_nodes
-        linear_cells = cells is None
-        a = np.concatenate([circuit.res_a, circuit.cell_hi if linear_cells else []]).astype(int)
-        b = np.concatenate([circuit.res_b, circuit.cell_lo if linear_cells else []]).astype(int)
-        g = np.concatenate([1.0 / circuit.res_ohm, circuit.cell_g if linear_cells else []])
+        has_inner = circuit.inner_node is not None
+        self.reduced = cells is None and has_inner
+        self.linear = cells is None and not has_inner
+        plain = self.linear  # 1R cells are conductances in G
+        a = np.concatenate([circuit.res_a, circuit.cell_hi if plain else []]).astype(int)
+        b = np.concatenate([circuit.res_b, circuit.cell_lo if plain else []]).astype(int)
+        g = np.concatenate([1.0 / circuit.res_ohm, circuit.cell_g if plain else []])
         self.g_lin = laplacian(a, b, g, n)
         self.cap = capacitance_matrix(circuit)
         present = np.flatnonzero(circuit.cell_g > 0)
         self.present = present
-        # stateful device branches (present cells only) and selector/transistor branches (live cells)
-        self.dev_a = np.empty(0, int) if linear_cells else circuit.cell_hi[present]
-        self.dev_b = np.empty(0, int) if linear_cells else circuit.cell_lo[present]
-        if circuit.inner_node is not None:
+        # stateful device branches (present cells only) and series-element branches (live cells)
+        self.dev_a = np.empty(0, int) if cells is None else circuit.cell_hi[present]
+        self.dev_b = np.empty(0, int) if cells is None else circuit.cell_lo[present]
+        self.live = np.empty(0, int)
+        self.in_a = self.in_b = np.empty(0, int)
+        if self.reduced:
+            self.live = np.arange(len(circuit.cell_g))
+            self.in_a, self.in_b = circuit.row_node.ravel(), circuit.col_node.ravel()
+            self.v_m = None  # inner-node voltages of the last evaluation: the next one's start
+        elif has_inner:
             inner = circuit.inner_node.ravel()
             self.live = np.flatnonzero(~circuit.dead[inner])
             self.in_a, self.in_b = inner[self.live], circuit.col_node.ravel()[self.live]
-        else:
-            self.live = self.in_a = self.in_b = np.empty(0, int)
         self.dev_inc = incidence(self.dev_a, self.dev_b, n).T.tocsr()
         self.in_inc = incidence(self.in_a, self.in_b, n).T.tocsr()
-        self.linear = linear_cells and circuit.inner_node is None
         unknown = ~circuit.dead
         unknown[circuit.fixed] = False
         inner_u = np.zeros(n, dtype=bool)
-        if circuit.inner_node is not None:
+        if has_inner and not self.reduced:
             inner_u[circuit.inner_node.ravel()] = True
         inner_u &= unknown
+        if self.reduced:
+            unknown[circuit.inner_node.ravel()] = False
         rest = np.flatnonzero(unknown & ~inner_u)
         # inside-cell nodes first (two neighbours each: eliminating them fills nothing new), then the
         # wires in nested-dissection order
@@ -169,7 +182,10 @@ class TransientSystem:
             v_dev = v[self.dev_a] - v[self.dev_b]
             dev = (self.device("current", v_dev, x), self.device("slope", v_dev, x))
         inner = (np.empty(0),) * 3
-        if len(self.in_a):
+        if self.reduced:  # settles the inner nodes too: v[inner] holds them afterwards
+            v_m, *inner = solve_cells(self.circuit, v[self.in_a], v[self.in_b], gates, v_m=self.v_m)
+            v[self.circuit.inner_node.ravel()] = self.v_m = v_m
+        elif len(self.in_a):
             inner = inner_current(self.circuit, v[self.in_a], v[self.in_b], gates)
         return dev, inner
 
@@ -229,18 +245,20 @@ def _lagrange(ts: np.ndarray, t: float | np.ndarray) -> np.ndarray:
     return weights
 
 
-def interpolate(ts: np.ndarray, values: np.ndarray, t_out: np.ndarray) -> np.ndarray:
-    """values (N, ...) at the step times ts (N,) interpolated at t_out by the quadratic through
-    the steps around each output time (the order of the integrator); linear with two steps."""
-    if len(ts) < 3:
-        return np.stack([np.interp(t_out, ts, col) for col in values.reshape(len(ts), -1).T],
-                        axis=-1).reshape((len(t_out),) + values.shape[1:])
-    k = np.clip(np.searchsorted(ts, t_out, side="right") - 1, 1, len(ts) - 2)
+def interpolate(ts: np.ndarray, values: np.ndarray, t_out: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """values (N, ...) at the step times ts (N,) interpolated at t_out by the quadratic through the
+    steps around each output time (the order of the integrator); linear in a step that starts at a
+    corner of the drive (corners: (N,) bool), where the waveform has a kink."""
+    k = np.clip(np.searchsorted(ts, t_out, side="right") - 1, 0, len(ts) - 2)
+    quadratic = (k >= 1) & ~corners[k]
     out = np.empty((len(t_out),) + values.shape[1:])
     for step in np.unique(k):
         at = np.flatnonzero(k == step)
-        w = _lagrange(ts[step - 1:step + 2], t_out[at])
-        out[at] = np.tensordot(w, values[step - 1:step + 2], axes=1)
+        for quad in (True, False):
+            part = at[quadratic[at] == quad]
+            if len(part):
+                stencil = slice(step - 1, step + 2) if quad else slice(step, step + 2)
+                out[part] = np.tensordot(_lagrange(ts[stencil], t_out[part]), values[stencil], axes=1)
     return out
 
 
@@ -324,8 +342,29 @@ class _Integrator:
                 break
         return x
 
-    def newton(self, factor, v, x, coeffs, h, history, gates):
-        """Chord Newton for one step from the predicted v, x. Returns (v, x, dev, inner) or None."""
+    def _cached(self, key: float):
+        """(factorization, exact) for a step whose Jacobian has a0/h = key: the cached one at key, or
+        the nearest within REUSE_WITHIN (most recently used last), or (None, False)."""
+        best = min(self.cache, key=lambda k: abs(np.log(k / key)), default=None)
+        if best is None or abs(best / key - 1) > REUSE_WITHIN:
+            return None, False
+        self.cache[best] = self.cache.pop(best)
+        return self.cache[best], best == key
+
+    def _store(self, key: float, factor):
+        """Cache a factorization, dropping the least recently used beyond the memory budget."""
+        capacity = int(np.clip(CACHE_BYTES / (16 * max(factor.nnz, 1)), 2, 32))
+        while len(self.cache) >= capacity:
+            self.cache.pop(next(iter(self.cache)))
+        self.cache[key] = factor
+        return factor
+
+    def _key_of(self, factor) -> float | None:
+        return next((k for k, f in self.cache.items() if f is factor), None)
+
+    def newton(self, factor, exact: bool, v, x, coeffs, h, gates):
+        """Chord Newton for one step from the predicted v, x (exact: a linear circuit with its own
+        factorization, solved in one step). Returns (v, x, dev, inner) or None."""
         s, opts = self.s, self.opts
         a0, v_hist, x_hist = coeffs
         tol, last = opts.newton_frac * self.tol_v, np.inf
@@ -339,12 +378,13 @@ class _Integrator:
             if not np.isfinite(largest) or largest > 2 * last:
                 return None
             v[s.u] += step * min(1.0, 0.5 / max(largest, 1e-300))
-            if s.linear:
+            if exact:
                 return v, x, dev, inner
-            if largest < tol:
+            rate = largest / last  # the chord's contraction: what is left after this update ≈ largest·rate/(1−rate)
+            if largest < tol or (np.isfinite(last) and rate < 0.5 and largest * rate / (1 - rate) < tol):
                 if x is not None:
                     x = self.states(v, x, a0, h, x_hist)
-                return (v, x, *s.branches(v, x, gates))
+                return (v, x, *s.branches(v, x, gates)) if not s.linear else (v, x, dev, inner)
             last = largest
         return None
 
@@ -354,6 +394,8 @@ class _Integrator:
         s, t_new = self.s, t + h
         if len(past) >= 2:
             omega = h / (past[-1][0] - past[-2][0])
+            if abs(np.log2(omega) - round(np.log2(omega))) < 1e-9:  # sizes are h_ref·2^k: snap the rounding
+                omega = 2.0 ** round(np.log2(omega))
             a0, a1, a2 = (1 + 2 * omega) / (1 + omega), -(1 + omega), omega ** 2 / (1 + omega)
             v_hist = a1 * past[-1][1] + a2 * past[-2][1]
             x_hist = None if past[-1][2] is None else a1 * past[-1][2] + a2 * past[-2][2]
@@ -367,22 +409,21 @@ class _Integrator:
         v[self.fixed] = self.sources(t_new)
         gates = s.gates(v)
         key = a0 / h
-        factor = self.cache.get(key)
-        fresh = factor is None
+        factor, exact = self._cached(key)
+        fresh = False
         for _ in range(2):
             if factor is None:
                 dev, inner = s.branches(v, predicted[1], gates)
-                factor = self._factor(s.jacobian(key, dev, inner))
-                if len(self.cache) >= FACTOR_CACHE:
-                    self.cache.pop(next(iter(self.cache)))
-                self.cache[key] = factor
-            solved = self.newton(factor, v.copy(), predicted[1], (a0, v_hist, x_hist), h, past, gates)
+                # factorized for the constant-step BDF2 (a0 = 3/2) at this h, which the steps after a
+                # change of step size use exactly; the change itself (a0 within 11 % of it) by chord
+                at = 1.5 / h if len(past) >= 2 else key
+                factor, fresh = self._store(at, self._factor(s.jacobian(at, dev, inner))), True
+                exact = at == key
+            solved = self.newton(factor, exact and s.linear, v.copy(), predicted[1], (a0, v_hist, x_hist), h, gates)
             if solved is not None or fresh:
                 break
-            factor, fresh = None, True  # a stale factorization: refactor here and try again
-        if solved is None:
-            self.cache.pop(key, None)
-            return None
+            self.cache.pop(self._key_of(factor), None)  # stale (nonlinear) or too far off: refactor here
+            factor = None
         v, x, dev, inner = solved
         sources = s.leaving(v, (a0 * v + v_hist) / h, dev, inner)[self.fixed]
         u = s.u
@@ -409,24 +450,32 @@ class _Integrator:
         dev, inner = s.branches(v, x, s.gates(v))
         sources = s.leaving(v, None, dev, inner)[self.fixed]
         past = [(0.0, v, x, sources)]
-        records = {"t": [0.0], "i": [sources], "e": [0.0], "stored": [stored_energy(circuit, v)],
+        records = {"t": [0.0], "corner": [True], "i": [sources], "e": [0.0], "stored": [stored_energy(circuit, v)],
                    "v": [v] if detail else None, "x": [x] if detail and x is not None else None}
         power = float(self.volts[0] @ sources)
-        h = min(np.diff(self.time_s).min(), opts.max_step_s or np.inf) / 64
-        t, since_change = 0.0, 0
+        # steps are h_ref·2^k, so the sizes met again (after a breakpoint) find their factorization cached
+        h_ref = min(np.diff(self.time_s).min(), opts.max_step_s or np.inf) / 64
+        h_max = opts.max_step_s or np.inf
+        k, t, since_change, restart = 0, 0.0, 0, True
         for _ in range(opts.max_steps):
             if t >= duration:
                 break
             t_break = self.time_s[np.searchsorted(self.time_s, t * (1 + 1e-12) + 1e-300, side="right")]
+            if restart:  # a corner of the drive: no extrapolation across it, a first step of at most h_ref
+                past, k = past[-1:], min(k, 0)
+            h = h_ref * 2.0 ** k
             h_try = min(h, t_break - t)
             if t_break - t - h_try < 0.05 * h_try:
                 h_try = t_break - t
             result = self.step(t, h_try, past)
-            if result is None or result[3] > 1:
+            # the first step after a corner is backward Euler from rest of the history: its error
+            # estimate (against a constant) would only measure the step's change; the next step checks it
+            if result is None or (result[3] > 1 and not restart):
                 self.stats["rejected"] += 1
-                shrink = 0.25 if result is None else max(MIN_SHRINK, 0.8 * result[3] ** (-1 / 3))
-                h, since_change = h_try * shrink, 0
-                if h < 1e-12 * duration:
+                halvings = 2 if result is None else np.ceil(np.log2(max(result[3], 1.0) ** (1 / 3) / 0.8))
+                k = int(np.floor(np.log2(h_try / h_ref))) - int(np.clip(halvings, 1, MAX_HALVINGS))
+                since_change = 0
+                if h_ref * 2.0 ** k < 1e-12 * duration:
                     raise ConvergenceError(f"{s.label}: the transient's step fell below 1e-12 of the duration "
                                            f"at t = {t:.4g} s")
                 continue
@@ -435,6 +484,7 @@ class _Integrator:
             self.stats["steps"] += 1
             new_power = float(self.sources(t) @ sources)
             records["t"].append(t)
+            records["corner"].append(t == t_break)
             records["i"].append(sources)
             records["e"].append(records["e"][-1] + 0.5 * (power + new_power) * (t - t_prev))
             records["stored"].append(stored_energy(circuit, v))
@@ -444,30 +494,35 @@ class _Integrator:
                     records["x"].append(x)
             power = new_power
             past = (past + [(t, v, x, sources)])[-3:]
-            since_change += 1
-            if error < (0.8 / GROW) ** 3 and since_change >= 2 and h_try >= h:
-                h, since_change = min(h * GROW, opts.max_step_s or np.inf), 0
+            since_change, restart = since_change + 1, t == t_break
+            if error < 0.4 ** 3 and since_change >= 2 and h_try >= h:
+                # double, or quadruple where the error is tiny: a one-off ratio of 4 amplifies BDF2's
+                # parasitic error component by ω²/(1+2ω) = 1.8 once, harmless at 1/1000 of the tolerance
+                grow = 2 if error < 1e-3 and 4 * h <= h_max else 1 if 2 * h <= h_max else 0
+                k, since_change = k + grow, 0 if grow else since_change
         else:
             raise ConvergenceError(f"{s.label}: the transient needed more than {opts.max_steps} steps")
         return self._waves(records, t_out, detail)
 
     def _waves(self, records: dict, t_out: np.ndarray, detail: bool) -> Waves:
         s, circuit = self.s, self.s.circuit
-        ts = np.array(records["t"])
-        sources = interpolate(ts, np.array(records["i"]), t_out)
-        energy = interpolate(ts, np.array(records["e"]), t_out)
-        stored = interpolate(ts, np.array(records["stored"]), t_out)
+        ts, corners = np.array(records["t"]), np.array(records["corner"])
+
+        def at_outputs(name):
+            return interpolate(ts, np.array(records[name]), t_out, corners)
+
+        sources, energy, stored = at_outputs("i"), at_outputs("e"), at_outputs("stored")
         extra = {**self.stats, "engine_steps": len(ts) - 1}
         if not detail:
             return Waves(t_out, sources, energy, None, None, None, stored, extra)
-        v = interpolate(ts, np.array(records["v"]), t_out)
+        v = at_outputs("v")
         cells = np.zeros((len(t_out), len(circuit.cell_g)))
         state = None
         across = v[:, circuit.cell_hi[s.present]] - v[:, circuit.cell_lo[s.present]]
         if s.cells is None:
             cells[:, s.present] = across * circuit.cell_g[s.present]
         else:
-            x = interpolate(ts, np.array(records["x"]), t_out)
+            x = at_outputs("x")
             cells[:, s.present] = np.stack([s.device("current", a, xs) for a, xs in zip(across, x)])
             state = np.tile([d.x0 for d in s.cells], (len(t_out), 1))
             state[:, s.present] = x
