@@ -277,6 +277,7 @@ class _Integrator:
         self.s, self.time_s, self.volts, self.opts = system, time_s, volts, opts
         self.tol_v = opts.rtol * max(np.max(np.abs(volts)), 1e-3)
         self.cache: dict[float, object] = {}
+        self.capacity: int | None = None
         self.stats = {"steps": 0, "rejected": 0, "factorizations": 0, "solves": 0}
         self.fixed = system.circuit.fixed
         self.x0 = None if system.cells is None else np.array([system.cells[k].x0 for k in system.present])
@@ -353,7 +354,9 @@ class _Integrator:
 
     def _store(self, key: float, factor):
         """Cache a factorization, dropping the least recently used beyond the memory budget."""
-        capacity = int(np.clip(CACHE_BYTES / (16 * max(factor.nnz, 1)), 2, 32))
+        if self.capacity is None:  # the factors' size is the same at every step size (one pattern)
+            self.capacity = int(np.clip(CACHE_BYTES / (16 * max(factor.nnz, 1)), 2, 32))
+        capacity = self.capacity
         while len(self.cache) >= capacity:
             self.cache.pop(next(iter(self.cache)))
         self.cache[key] = factor
