@@ -4,6 +4,7 @@ import pytest
 
 import circuitsim
 from circuitsim.devices import NmosAccess, SinhSelector, Yakopcic
+from circuitsim.readout import adc_tolerance, read_latency, read_pulse_energy
 from circuitsim.transient import Drive, array_transient
 
 ENGINES = ["spice", "numpy"]
@@ -201,3 +202,55 @@ def test_a_held_drive_ends_at_the_dc_answer(rng, kind):
     dc = circuitsim.simulate(xb, v_read, engine="numpy").column_currents
     error = np.max(np.abs(res.column_currents[-1] - dc)) / np.max(np.abs(dc))
     assert error < 1e-7, f"held transient ends {error:.2g} (relative) from the DC answer"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_read_latency_of_a_single_cell_matches_the_first_order_settling(engine):
+    """One cell behind a driver resistance with a capacitor at its row node: after the ramp,
+    |v − v∞|/v∞ = (τ/rise)·(e^(rise/τ) − 1)·e^(−t/τ), so it stays below tol from
+    t = τ·ln((τ/rise)·(e^(rise/τ) − 1)/tol)."""
+    g, r_driver, cap, volts, rise, tol = 1e-4, 2e4, 1e-12, 0.3, 2e-9, adc_tolerance(8)
+    xb = circuitsim.Crossbar(conductance=[[g]], r_driver=r_driver, c_row=cap)
+    tau = cap / (1 / r_driver + g)
+    expected = tau * np.log(tau / rise * np.expm1(rise / tau) / tol)
+    lat = read_latency(xb, [volts], tolerance=tol, engine=engine, rise_s=rise, rtol=1e-7)
+    assert lat.full_scale_a == pytest.approx(g * volts / (1 + g * r_driver), rel=1e-9)
+    error = abs(lat.latency_s / expected - 1)
+    assert error < 1e-3, f"latency {lat.latency_s:.6g} s vs closed form {expected:.6g} s ({error:.2g} off)"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_read_pulse_energy_of_a_single_cell_splits_into_dc_cost_and_line_charging(engine):
+    """The same cell read by a ramp held to t_end: the sources deliver ∫ v_in·(v_in − v)/R_d dt; the
+    static part is that of the DC currents, the dynamic part C·v∞²·(1 − ...) of charging the line,
+    all from the closed-form v(t) (integrated on a fine grid)."""
+    g, r_driver, cap, volts, rise = 1e-4, 2e4, 1e-12, 0.3, 2e-9
+    xb = circuitsim.Crossbar(conductance=[[g]], r_driver=r_driver, c_row=cap)
+    g_node = 1 / r_driver + g
+    tau, v_inf = cap / g_node, volts / r_driver / g_node
+    t_end = 15 * tau
+    t = np.linspace(0, t_end, 400_001)
+    v_in = volts * np.minimum(t / rise, 1.0)
+    v = v_inf * ramp_response(t, tau, rise)
+    delivered = np.trapezoid(v_in * (v_in - v) / r_driver, t)
+    static = np.trapezoid(v_in ** 2 * g / (1 + g * r_driver), t)
+    res = read_pulse_energy(xb, [volts], duration_s=t_end, engine=engine, rise_s=rise, rtol=1e-7)
+    errors = {name: abs(got / want - 1) for name, got, want in [
+        ("delivered", res.delivered_j, delivered), ("static", res.static_j, static),
+        ("dynamic", res.dynamic_j, delivered - static), ("stored", res.stored_j, 0.5 * cap * v_inf ** 2)]}
+    assert max(errors.values()) < 3e-4, f"relative errors {errors}"
+    assert res.dissipated_j == pytest.approx(res.delivered_j - res.stored_j)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda xb: read_latency(xb, [0.2, 0.2], tolerance=0.0), r"tolerance is a fraction of full scale in \(0, 1\)"),
+    (lambda xb: read_latency(xb, [0.2]), r"v_rows must have shape \(2,\)"),
+    (lambda xb: read_latency(xb, [0.0, 0.0]), "DC current is 0"),
+    (lambda xb: read_latency(xb, [0.2, 0.2], rise_s=-1e-9), "rise_s must be positive"),
+    (lambda xb: read_pulse_energy(xb, [0.2, 0.2], duration_s=1e-12, rise_s=1e-11), "must exceed rise_s"),
+    (lambda xb: adc_tolerance(0), "bits must be"),
+])
+def test_bad_read_input_is_refused(call, match):
+    xb = circuitsim.Crossbar(conductance=np.full((2, 2), 1e-5), r_driver=1e3, c_row=1e-15)
+    with pytest.raises(ValueError, match=match):
+        call(xb)
