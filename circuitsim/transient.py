@@ -176,10 +176,11 @@ def _gate_waveforms(xb: Crossbar, drive: Drive) -> np.ndarray:
     return drive.v_gates
 
 
-def _spice(circuit: Circuit, cells, drive: Drive, volts: np.ndarray, max_step_s: float, detail: bool, worker,
-           timeout_s) -> Waves:
-    """volts: (n_times, n_fixed) source voltages at the drive's time points. Without detail only the
-    sources' currents are saved (.save), which keeps large arrays' runs lean."""
+def _deck(circuit: Circuit, cells, drive: Drive, volts: np.ndarray, max_step_s: float,
+          detail: bool) -> tuple[str, list[str]]:
+    """The .tran deck and the vectors to read back. volts: (n_times, n_fixed) source voltages at the
+    drive's time points. Without detail only the sources' currents are saved (.save), which keeps
+    large arrays' runs lean."""
     waveforms = [_pwl(drive.time_s, volts[:, k]) for k in range(volts.shape[1])]
     rows, cols = circuit.xb.shape
     tags = [f"xc{k // cols}_{k % cols}" for k in range(rows * cols)]
@@ -190,10 +191,9 @@ def _spice(circuit: Circuit, cells, drive: Drive, volts: np.ndarray, max_step_s:
         # .ic (not uic): ngspice solves a consistent operating point with every state held at its
         # x0, so floating lines see the cells' true conductance from the first step
         lines.append(".ic " + " ".join(f"v({tags[k]}.x)={number(cells[k].x0)}" for k in present))
-    alive = np.flatnonzero(~circuit.dead)
     probes = ["time", *(f"{s.lower()}#branch" for s in sources)]
     if detail:
-        probes += [circuit.node_names[k].lower() for k in alive]
+        probes += [circuit.node_names[k].lower() for k in np.flatnonzero(~circuit.dead)]
         if cells is not None:
             probes += [f"{tags[k]}.x" for k in present] + [f"v.{tags[k]}.vi#branch" for k in present]
     else:
@@ -201,6 +201,16 @@ def _spice(circuit: Circuit, cells, drive: Drive, volts: np.ndarray, max_step_s:
     lines.append(f".tran {number(max_step_s)} {number(drive.duration_s)} 0 {number(max_step_s)}")
     deck = render(circuit, volts[0], "\n".join(lines), waveforms=waveforms, cells=cells).replace(
         ".options klu", SPICE_OPTIONS, 1)
+    return deck, probes
+
+
+def _spice(circuit: Circuit, cells, drive: Drive, volts: np.ndarray, max_step_s: float, detail: bool, worker,
+           timeout_s) -> Waves:
+    deck, probes = _deck(circuit, cells, drive, volts, max_step_s, detail)
+    rows, cols = circuit.xb.shape
+    sources = source_names(circuit)
+    present = np.flatnonzero(circuit.cell_g > 0)
+    alive = np.flatnonzero(~circuit.dead)
     sha = hashlib.sha256(deck.encode()).hexdigest()
     out = run_job(SpiceJob(deck, label=f"{rows}x{cols} transient (netlist sha256 {sha[:12]})", probes=tuple(probes)),
                   worker, timeout_s)
@@ -365,6 +375,31 @@ def _result(engine: str, circuit: Circuit, waves: Waves, cells, detail: bool, pr
                           waves.node_volts if detail else None, circuit, {**provenance, **waves.extra})
 
 
+def _prepare(xb: Crossbar, cells, drive: Drive, max_step_s, floating_rows, floating_cols):
+    """Checked inputs of a transient: (circuit, devices or None, source voltages, max step)."""
+    if not isinstance(xb, Crossbar) or not isinstance(drive, Drive):
+        raise TypeError("a transient takes a Crossbar and a Drive")
+    rows, cols = xb.shape
+    if drive.v_rows.shape[1] != rows or drive.v_cols.shape[1] != cols:
+        raise ValueError(f"the drive has {drive.v_rows.shape[1]} rows and {drive.v_cols.shape[1]} columns, "
+                         f"the array {rows}x{cols}")
+    gates = _gate_waveforms(xb, drive)
+    device_list = None if cells is None else _cells(cells, xb)
+    step = drive.duration_s / 2000 if max_step_s is None else float(max_step_s)
+    if not 0 < step <= drive.duration_s:
+        raise ValueError(f"max_step_s must be in (0, duration], got {step:g}")
+    circuit = build_circuit(xb, line_mask("floating_rows", floating_rows, rows),
+                            line_mask("floating_cols", floating_cols, cols))
+    return circuit, device_list, circuit.fixed_voltages(drive.v_rows, drive.v_cols, gates), step
+
+
+def transient_deck(xb: Crossbar, cells, drive: Drive, *, max_step_s: float | None = None, floating_rows=None,
+                   floating_cols=None, detail: bool = True) -> str:
+    """The .tran deck that array_transient(..., engine="spice") runs (same arguments)."""
+    circuit, device_list, sources, step = _prepare(xb, cells, drive, max_step_s, floating_rows, floating_cols)
+    return _deck(circuit, device_list, drive, sources, step, detail)[0]
+
+
 def array_transient(xb: Crossbar, cells, drive: Drive, *, engine: str = "spice", max_step_s: float | None = None,
                     floating_rows=None, floating_cols=None, t_eval=None, detail: bool = True, rtol: float = 1e-5,
                     worker: SpiceWorker | None = None, timeout_s: float | None = None) -> ArrayTransient:
@@ -383,21 +418,8 @@ def array_transient(xb: Crossbar, cells, drive: Drive, *, engine: str = "spice",
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown transient engine {engine!r}; choose one of {ENGINES}")
-    if not isinstance(xb, Crossbar) or not isinstance(drive, Drive):
-        raise TypeError("array_transient takes a Crossbar and a Drive")
-    rows, cols = xb.shape
-    if drive.v_rows.shape[1] != rows or drive.v_cols.shape[1] != cols:
-        raise ValueError(f"the drive has {drive.v_rows.shape[1]} rows and {drive.v_cols.shape[1]} columns, "
-                         f"the array {rows}x{cols}")
-    gates = _gate_waveforms(xb, drive)
-    device_list = None if cells is None else _cells(cells, xb)
+    circuit, device_list, sources, step = _prepare(xb, cells, drive, max_step_s, floating_rows, floating_cols)
     t_eval = output_times(t_eval, drive.duration_s)
-    step = drive.duration_s / 2000 if max_step_s is None else float(max_step_s)
-    if not 0 < step <= drive.duration_s:
-        raise ValueError(f"max_step_s must be in (0, duration], got {step:g}")
-    circuit = build_circuit(xb, line_mask("floating_rows", floating_rows, rows),
-                            line_mask("floating_cols", floating_cols, cols))
-    sources = circuit.fixed_voltages(drive.v_rows, drive.v_cols, gates)
     start = time.perf_counter()
     if engine == "spice":
         waves = _spice(circuit, device_list, drive, sources, step, detail, worker, timeout_s)
