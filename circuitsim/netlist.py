@@ -99,8 +99,20 @@ def render(circuit: Circuit, fixed_volts: np.ndarray, analysis: str = ".op", *,
         out += [f"M{k // cols}_{k % cols} {names[d]} {names[gates[row]]} {names[s]} {names[s]} "
                 f"{tr.spice_model}_cs w={number(tr.w)} l={number(tr.l)}"
                 for k, (d, s, row) in enumerate(zip(circuit.tr_d, circuit.tr_s, circuit.tr_row)) if not circuit.dead[d]]
+    out += capacitor_lines(circuit)
     out += [analysis, ".end", ""]
     return "\n".join(out)
+
+
+def capacitor_lines(circuit: Circuit) -> list[str]:
+    """The deck lines of the circuit's capacitors (none, not even a comment, for a design without
+    capacitance: its deck stays what it was)."""
+    if not len(circuit.cap_a):
+        return []
+    names = np.array([*circuit.node_names, "0"], dtype=object)  # GROUND (-1) is the last: node 0
+    return ["* capacitors: Crow/Ccol to ground, Ccell across a cell, Ckr/Ckc coupling neighbouring rows/columns",
+            *map("{} {} {} {}".format, circuit.cap_names, names[circuit.cap_a], names[circuit.cap_b],
+                 numbers(circuit.cap_farad))]
 
 
 def relative_includes(deck: str, deck_dir: str | Path) -> str:
