@@ -145,8 +145,12 @@ def estimate(eq: Equations, v_rows: np.ndarray, cell_i: np.ndarray, decide_at: f
     off = None if eq.on.all() else ~eq.on
     if off is not None:
         precondition[off] = 0.0
-    min_slope = np.min(slope if off is None else np.where(eq.on[:, :, None], slope, np.inf), axis=(0, 1))
-    scale = np.sqrt(x.shape[0]) / min_slope           # column error per unit CG residual norm
+    inv_slope = np.divide(np.float32(1.0), slope)
+    if off is not None:
+        inv_slope[off] = 0.0
+    # what CG leaves unresolved, |Σ_i δe_ij| for (W + H)·δe = r: by Cauchy–Schwarz in the A⁻¹ inner
+    # product and A ≥ H, at most √(Σ_i 1/H_ij)·√(Σ r²/H), per column and vector
+    column_weight = np.sqrt(inv_slope.sum(axis=0, dtype=float))           # (cols, batch)
     goal = None if decide_at is None else decide_at * float(np.abs(column_i).max(initial=0.0))
 
     def apply(p, out):
@@ -156,14 +160,14 @@ def estimate(eq: Equations, v_rows: np.ndarray, cell_i: np.ndarray, decide_at: f
             out[off] = 0.0
         return out
 
-    def column_error(error_cols, residual_norm):
-        return np.abs(error_cols) + (scale * residual_norm)[None, :]
+    def column_error(error_cols, r):
+        return np.abs(error_cols) + column_weight * np.sqrt(np.einsum("ijb,ijb,ijb->b", r, r, inv_slope, dtype=float))
 
-    def decided(error_cols, residual_norm):
-        return goal is not None and float(column_error(error_cols, residual_norm).max(initial=0.0)) <= goal
+    def decided(error_cols, r):
+        return goal is not None and float(column_error(error_cols, r).max(initial=0.0)) <= goal
 
-    error_cols, norm, iterations = _conjugate_gradients(apply, rhs, precondition, decided)
-    column_error_a = column_error(error_cols, norm).T
+    error_cols, r, iterations = _conjugate_gradients(apply, rhs, precondition, decided)
+    column_error_a = column_error(error_cols, r).T
     return Estimate(column_error_a, relative(column_error_a, column_i), iterations)
 
 
@@ -175,16 +179,16 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _conjugate_gradients(apply, r, precondition, decided):
     """x ≈ A⁻¹·r for each vector of the batch (A symmetric positive definite, apply(x, out) = A·x),
     r (rows, cols, batch) overwritten by the residual. Only the column sums of x are kept (all the
-    estimate needs: one pass fewer per iteration). Stops at CG_RTOL or when
-    decided(column sums, ‖residual‖) says so; returns (column sums (cols, batch), ‖residual‖, iterations)."""
+    estimate needs: one pass fewer per iteration). Stops at CG_RTOL or when decided(column sums,
+    residual) says so; returns (column sums (cols, batch), residual, iterations)."""
     x_cols = np.zeros(r.shape[1:])
     norm = np.sqrt(_dot(r, r))
     target = CG_RTOL * norm
     p = precondition * r
     rz, ap, z = _dot(r, p), np.empty_like(r), np.empty_like(r)
     for k in range(CG_MAX_ITER):
-        if np.all(norm <= target) or decided(x_cols, norm):
-            return x_cols, norm, k
+        if np.all(norm <= target) or decided(x_cols, r):
+            return x_cols, r, k
         apply(p, ap)
         pap = _dot(p, ap)
         alpha = np.divide(rz, pap, out=np.zeros_like(rz), where=pap > 0)
@@ -197,4 +201,4 @@ def _conjugate_gradients(apply, r, precondition, decided):
         p *= np.divide(rz_next, rz, out=np.zeros_like(rz), where=rz > 0).astype(r.dtype)
         p += z
         rz = rz_next
-    return x_cols, norm, CG_MAX_ITER
+    return x_cols, r, CG_MAX_ITER
