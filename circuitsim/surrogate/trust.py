@@ -133,18 +133,13 @@ def estimate(eq: Equations, v_rows: np.ndarray, cell_i: np.ndarray, decide_at: f
     column_i = x.sum(axis=0, dtype=float).T
     if not (np.all(np.isfinite(column_i)) and np.all(np.isfinite(v_rows))):
         return Estimate(np.full(column_i.shape, np.inf), np.inf, 0)
-    rhs = eq.residual(v_rows.astype(np.float32), x)
-    np.negative(rhs, out=rhs)
+    rho = eq.residual(v_rows.astype(np.float32), x)      # the error solves (W + H)·e = −ρ; |Σ_i e| is all we need
     slope = x * x                                                              # H = h'(I) [Ω]
     slope += np.float32(eq.i0 ** 2)
     np.sqrt(slope, out=slope)
     np.divide(np.float32(eq.v0), slope, out=slope)
     slope += eq.inv_g
-    precondition = slope + eq.w_diag
-    np.divide(np.float32(1.0), precondition, out=precondition)
     off = None if eq.on.all() else ~eq.on
-    if off is not None:
-        precondition[off] = 0.0
     inv_slope = np.divide(np.float32(1.0), slope)
     if off is not None:
         inv_slope[off] = 0.0
@@ -152,6 +147,13 @@ def estimate(eq: Equations, v_rows: np.ndarray, cell_i: np.ndarray, decide_at: f
     # product and A ≥ H, at most √(Σ_i 1/H_ij)·√(Σ r²/H), per column and vector
     column_weight = np.sqrt(inv_slope.sum(axis=0, dtype=float))           # (cols, batch)
     goal = None if decide_at is None else decide_at * float(np.abs(column_i).max(initial=0.0))
+
+    def precondition():
+        out = slope + eq.w_diag
+        np.divide(np.float32(1.0), out, out=out)
+        if off is not None:
+            out[off] = 0.0
+        return out
 
     def apply(p, out):
         eq.wire_drop(p, out)
@@ -166,7 +168,7 @@ def estimate(eq: Equations, v_rows: np.ndarray, cell_i: np.ndarray, decide_at: f
     def decided(error_cols, r):
         return goal is not None and float(column_error(error_cols, r).max(initial=0.0)) <= goal
 
-    error_cols, r, iterations = _conjugate_gradients(apply, rhs, precondition, decided)
+    error_cols, r, iterations = _conjugate_gradients(apply, rho, precondition, decided)
     column_error_a = column_error(error_cols, r).T
     return Estimate(column_error_a, relative(column_error_a, column_i), iterations)
 
@@ -176,26 +178,29 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ijb,ijb->b", a, b, dtype=float)
 
 
-def _conjugate_gradients(apply, r, precondition, decided):
+def _conjugate_gradients(apply, r, make_precondition, decided):
     """x ≈ A⁻¹·r for each vector of the batch (A symmetric positive definite, apply(x, out) = A·x),
     r (rows, cols, batch) overwritten by the residual. Only the column sums of x are kept (all the
     estimate needs: one pass fewer per iteration). Stops at CG_RTOL or when decided(column sums,
-    residual) says so; returns (column sums (cols, batch), residual, iterations)."""
+    residual) says so, checked before the first iteration too (then nothing else is computed);
+    make_precondition() gives the diagonal preconditioner. Returns (column sums (cols, batch),
+    residual, iterations)."""
     x_cols = np.zeros(r.shape[1:])
-    norm = np.sqrt(_dot(r, r))
-    target = CG_RTOL * norm
+    if decided(x_cols, r):
+        return x_cols, r, 0
+    precondition = make_precondition()
+    target = CG_RTOL * np.sqrt(_dot(r, r))
     p = precondition * r
     rz, ap, z = _dot(r, p), np.empty_like(r), np.empty_like(r)
-    for k in range(CG_MAX_ITER):
-        if np.all(norm <= target) or decided(x_cols, r):
-            return x_cols, r, k
+    for k in range(1, CG_MAX_ITER + 1):
         apply(p, ap)
         pap = _dot(p, ap)
         alpha = np.divide(rz, pap, out=np.zeros_like(rz), where=pap > 0)
         x_cols += alpha * p.sum(axis=0, dtype=float)
         ap *= alpha.astype(r.dtype)
         r -= ap
-        norm = np.sqrt(_dot(r, r))
+        if np.all(np.sqrt(_dot(r, r)) <= target) or decided(x_cols, r):
+            return x_cols, r, k
         np.multiply(precondition, r, out=z)
         rz_next = _dot(r, z)
         p *= np.divide(rz_next, rz, out=np.zeros_like(rz), where=rz > 0).astype(r.dtype)
