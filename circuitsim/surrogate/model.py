@@ -307,8 +307,9 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[]
 
     1R: exact transfer matrix (any drive); fills column and row currents and power.
     1S1R (sinh selector): the calibration's form, checked on every call by its residual in
-    the exact equations (trust.estimate). An answer is returned only inside the calibrated
-    range and with an estimated error within ERROR_BOUND of full scale; otherwise `exact()`
+    the exact equations (trust.estimate); where the estimate is above ERROR_BOUND, up to
+    NEWTON_STEPS corrections by the check's own solve, each checked again. An answer is returned
+    only inside the calibrated range and with an estimated error within ERROR_BOUND of full scale; otherwise `exact()`
     (the numpy engine) answers, with a warning, or, when `exact` is None, SurrogateAccuracyError
     is raised. Provenance records the estimate, the bound and any fallback. Fills column and
     row currents and power (the "relax" form also cell currents and voltages); the rest is NaN.
@@ -339,8 +340,8 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[]
                           exact, provenance)
     with _blas().limit(limits=1, user_api="blas"):
         prep, equations = _prepared(xb, calibration)
-        cols_i, rows_i, cell_i, estimate = _evaluate(prep, equations, v_rows)
-    provenance.update(error_estimate=estimate.relative, cg_iterations=estimate.iterations)
+        cols_i, rows_i, cell_i, estimate, newton = _evaluate(prep, equations, v_rows)
+    provenance.update(error_estimate=estimate.relative, cg_iterations=estimate.iterations, newton_steps=newton)
     if not estimate.relative <= ERROR_BOUND:
         return _untrusted(f"surrogate error estimate {100 * estimate.relative:.3g} % of full scale exceeds its bound "
                           f"{100 * ERROR_BOUND:g} %", SurrogateAccuracyWarning, exact, provenance)
@@ -350,18 +351,29 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[]
     return _result(drive, cols_i, rows_i, provenance, cell_i=cell_i, cell_v=_cell_volts(prep, v_rows, cell_i))
 
 
-CHUNK_CELLS = 1 << 20   # cells per chunk of the batch: 8 MB work arrays, long enough vector adds along the lines
+CHUNK_CELLS = 1 << 20   # cells per chunk of the batch: 4 MB float32 work arrays, long vector adds along the lines
+NEWTON_STEPS = 2   # corrections tried on a chunk the check cannot vouch for, before the exact engine answers
 
 
 def _evaluate(prep: models.Prepared, equations: trust.Equations, v_rows: np.ndarray):
-    """(column currents, row currents, cell currents or None, estimate) in chunks of the batch,
-    so that memory stays bounded; cell currents are kept for the "relax" form only."""
+    """(column currents, row currents, cell currents or None, estimate, Newton steps) in chunks of
+    the batch, so that memory stays bounded; cell currents are kept for the "relax" form only.
+
+    A chunk whose estimate exceeds ERROR_BOUND gets up to NEWTON_STEPS corrections by the check's
+    own solve (trust.estimate, correct=True), each checked again like the form's answer."""
     rows, cols = equations.on.shape
     step = max(1, CHUNK_CELLS // (rows * cols))
-    cols_i, rows_i, cells_i, errors, iterations = [], [], [], [], 0
+    cols_i, rows_i, cells_i, errors, iterations, newton = [], [], [], [], 0, 0
     for lo in range(0, len(v_rows), step):
-        cell_i = models.cell_currents(prep, v_rows[lo:lo + step], np.float32)
-        estimate = trust.estimate(equations, v_rows[lo:lo + step], cell_i, decide_at=ERROR_BOUND)
+        v = v_rows[lo:lo + step]
+        cell_i = models.cell_currents(prep, v, np.float32)
+        estimate = trust.estimate(equations, v, cell_i, decide_at=ERROR_BOUND, correct=True)
+        for k in range(NEWTON_STEPS):
+            if estimate.relative <= ERROR_BOUND or not np.isfinite(estimate.relative):
+                break
+            cell_i = np.moveaxis(np.moveaxis(cell_i, 0, -1) + estimate.correction, -1, 0)
+            estimate = trust.estimate(equations, v, cell_i, decide_at=ERROR_BOUND, correct=True)
+            newton = max(newton, k + 1)
         errors.append(estimate.column_error_a)
         iterations = max(iterations, estimate.iterations)
         cols_i.append(cell_i.sum(axis=1, dtype=float))
@@ -370,7 +382,7 @@ def _evaluate(prep: models.Prepared, equations: trust.Equations, v_rows: np.ndar
             cells_i.append(cell_i)
     cols_i, errors = np.concatenate(cols_i), np.concatenate(errors)
     estimate = trust.Estimate(errors, trust.relative(errors, cols_i), iterations)
-    return cols_i, np.concatenate(rows_i), np.concatenate(cells_i) if cells_i else None, estimate
+    return cols_i, np.concatenate(rows_i), np.concatenate(cells_i).astype(float) if cells_i else None, estimate, newton
 
 
 def _untrusted(reason: str, category: type[Warning], exact, provenance: dict) -> Result:

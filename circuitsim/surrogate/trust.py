@@ -11,9 +11,14 @@ is symmetric positive semidefinite and h is increasing. At the surrogate's cell 
 ρ = v_rows − W·I − h(I) [V] is not zero; to first order the error e = I − I* solves the
 symmetric positive definite system (W + H)·e = −ρ, H = diag h'(I) [Ω]. Preconditioned conjugate
 gradients (W by cumulative sums, diagonal preconditioner) solve it in a few iterations; the
-column-current error is Σ_i e_ij, and the part CG leaves unresolved after k iterations is
-bounded by √rows·‖r_k‖₂ / min H (λ_min(W + H) ≥ min H). The cost is a few passes over the
-batch's cell array: no factorization, nothing the exact engine would do.
+column-current error is Σ_i e_ij, and the part CG leaves unresolved after k iterations, the
+column sums of A⁻¹r_k, is bounded per column by Cauchy–Schwarz in the A⁻¹ inner product with
+A ≥ H: |Σ_i (A⁻¹r_k)_ij| ≤ √(Σ_i 1/H_ij)·√(r_kᵀH⁻¹r_k). The cost is a few passes over the
+batch's cell array: no factorization, nothing the exact engine would do. Most answers are
+vouched for by that bound alone, before any CG iteration.
+
+The same solve corrects an answer the bound cannot vouch for: I − e is one Newton step of the
+exact equations from the surrogate's answer (correct()); it is then checked like any answer.
 """
 from __future__ import annotations
 
@@ -108,6 +113,7 @@ class Estimate:
     column_error_a: np.ndarray
     relative: float
     iterations: int
+    correction: np.ndarray | None = None   # −e (rows, cols, batch) [A], float32, when asked for (correct=True)
 
 
 def relative(column_error_a: np.ndarray, column_i: np.ndarray) -> float:
@@ -117,7 +123,8 @@ def relative(column_error_a: np.ndarray, column_i: np.ndarray) -> float:
     return worst / full_scale if full_scale > 0 else (0.0 if worst == 0 else np.inf)
 
 
-def estimate(eq: Equations, v_rows: np.ndarray, cell_i: np.ndarray, decide_at: float | None = None) -> Estimate:
+def estimate(eq: Equations, v_rows: np.ndarray, cell_i: np.ndarray, decide_at: float | None = None,
+             correct: bool = False) -> Estimate:
     """First-order error of the column currents Σ_i cell_i (see the module docstring).
 
     cell_i (batch, rows, cols); no copy when it is a view of a (rows, cols, batch) array (what
@@ -126,7 +133,9 @@ def estimate(eq: Equations, v_rows: np.ndarray, cell_i: np.ndarray, decide_at: f
     near the 1 % bound (~1e-4 V), enough for an estimate that needs two digits.
     decide_at: a fraction of full scale; CG stops as soon as the estimate plus the bound on what
     it leaves unresolved is below it (the answer is then vouched for; the estimate reported is
-    that upper value).
+    that upper value). correct: CG also keeps its solution, −e, in Estimate.correction; where
+    the answer is not vouched for (CG ran to CG_RTOL), cell_i + correction is one Newton step of
+    the exact equations from cell_i.
     """
     x = np.moveaxis(cell_i, 0, -1)
     x = x if x.flags.c_contiguous and x.dtype == np.float32 else np.ascontiguousarray(x, dtype=np.float32)
@@ -168,9 +177,9 @@ def estimate(eq: Equations, v_rows: np.ndarray, cell_i: np.ndarray, decide_at: f
     def decided(error_cols, r):
         return goal is not None and float(column_error(error_cols, r).max(initial=0.0)) <= goal
 
-    error_cols, r, iterations = _conjugate_gradients(apply, rho, precondition, decided)
+    error_cols, r, iterations, solution = _conjugate_gradients(apply, rho, precondition, decided, correct)
     column_error_a = column_error(error_cols, r).T
-    return Estimate(column_error_a, relative(column_error_a, column_i), iterations)
+    return Estimate(column_error_a, relative(column_error_a, column_i), iterations, solution)
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -178,16 +187,17 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ijb,ijb->b", a, b, dtype=float)
 
 
-def _conjugate_gradients(apply, r, make_precondition, decided):
+def _conjugate_gradients(apply, r, make_precondition, decided, keep=False):
     """x ≈ A⁻¹·r for each vector of the batch (A symmetric positive definite, apply(x, out) = A·x),
-    r (rows, cols, batch) overwritten by the residual. Only the column sums of x are kept (all the
-    estimate needs: one pass fewer per iteration). Stops at CG_RTOL or when decided(column sums,
-    residual) says so, checked before the first iteration too (then nothing else is computed);
-    make_precondition() gives the diagonal preconditioner. Returns (column sums (cols, batch),
-    residual, iterations)."""
+    r (rows, cols, batch) overwritten by the residual. The column sums of x are kept (all the
+    estimate needs: one pass fewer per iteration), x itself only if keep. Stops at CG_RTOL or
+    when decided(column sums, residual) says so, checked before the first iteration too (then
+    nothing else is computed); make_precondition() gives the diagonal preconditioner. Returns
+    (column sums (cols, batch), residual, iterations, x or None)."""
     x_cols = np.zeros(r.shape[1:])
+    x = np.zeros_like(r) if keep else None
     if decided(x_cols, r):
-        return x_cols, r, 0
+        return x_cols, r, 0, x
     precondition = make_precondition()
     target = CG_RTOL * np.sqrt(_dot(r, r))
     p = precondition * r
@@ -197,13 +207,15 @@ def _conjugate_gradients(apply, r, make_precondition, decided):
         pap = _dot(p, ap)
         alpha = np.divide(rz, pap, out=np.zeros_like(rz), where=pap > 0)
         x_cols += alpha * p.sum(axis=0, dtype=float)
+        if keep:
+            x += alpha.astype(r.dtype) * p
         ap *= alpha.astype(r.dtype)
         r -= ap
         if np.all(np.sqrt(_dot(r, r)) <= target) or decided(x_cols, r):
-            return x_cols, r, k
+            return x_cols, r, k, x
         np.multiply(precondition, r, out=z)
         rz_next = _dot(r, z)
         p *= np.divide(rz_next, rz, out=np.zeros_like(rz), where=rz > 0).astype(r.dtype)
         p += z
         rz = rz_next
-    return x_cols, r, CG_MAX_ITER
+    return x_cols, r, CG_MAX_ITER, x
