@@ -156,6 +156,7 @@ def estimate(eq: Equations, v_rows: np.ndarray, cell_i: np.ndarray, decide_at: f
     # product and A ≥ H, at most √(Σ_i 1/H_ij)·√(Σ r²/H), per column and vector
     column_weight = np.sqrt(inv_slope.sum(axis=0, dtype=float))           # (cols, batch)
     goal = None if decide_at is None else decide_at * float(np.abs(column_i).max(initial=0.0))
+    rounding = 1.0 + x.shape[0] * x.shape[1] * 2.0 ** -24   # a float32 sum of that many terms errs by less
 
     def precondition():
         out = slope + eq.w_diag
@@ -172,7 +173,8 @@ def estimate(eq: Equations, v_rows: np.ndarray, cell_i: np.ndarray, decide_at: f
         return out
 
     def column_error(error_cols, r):
-        return np.abs(error_cols) + column_weight * np.sqrt(np.einsum("ijb,ijb,ijb->b", r, r, inv_slope, dtype=float))
+        unresolved = np.sqrt(rounding * np.einsum("ijb,ijb,ijb->b", r, r, inv_slope).astype(float))
+        return np.abs(error_cols) + column_weight * unresolved
 
     def decided(error_cols, r):
         return goal is not None and float(column_error(error_cols, r).max(initial=0.0)) <= goal
@@ -183,8 +185,9 @@ def estimate(eq: Equations, v_rows: np.ndarray, cell_i: np.ndarray, decide_at: f
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-vector inner products of (rows, cols, batch) arrays."""
-    return np.einsum("ijb,ijb->b", a, b, dtype=float)
+    """Per-vector inner products of (rows, cols, batch) arrays, summed in float32 (3x faster than
+    in float64; relative error below cells·2⁻²⁴, 4e-3 at 256x256), returned as float64."""
+    return np.einsum("ijb,ijb->b", a, b).astype(float)
 
 
 def _conjugate_gradients(apply, r, make_precondition, decided, keep=False):
