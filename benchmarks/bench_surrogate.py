@@ -3,21 +3,22 @@
 1S1R (default sinh selector) n×n arrays (--size 64 256): per-vector time of engine="spice"
 (one deck, `alter` per vector), engine="numpy" (batched exact Newton, --numpy-vectors) and
 engine="surrogate" end to end (simulate(): range check, the calibrated form, its a-posteriori
-error estimate) on a batch of 100 and on --batch vectors, first call (prepares the design) and
-second call (the prepared design reused); then every form alone (no check), each with its error
-against SPICE on the SPICE vectors and its held-out errors from the calibration (fractions of
-full scale). Peak RSS: the largest resident memory of this process and its children (the SPICE
-worker) while the row ran, sampled every 2 ms. A summary table (size, batch, per-vector times,
-ratios, peak RSS) closes the run.
+check and any Newton corrections; best of --repeat calls) on a batch of 100 and on --batch
+vectors, first call (prepares the design) and second call (the prepared design reused); then
+every form alone (no check), each with its error against SPICE on the SPICE vectors and its
+held-out errors from the calibration (fractions of full scale). Peak RSS: the largest resident
+memory of this process and its children (the SPICE worker) while the row ran, sampled every
+2 ms (for the surrogate, in one more call apart from the timed ones: the poller would slow calls
+of milliseconds). A summary table (size, batch, per-vector times, ratios, peak RSS) closes the run.
 1R: the exact transfer-matrix path I = V·T against a plain matmul V·G of the same shape.
---estimate: the a-posteriori error estimate against the form's true error (vs the exact numpy
-engine) on the designs of issue 12 (64×64, 5 Ω, 8 Ω driver/sense, 90–100 µS, four selectors)
-and on random designs.
+--estimate: the a-posteriori check against the true error (vs the exact numpy engine) on the
+designs of issue 12 (64×64, 5 Ω, 8 Ω driver/sense, 90–100 µS, four selectors) and on random
+designs up to 256×256.
 --error-map: every form's largest error against SPICE over a grid of array sizes × wire
 resistances (fresh random designs and inputs), as tables, and the calibrated form's as a PNG.
 
     .venv/bin/python benchmarks/bench_surrogate.py [--size 64 256] [--r-wire 2] [--batch 10000]
-        [--spice-vectors 4] [--numpy-vectors 100] [--calibration data/default_calibration.h5]
+        [--spice-vectors 4] [--numpy-vectors 100] [--repeat 3] [--calibration data/default_calibration.h5]
         [--estimate] [--error-map error_map.png]
 """
 from __future__ import annotations
@@ -74,6 +75,15 @@ def timed(fn, repeat: int = 1) -> tuple[float, float]:
     return t, rss.peak
 
 
+def timed_apart(fn, repeat: int) -> tuple[float, float]:
+    """(best wall time [s] of `repeat` runs without the RSS poller, peak RSS [MB] of one more run
+    with it): for calls of milliseconds, which a 2 ms poller holding the GIL would slow."""
+    t = best_of(fn, repeat)
+    with PeakRss() as rss:
+        fn()
+    return t, rss.peak
+
+
 def bench_1s1r(args, n: int, cal: sur.Calibration) -> list[tuple]:
     """The table of one n×n array; returns its summary rows (size, batch, call, s per vector of
     SPICE / numpy / surrogate, peak RSS [MB] of the surrogate call)."""
@@ -103,10 +113,14 @@ def bench_1s1r(args, n: int, cal: sur.Calibration) -> list[tuple]:
     summary = []
     for batch in dict.fromkeys((100, len(v_batch))):
         v = v_batch[:batch]
-        sur._PREPARED.items.clear()
         for call in ("1st call", "2nd call"):
-            t_end, m_end = timed(lambda v=v: circuitsim.simulate(xb, v, engine="surrogate", calibration=cal))
-            res = circuitsim.simulate(xb, v, engine="surrogate", calibration=cal)
+            def run(v=v, fresh=call == "1st call"):
+                if fresh:    # the 1st call prepares the design: drop what an earlier call left
+                    sur._PREPARED.items.clear()
+                return circuitsim.simulate(xb, v, engine="surrogate", calibration=cal)
+
+            t_end, m_end = timed_apart(run, args.repeat)
+            res = run()
             checked = circuitsim.simulate(xb, v_spice, engine="surrogate", calibration=cal)
             err = np.abs(checked.column_currents - truth).max() / full_scale
             print(f"{'simulate(surrogate) ' + call + ', batch ' + str(batch):<34}{t_end / batch:>14.3e}"
@@ -242,6 +256,7 @@ def main() -> None:
     parser.add_argument("--numpy-vectors", type=int, default=100)
     parser.add_argument("--calibration", default=None, help="calibration .h5 (default: the shipped one)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=3, help="surrogate calls timed: best of this many")
     parser.add_argument("--estimate", action="store_true", help="also compare the error estimate with the true error")
     parser.add_argument("--estimate-vectors", type=int, default=20)
     parser.add_argument("--skip-speed", action="store_true", help="only the tables asked for (--estimate, --error-map)")
