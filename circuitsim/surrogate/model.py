@@ -537,12 +537,28 @@ def calibrate(samples: list[Sample], *, forms: tuple[str, ...] | None = None, ho
                              seconds_per_vector=_seconds_per_vector(form, params, biggest, domain.v_abs_max))
         progress.update(int(done) - progress.n)   # the fit may have stopped before its budget
     chosen = _choose(fits)
+    checked = [_checked_error(s, chosen, {**fits[chosen].params, **FIXED.get(chosen, {})}, domain.v_abs_max)
+               for s in held]
+    heldout["checked_max_error"] = np.array([error for error, _ in checked])
+    heldout["checked_newton_steps"] = np.array([steps for _, steps in checked])
     prov = {"circuitsim_version": __version__, "seed": seed, "holdout_fraction": holdout_fraction,
             "fit_max_cells": -1 if fit_max_cells is None else fit_max_cells,
             "n_designs_train": len(train), "n_designs_heldout": len(held),
             "n_vectors_train": int(sum(len(s.v_rows) for s in train)),
             "n_vectors_heldout": int(sum(len(s.v_rows) for s in held)), **(provenance or {})}
     return Calibration(forms=fits, form=chosen, domain=domain, provenance=prov, heldout=heldout)
+
+
+def _checked_error(sample: Sample, form: str, params: dict, v_max: float) -> tuple[float, int]:
+    """(max |I − I_spice| / full scale of what simulate() returns for the sample, Newton steps it took):
+    the form checked and corrected as on every call; NaN where the check would not vouch for it
+    (the exact engine would answer)."""
+    prep = models.prepare(sample.xb, form, params, v_max)
+    with _blas().limit(limits=1, user_api="blas"):
+        cols_i, _, _, estimate, newton = _evaluate(prep, trust.Equations.of(sample.xb), sample.v_rows)
+    if not estimate.relative <= ERROR_BOUND:
+        return float("nan"), newton
+    return float(np.abs(cols_i - sample.column_currents).max() / sample.full_scale), newton
 
 
 def _choose(fits: dict) -> str:
