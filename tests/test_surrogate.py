@@ -1,4 +1,6 @@
 """The surrogate engine: exact pieces against the numpy solver, calibration against real ngspice."""
+import warnings
+
 import h5py
 import numpy as np
 import pytest
@@ -323,6 +325,42 @@ def test_default_calibration_meets_one_percent_against_spice_on_a_new_design(rng
     ideal = v @ xb.conductance
     errors = full_scale_error(got, truth), full_scale_error(ideal, truth)
     assert errors[0] < 0.01 and errors[1] > 1.0, f"surrogate {errors[0]:.1e}, ideal {errors[1]:.2f} of full scale"
+
+
+def shipped_spice_samples(rows):
+    """The SPICE points of the shipped calibration data (ngspice 46, KLU) of rows x rows arrays."""
+    from circuitsim.surrogate.calibration import read_samples
+
+    samples, _ = read_samples(sur.DEFAULT_CALIBRATION.with_name("calibration_data.h5"))
+    return [s for s in samples if s.xb.shape == (rows, rows)]
+
+
+def test_at_256x256_what_is_returned_is_within_its_bound_of_spice():
+    """The stored 256² SPICE points (the form alone is 0.3-6.7 % off there): every answer is checked,
+    corrected where needed, and within the bound it reports; none is returned unvouched."""
+    worst = {}
+    for s in shipped_spice_samples(256)[::3]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", sur.SurrogateAccuracyWarning)
+            res = circuitsim.simulate(s.xb, s.v_rows, engine="surrogate")
+        error = full_scale_error(res.column_currents, s.column_currents)
+        r_wire = float(np.mean(s.xb.r_row))
+        if res.engine == "surrogate":
+            bound = res.provenance["error_estimate"]
+            assert error <= bound + 1e-5 and bound <= sur.ERROR_BOUND, f"{r_wire} Ω: {error:.3%} vs bound {bound:.3%}"
+        else:
+            assert error < 1e-5, f"{r_wire} Ω: the exact engine is {error:.1e} from SPICE"
+        worst[r_wire] = max(worst.get(r_wire, 0.0), error)
+    assert set(worst) == {0.5, 2.0, 5.0}, worst
+
+
+def test_the_shipped_calibration_maps_what_simulate_returns():
+    from circuitsim.surrogate.calibration import checked_by_size
+
+    by_size = {rows: (n, worst, refused) for rows, _, n, worst, refused in checked_by_size(sur.load_default())}
+    assert set(by_size) == {4, 8, 16, 32, 64, 128, 256}
+    for rows, (n, worst, refused) in by_size.items():
+        assert worst <= sur.ERROR_BOUND and refused < n, f"{rows}x{rows}: {worst:.3%}, {refused} of {n} to numpy"
 
 
 SWEEP = """
