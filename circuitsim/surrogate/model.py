@@ -351,7 +351,7 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[]
     return _result(drive, cols_i, rows_i, provenance, cell_i=cell_i, cell_v=_cell_volts(prep, v_rows, cell_i))
 
 
-CHUNK_CELLS = 1 << 20   # cells per chunk of the batch: 4 MB float32 work arrays, long vector adds along the lines
+CHUNK_CELLS = 1 << 21   # cells per chunk of the batch: 8 MB float32 work arrays (32 vectors at 256²: long vector adds)
 NEWTON_STEPS = 2   # corrections tried on a chunk the check cannot vouch for, before the exact engine answers
 
 
