@@ -47,12 +47,13 @@ SHOOT_POINTS = 64
 def selector_voltage(v_cell: np.ndarray, g: np.ndarray, i0: float, v0: float) -> np.ndarray:
     """Voltage [V] across the selector of a cell (g [S] in series with i0·sinh(V/v0)) at v_cell [V].
 
-    Solves Vs + i0·sinh(Vs/v0)/g = |v| by Newton from Vs = |v|: the function is convex
-    and increasing, so the iterates fall monotonically onto the root.
+    Solves Vs + i0·sinh(Vs/v0)/g = |v| by Newton from an upper bound of the root, the smaller of
+    |v| and v0·asinh(g·|v|/i0) (the cell carries at most g·|v|): the function is convex and
+    increasing, so the iterates fall monotonically onto the root.
     """
     a = np.abs(v_cell)
     k = i0 / np.where(g > 0, g, np.inf)
-    vs = a.copy()
+    vs = np.minimum(a, v0 * np.arcsinh(a / k))
     for _ in range(CELL_NEWTON_ITERS):
         x = np.minimum(vs / v0, 80.0)
         step = (vs + k * np.sinh(x) - a) / (1.0 + k / v0 * np.cosh(x))
