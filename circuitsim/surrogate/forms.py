@@ -53,7 +53,7 @@ def selector_voltage(v_cell: np.ndarray, g: np.ndarray, i0: float, v0: float) ->
     """
     a = np.abs(v_cell)
     k = i0 / np.where(g > 0, g, np.inf)
-    vs = np.minimum(a, v0 * np.arcsinh(a / k))
+    vs = np.minimum(a, v0 * np.arcsinh(a * g / i0))
     for _ in range(CELL_NEWTON_ITERS):
         x = np.minimum(vs / v0, 80.0)
         step = (vs + k * np.sinh(x) - a) / (1.0 + k / v0 * np.cosh(x))
