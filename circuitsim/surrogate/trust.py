@@ -5,12 +5,12 @@ currents I [A] with
 
     v_rows − W·I = h(I),   h(I) = I/g + v0·asinh(I/i0)   (device g [S] in series with the selector)
 
-where W·I [V] are the wire drops that the currents I cause, exact by cumulative sums along
-each line (those of forms.row_wire_volts and col_wire_volts, done in place here). W = W_row + W_col
+where W·I [V] are the wire drops that the currents I cause, exact by running sums along
+each line (those of forms.row_wire_volts and col_wire_volts, here on (rows, cols, batch) arrays). W = W_row + W_col
 is symmetric positive semidefinite and h is increasing. At the surrogate's cell currents the residual
 ρ = v_rows − W·I − h(I) [V] is not zero; to first order the error e = I − I* solves the
 symmetric positive definite system (W + H)·e = −ρ, H = diag h'(I) [Ω]. Preconditioned conjugate
-gradients (W by cumulative sums, diagonal preconditioner) solve it in a few iterations; the
+gradients (W by running sums, diagonal preconditioner) solve it in a few iterations; the
 column-current error is Σ_i e_ij, and the part CG leaves unresolved after k iterations, the
 column sums of A⁻¹r_k, is bounded per column by Cauchy–Schwarz in the A⁻¹ inner product with
 A ≥ H: |Σ_i (A⁻¹r_k)_ij| ≤ √(Σ_i 1/H_ij)·√(r_kᵀH⁻¹r_k). The cost is a few passes over the
@@ -18,7 +18,8 @@ batch's cell array: no factorization, nothing the exact engine would do. Most an
 vouched for by that bound alone, before any CG iteration.
 
 The same solve corrects an answer the bound cannot vouch for: I − e is one Newton step of the
-exact equations from the surrogate's answer (correct()); it is then checked like any answer.
+exact equations from the surrogate's answer (estimate(..., correct=True)); model checks the
+corrected answer like any other.
 """
 from __future__ import annotations
 
