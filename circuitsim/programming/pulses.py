@@ -60,6 +60,16 @@ class CellModels:
             groups.setdefault(device.with_state(0.5), []).append(k)
         self.groups = [(d, np.array(ks)) for d, ks in groups.items()]
 
+    def row(self, row: int) -> CellModels:
+        """The devices of one row as a (1, cols) CellModels, sharing this one's groups (no new devices)."""
+        cols = self.shape[1]
+        first = row * cols
+        sub = object.__new__(CellModels)
+        sub.shape, sub.devices = (1, cols), self.devices[first:first + cols]
+        sub.groups = [(d, ks[(ks >= first) & (ks < first + cols)] - first) for d, ks in self.groups]
+        sub.groups = [(d, ks) for d, ks in sub.groups if len(ks)]
+        return sub
+
     @property
     def initial_state(self) -> np.ndarray:
         return np.array([d.x0 for d in self.devices]).reshape(self.shape)
@@ -381,8 +391,7 @@ def apply_row_pulse(xb: Crossbar, models: CellModels, states: np.ndarray, bias: 
     line = Crossbar(conductance=xb.conductance[row:row + 1], r_row=xb.r_row[row:row + 1],
                     r_col=xb.r_col[row:].sum(axis=0)[None, :], r_driver=xb.r_driver[row:row + 1],
                     r_sense=xb.r_sense, transistor=xb.transistor)
-    cols = xb.shape[1]
-    line_models = CellModels(np.array(models.devices, dtype=object).reshape(xb.shape)[row:row + 1], (1, cols))
+    line_models = models.row(row)
     line_bias = PulseBias(bias.v_rows[row:row + 1], bias.v_cols, bias.floating_rows[row:row + 1],
                           bias.floating_cols, bias.v_gates[row:row + 1])
     out = apply_pulse(line, line_models, states[row:row + 1], line_bias, width_s, edge_s,
