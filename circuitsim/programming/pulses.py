@@ -36,7 +36,7 @@ DX_STEP = 0.01  # largest state change of any cell in one quasi-static step [-]
 NEWTON_VTOL_V = 1e-7  # Newton stops when no node moves by more than this [V] (rates change by ~1e-6 relative)
 NEWTON_MAX_STEP_V = 0.2  # Newton steps are scaled down to this [V]
 NEWTON_MAX_ITER = 100
-EDGE_POINTS = 16  # midpoint steps across each edge (rate evaluations only, no DC solve)
+EDGE_POINTS = 8  # midpoint steps across each edge (rate evaluations only, no DC solve)
 G_FLOOR_S = 1e-15  # device slope floor (a cell at I = 0 still has a DC path for the solver)
 
 
