@@ -435,3 +435,20 @@ def test_remapping_around_stuck_cells_keeps_the_weights_closer():
     assert spare_tile.result.states.shape == (8, 12) and len(set(spare_tile.columns)) == 8
     with pytest.raises(ValueError, match="spare_pairs"):
         program_network(mapped, Yakopcic(x0=0.05), wv, spare_pairs=1)
+
+
+@pytest.mark.slow
+def test_programming_demo_writes_its_figures_and_results(tmp_path):
+    from circuitsim.demo import ProgrammingDemoConfig, run_programming_demo
+
+    lines = []
+    config = ProgrammingDemoConfig(hidden=4, tile=16, levels=4, times_s=(1.0, 3.15e8), temperatures_k=(300.0,),
+                                   stuck_rates=(0.1,))
+    out = run_programming_demo(tmp_path, config, echo=lines.append)
+    assert {p.name for p in tmp_path.iterdir()} == {"programming.png", "accuracy_vs_time.png", "fault_study.png",
+                                                    "results.h5"}
+    assert out["summary"]["failed"] == 0 and out["faults"]["stuck"][0, 1] > 0
+    assert set(out["tables"]) == {"1 pair/weight", "2 pairs/weight"}
+    with Store.open(tmp_path / "results.h5") as store:
+        assert {"programming", "fault_study", "reference_accuracy"} <= set(store.keys())
+    assert any("fault study" in line for line in lines)

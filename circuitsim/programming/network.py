@@ -147,11 +147,12 @@ def _assign_columns(target: np.ndarray, stuck: np.ndarray, g_stuck: np.ndarray, 
 def program_network(mapped: nn.MappedNetwork, device: StateDevice, write_verify: WriteVerify, *,
                     transistor: NmosAccess | None = None, stuck_on_rate: float = 0.0, stuck_off_rate: float = 0.0,
                     fault_compensation: bool = False, remap_columns: bool = False, spare_pairs: int = 0,
-                    seed: int = 0, progress=None) -> ProgrammedNetwork:
+                    seed: int = 0, progress=None, concurrent_rows: bool = True) -> ProgrammedNetwork:
     """Program every tile of `mapped` into arrays of `device` (1T1R with `transistor`, else as the
     tile: 1R or its selector), wires of the tile's r_row/r_col, spare_pairs extra column pairs per
     array. Stuck-at faults are drawn per array (rates, seeded); fault_compensation and
-    remap_columns work around them (module docstring). progress: callable(tiles_done, tiles_total)."""
+    remap_columns work around them (module docstring). progress: callable(tiles_done, tiles_total);
+    concurrent_rows: passed to program_array."""
     if not isinstance(spare_pairs, int) or spare_pairs < 0:
         raise ValueError(f"spare_pairs must be an integer >= 0, got {spare_pairs!r}")
     if spare_pairs and not remap_columns:
@@ -188,7 +189,8 @@ def program_network(mapped: nn.MappedNetwork, device: StateDevice, write_verify:
                     target = _compensate_stuck(target, faults.stuck[:, columns], g_stuck[:, columns], g_low, g_high)
             physical = np.full(shape, hw.g_min_s)  # unused (spare) pairs: programmed off
             physical[:, columns] = target
-            result = program_array(array, device, physical, write_verify, faults=faults)
+            result = program_array(array, device, physical, write_verify, faults=faults,
+                                   concurrent_rows=concurrent_rows)
             record = ProgrammedTile(array, faults, result, columns)
             new_tiles.append(dataclasses.replace(tile, crossbar=xb.replace(
                 conductance=result.conductance_s[:, columns])))
