@@ -437,6 +437,25 @@ def test_remapping_around_stuck_cells_keeps_the_weights_closer():
         program_network(mapped, Yakopcic(x0=0.05), wv, spare_pairs=1)
 
 
+def test_fault_study_draws_the_same_faults_for_every_mapping():
+    from circuitsim.programming.network import fault_study
+
+    rng = np.random.default_rng(8)
+    net, mapped = _small_network(rng)
+    x = rng.random((30, 8))
+    labels = net.predict(x)  # the float network's own answers
+    mappings = {"none": {}, "pair compensation": {"fault_compensation": True}}
+    seen = []
+    wv = replace(YAK_WV, scheme="v/3", max_pulses=20)  # stuck cells are given up after 20 pulses
+    study = fault_study(mapped, Yakopcic(x0=0.05), wv, x, labels, [0.0, 0.2], mappings=mappings,
+                        progress=lambda done, total: seen.append((done, total)))
+    assert study["accuracy"].shape == (2, 2) and study["mappings"] == list(mappings)
+    assert study["stuck"][0, 0] == study["stuck"][1, 0] == 0
+    assert study["stuck"][0, 1] == study["stuck"][1, 1] > 0  # the same draws for both mappings
+    assert study["accuracy"][0, 0] == study["accuracy"][1, 0] >= 0.8, study["accuracy"]
+    assert seen[-1] == (4, 4)
+
+
 @pytest.mark.slow
 def test_programming_demo_writes_its_figures_and_results(tmp_path):
     from circuitsim.demo import ProgrammingDemoConfig, run_programming_demo
