@@ -428,7 +428,8 @@ def run_programming_demo(out_dir: str | Path = "demo-programming", config: Progr
             nn.infer(mapped_sliced, data.x_test).predictions, data.y_test)
         tables[f"{config.slices} pairs/weight"] = accuracy_over_time(
             sliced, data.x_test, data.y_test, config.times_s, temperatures_k=config.temperatures_k[:1], noise=noise)
-    echo("\n  test accuracy [%] against time after programming (rows: weights, temperature, compensation)")
+    echo("\n  reference accuracy [%]: " + ", ".join(f"{name} {100 * acc:.1f}" for name, acc in reference.items()))
+    echo("  test accuracy [%] against time after programming (rows: weights, temperature, compensation)")
     echo("  " + " " * 36 + "".join(f"{t:>10.3g}" for t in config.times_s))
     for name, table in tables.items():
         for a, temp in enumerate(table["temperatures_k"]):

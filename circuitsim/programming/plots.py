@@ -70,7 +70,7 @@ def accuracy_vs_time(tables: dict[str, dict], reference: dict[str, float],
                             ms=3, color=f"C{colour % 10}", label=label)
             colour += 1
     for k, (label, acc) in enumerate(reference.items()):
-        ax.axhline(100 * acc, color="0.5", lw=0.8, ls=("-", "--")[k % 2], label=label)
+        ax.axhline(100 * acc, color="0.5", lw=0.8, ls=("-", "--", ":", "-.")[k % 4], label=label)
     ax.set_xlabel("time after programming [s]")
     ax.set_ylabel("test accuracy [%]")
     ax.legend(fontsize="xx-small")
