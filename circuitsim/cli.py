@@ -145,7 +145,7 @@ def _cmd_demo(args) -> int:
 def _cmd_demo_programming(args) -> int:
     from circuitsim.demo import run_programming_demo
 
-    run_programming_demo(args.out)
+    run_programming_demo(check_output(args.out, folder=True))
     return 0
 
 
@@ -286,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-output", help="output folder (default: ./demo-output)")
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("demo-programming", help="program every tile of the digits MLP by write-verify (1T1R "
-                                                "Stanford-PKU), then its accuracy from 1 s to 10 years (minutes)")
+                                                "Stanford-PKU), then its accuracy from 1 s to 10 years, bit-sliced "
+                                                "weights and stuck-at faults (minutes)")
     p.add_argument("--out", default="demo-programming", help="output folder (default: ./demo-programming)")
     p.set_defaults(func=_cmd_demo_programming)
     p = sub.add_parser("sweep", help="run a parameter sweep (TOML, see examples/sweep.toml) into an HDF5 store; "
