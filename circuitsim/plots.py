@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
 from circuitsim.analysis import IRDrop
+from circuitsim.pulse_mvm import PulseMVM, WritePulse
 
 
 class InlineFigure(Figure):
@@ -113,3 +114,50 @@ def calibration_parity(calibration, form: str | None = None) -> Figure:
     held = calibration.heldout
     return parity(held["spice_a"], held[f"{form}_a"], "SPICE", f"surrogate ({form})",
                   title=f"Held-out column currents, {len(held['rows'])} designs")
+
+
+def pulse_mvm(mvm: PulseMVM, title: str = "Pulse-coded MVM") -> Figure:
+    """Left: each column's sense current over time with the read windows; right: the decoded
+    transient and DC outputs against the ideal G·V, errors in % of full scale in the legend."""
+    fig = new_figure(9.0, 3.6)
+    left, right = fig.subplots(1, 2)
+    left.plot(mvm.time_s, mvm.column_currents, lw=1)
+    for end in mvm.windows_s[:, 1]:
+        left.axvline(end, color="grey", ls=":", lw=0.8)
+    left.xaxis.set_major_formatter(EngFormatter(unit="s"))
+    left.yaxis.set_major_formatter(EngFormatter(unit="A"))
+    left.set_xlabel("time")
+    left.set_ylabel("column current")
+    left.set_title(f"{mvm.encoding}, {mvm.engine}: sense currents")
+    ideal = mvm.decoded_ideal
+    lo, hi = min(ideal.min(), mvm.decoded.min(), 0.0), max(ideal.max(), mvm.decoded.max())
+    right.plot([lo, hi], [lo, hi], color="grey", lw=1)
+    worst_dc, worst_ideal = np.abs(mvm.error_vs_dc).max(), np.abs(mvm.error_vs_ideal).max()
+    right.scatter(ideal, mvm.decoded_dc, marker="x", color="C1", label="DC (quasi-static)")
+    right.scatter(ideal, mvm.decoded, s=14, color="C0",
+                  label=f"transient: {100 * worst_dc:.2g} % vs DC, {100 * worst_ideal:.2g} % vs G·V")
+    right.set_xlabel("ideal Σ G·x [S]")
+    right.set_ylabel("decoded [S]")
+    right.legend(fontsize="small")
+    right.set_title("decoded outputs (max error, % of full scale)")
+    fig.suptitle(title)
+    return fig
+
+
+def write_pulse(wp: WritePulse, title: str = "Write pulse through the lines") -> Figure:
+    """The applied pulse and the voltage reaching each target cell, with the threshold; the
+    legend gives each cell's peak, delay and time above threshold."""
+    fig = new_figure(6.0, 3.8)
+    ax = fig.add_subplot()
+    ax.plot(wp.time_s, wp.applied_v, color="k", lw=1.2, label=f"applied (width {wp.applied_width_s * 1e9:.3g} ns)")
+    for k, (i, j) in enumerate(wp.cells):
+        ax.plot(wp.time_s, wp.cell_voltages[:, k], lw=1.2,
+                label=f"cell ({i}, {j}): peak {wp.peak_v[k]:.3g} V, delay {wp.delay_s[k] * 1e9:.3g} ns, "
+                      f"above {wp.width_s[k] * 1e9:.3g} ns")
+    ax.axhline(wp.threshold_v, color="grey", ls="--", lw=0.8, label=f"threshold {wp.threshold_v:g} V")
+    ax.xaxis.set_major_formatter(EngFormatter(unit="s"))
+    ax.set_xlabel("time")
+    ax.set_ylabel("cell voltage [V]")
+    ax.set_title(f"{title} ({wp.scheme}, {wp.engine})")
+    ax.legend(fontsize="x-small")
+    return fig

@@ -150,12 +150,13 @@ def bit_weights(bits: int, msb_first: bool = True) -> np.ndarray:
 
 
 def bit_serial(values, n_cols: int, *, bits: int, amplitude_v: float, slot_s: float, width_s: float,
-               edge_s: float, msb_first: bool = True, slot_scale=None) -> Drive:
+               edge_s: float, msb_first: bool = True, slot_scale=None, duration_s: float | None = None) -> Drive:
     """Bit-serial input vector: slot k (from k·slot_s) carries one bit of every row's integer
     value as a pulse of width_s (0 V for a 0 bit), bits in MSB- or LSB-first order; negative
     values (sign-magnitude) pulse at −amplitude_v. slot_scale: per-slot amplitude factors (in
     slot order; default 1, the digital decoder then weights slot charges by bit_weights; give
-    bit_weights(bits)/2^(bits−1) to weight them in the analog domain instead). Columns at 0 V."""
+    bit_weights(bits)/2^(bits−1) to weight them in the analog domain instead). Columns at 0 V;
+    duration_s defaults to the end of the last slot, bits·slot_s."""
     n_bits = integer("bits", bits, minimum=1, maximum=32)
     x = finite_array("values", values)
     if x.ndim != 1 or not len(x):
@@ -175,7 +176,8 @@ def bit_serial(values, n_cols: int, *, bits: int, amplitude_v: float, slot_s: fl
         slots = [_slewed(k * slot, width, edge, np.sign(xk) * amplitude * scale[k])
                  for k, b in enumerate(order) if (abs(xk) >> b) & 1 and scale[k] != 0]
         lines.append(_join(slots))
-    return assemble(n_bits * slot, lines, [0.0] * integer("n_cols", n_cols, minimum=1))
+    duration = n_bits * slot if duration_s is None else duration_s
+    return assemble(duration, lines, [0.0] * integer("n_cols", n_cols, minimum=1))
 
 
 def gate_pulse(v_on: float, t_on_s: float, t_off_s: float, edge_s: float, v_off: float = 0.0
