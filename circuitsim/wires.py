@@ -71,9 +71,9 @@ class WireSegment:
     [F] to each of its two neighbouring lines; length_m [m]; resistivity_ohm_m [Ω·m] the
     effective resistivity used; source: where the figures come from.
 
-    Crossbar takes capacitance to ground; c_total_f (ground plus both couplings) is the right
-    figure when the neighbouring lines hold still during the transient (a single selected line,
-    or the common case of neighbours at a DC bias), Crossbar(r_row=w.r_segment_ohm, c_row=w.c_total_f).
+    Pass r_segment_ohm as r_row / r_col, c_ground_f as c_row / c_col and c_couple_f as c_couple;
+    or, without coupling, c_total_f (ground plus both couplings) as c_row / c_col, which is exact
+    while the neighbouring lines hold still (a single selected line, neighbours at a DC bias).
     """
 
     r_segment_ohm: float

@@ -122,3 +122,18 @@ def test_outside_fitted_range_warns():
         wires.ground_capacitance_per_m(10e-9, 50e-9, 100e-9, 3.9)
     with pytest.warns(FormulaRangeWarning, match="s/h = 20"):
         wires.coupling_capacitance_per_m(50e-9, 50e-9, 50e-9, 1000e-9, 3.9)
+
+
+def test_docs_preset_table_matches_the_code():
+    from pathlib import Path
+
+    page = (Path(__file__).parents[1] / "docs" / "wires-and-waveforms.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[2:-1] for line in page.splitlines()
+            if line.startswith("| `")}
+    assert set(rows) == set(wires.PRESETS)
+    for name, cells in rows.items():
+        seg = wires.preset(name)
+        want = [seg.length_m * 1e9, seg.resistivity_ohm_m * 1e8, seg.r_segment_ohm, seg.c_ground_f * 1e18,
+                seg.c_couple_f * 1e18, seg.tau_segment_s * 1e15]
+        for text, value in zip(cells, want):
+            assert float(text) == pytest.approx(float(f"{value:.3g}"), rel=1e-3, abs=1e-12), (name, text, value)
