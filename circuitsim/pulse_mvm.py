@@ -74,9 +74,12 @@ class PulseMVM:
         return (self.decoded - self.decoded_ideal) / self.full_scale
 
 
-def _transient(xb: Crossbar, drive: Drive, engine: str, max_step_s: float | None):
-    """(time_s, column_currents, cell_voltages) of the array's linear cells under drive."""
-    res = array_transient(xb, None, drive, engine=engine, max_step_s=max_step_s)
+def _transient(xb: Crossbar, drive: Drive, engine: str, max_step_s: float | None, detail: bool):
+    """(time_s, column_currents, cell_voltages or None) of the array's own cells under drive; the
+    numpy engine reports at the drive's breakpoints too, so integrals over its output are exact
+    where the waveform is linear."""
+    t_eval = np.union1d(drive.time_s, np.linspace(0.0, drive.duration_s, 2001)) if engine == "numpy" else None
+    res = array_transient(xb, None, drive, engine=engine, max_step_s=max_step_s, t_eval=t_eval, detail=detail)
     return res.time_s, res.column_currents, res.cell_voltages
 
 
@@ -92,7 +95,7 @@ def _mvm(xb: Crossbar, drive: Drive, windows_s: np.ndarray, weights: np.ndarray,
          encoding: str, engine: str, max_step_s: float | None, dc_substeps: int) -> PulseMVM:
     if np.any(drive.v_cols != 0):
         raise ValueError("pulse-coded reads hold the columns at 0 V (virtual ground)")
-    t, i_col, _ = _transient(xb, drive, engine, max_step_s)
+    t, i_col, _ = _transient(xb, drive, engine, max_step_s, detail=False)
     # quasi-static grid: the drive's breakpoints (exact for linear cells) subdivided for nonlinear ones
     knots = np.union1d(drive.time_s, windows_s.ravel())
     grid = np.union1d(knots, (knots[:-1, None] + np.diff(knots)[:, None] * np.linspace(0, 1, dc_substeps + 1)).ravel())
@@ -228,7 +231,7 @@ def write_pulse(xb: Crossbar, cells=None, *, amplitude_v: float, width_s: float,
     _, t_applied, applied_width = pulse_metrics(*pulse, thr)
     waves, metrics = [], []
     for cell in targets:
-        t, _, v_cells = _transient(xb, _write_drive(xb, cell, pulse, scheme, duration), engine, max_step_s)
+        t, _, v_cells = _transient(xb, _write_drive(xb, cell, pulse, scheme, duration), engine, max_step_s, True)
         v = v_cells[:, cell[0], cell[1]]
         peak, t_first, width = pulse_metrics(t, v, thr)
         metrics.append((peak, t_first - t_applied, width))
