@@ -200,8 +200,9 @@ NEUROSIM_NODES = {
 IMAC_F_M = 9e-9
 IMAC_METAL = Metal(rho_bulk_ohm_m=1.9e-8, mean_free_path_m=39e-9, specularity=0.25, reflection=0.3)
 IMAC_STACK = {"width_m": 3 * IMAC_F_M, "thickness_m": 22e-9, "height_m": 20e-9, "eps_r": 20.0}
-IMAC_LINES = {"row": {"length_m": 12 * IMAC_F_M, "spacing_m": 12 * IMAC_F_M - 3 * IMAC_F_M},
-              "col": {"length_m": 15 * IMAC_F_M, "spacing_m": 5 * IMAC_F_M}}
+# line -> (segment length [m], edge spacing to the neighbour [m]; None: the next input line, one
+# cell pitch (the segment length) away centre to centre)
+IMAC_LINES = {"row": (12 * IMAC_F_M, None), "col": (15 * IMAC_F_M, 5 * IMAC_F_M)}
 
 PRESETS = tuple([f"neurosim-{node}nm" for node in NEUROSIM_NODES] + ["imac-sim-row", "imac-sim-col"])
 
@@ -218,10 +219,11 @@ def preset(name: str, *, cell_pitch_m: float | None = None) -> WireSegment:
     if name not in PRESETS:
         raise ValueError(f"unknown wire preset {name!r}; choose one of {', '.join(PRESETS)}")
     if name.startswith("imac-sim-"):
-        line = dict(IMAC_LINES[name.removeprefix("imac-sim-")])
+        length, spacing = IMAC_LINES[name.removeprefix("imac-sim-")]
         if cell_pitch_m is not None:
-            line["length_m"] = positive_scalar("cell_pitch_m", cell_pitch_m)
-        seg = wire_segment(**IMAC_STACK, **line, metal=IMAC_METAL)
+            length = positive_scalar("cell_pitch_m", cell_pitch_m)
+        spacing = length - IMAC_STACK["width_m"] if spacing is None else spacing
+        seg = wire_segment(**IMAC_STACK, length_m=length, spacing_m=spacing, metal=IMAC_METAL)
         return WireSegment(seg.r_segment_ohm, seg.c_ground_f, seg.c_couple_f, seg.length_m, seg.resistivity_ohm_m,
                            source=f"IMAC-Sim testIMAC.py/mapLayer.py defaults ({name})")
     node = int(name.removeprefix("neurosim-").removesuffix("nm"))
