@@ -21,11 +21,15 @@ from threadpoolctl import ThreadpoolController
 from circuitsim.circuit import Circuit
 from circuitsim.errors import ConvergenceError, IllConditionedError
 from circuitsim.solver.linear import BLOCK_VALUES, LinearSystem, describe, laplacian
-from circuitsim.solver.ordering import elimination_order, factorize
+from circuitsim.solver.ordering import elimination_order, factorize, have_cholmod
 from circuitsim.solver.shorts import find_shorts
 
 NEWTON_CHUNK = 64  # vectors per Newton batch
 TRUST_BELOW_KCL = 1e-6  # KCL residual of a Newton solution, relative to the currents at the node
+KRYLOV_RTOL = 1e-3  # forcing term of the inexact Newton: each step's linear residual relative to KCL's
+KRYLOV_DIM = 10  # most GMRES iterations per Newton step (basis vectors kept per input vector)
+INNER_TOL_FRACTION = 1e-3  # inner nodes solved to this fraction of the outer Newton step
+INNER_TOL_START_V = 1e-6  # ... and to this before the first step
 
 
 @dataclass(frozen=True)
@@ -100,21 +104,24 @@ def inner_current(circuit: Circuit, v_m, v_b, gate_v):
     return xb.transistor.drain_current(v_m, gate_v, v_b)
 
 
-def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions = NewtonOptions(), v_m=None):
+def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions = NewtonOptions(), v_m=None, tol_v=0.0):
     """Inner-node voltage and current of every cell for given wire voltages (batch, cells).
 
     Solves G·(v_r − v_m) = f(v_m, v_b) by Newton kept inside the bracket between v_b and
     v_r (the root is there because f is increasing in v_m and zero at v_m = v_b), bisecting
     where a Newton step leaves the bracket or does not halve the step before last (rtsafe,
     Numerical Recipes §9.4): past a steep selector's knee Newton alone crawls; v_m, if
-    given, is the starting guess. Returns v_m, i, di/dv_r, di/dv_b.
+    given, is the starting guess. tol_v [V] (scalar or per vector, (batch, 1)): stop once every
+    Newton step is below it (never before rounding level); an outer Newton still far from its
+    solution needs no more. Returns v_m, i, di/dv_r, di/dv_b.
     """
     g = circuit.cell_g
     lo, hi = np.minimum(v_r, v_b), np.maximum(v_r, v_b)
     v_m = 0.5 * (lo + hi) if v_m is None else np.clip(v_m, lo, hi)
     step = step_before = hi - lo
+    tol = np.maximum(1e-14 + 1e-14 * np.max(np.abs(hi), initial=0.0), tol_v)
     for _ in range(opts.cell_iter):
-        f, f_m, _ = inner_current(circuit, v_m, v_b, gate_v)
+        f, f_m, f_b = inner_current(circuit, v_m, v_b, gate_v)
         resid = g * (v_r - v_m) - f
         # shrink the bracket with the sign of the residual (decreasing in v_m)
         lo = np.where(resid > 0, v_m, lo)
@@ -122,14 +129,15 @@ def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions = Newton
         newton = resid / (g + f_m)
         trial = v_m + newton
         half, size = 0.5 * (hi - lo), np.abs(newton)
-        tol = 1e-14 + 1e-14 * np.max(np.abs(hi), initial=0.0)
         bisect = (trial < lo) | (trial > hi) | ((2 * size > step_before) & (size > tol))
+        last = v_m
         v_m = np.where(bisect, lo + half, trial)
         step_before, step = step, np.where(bisect, half, size)
-        if np.max(step, initial=0.0) < tol:
+        if np.all(step < tol):
             break
     v_m = np.where(g > 0, v_m, v_b)
-    f, f_m, f_b = inner_current(circuit, v_m, v_b, gate_v)
+    # f at the final v_m to first order from the last evaluation: the last step is below tol
+    f = f + f_m * (v_m - last)
     denom = g + f_m
     # the current from the less steep of the two branches: rounding of v_m costs the least there
     i = np.where(g <= f_m, g * (v_r - v_m), f)
@@ -138,6 +146,8 @@ def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions = Newton
 
 @functools.cache
 def _blas() -> ThreadpoolController:
+    """The BLAS libraries in this process, CHOLMOD's own (the system's) among them: loaded first."""
+    have_cholmod()
     return ThreadpoolController()
 
 
@@ -196,11 +206,15 @@ def _newton_chunk(system: _ReducedSystem, fixed_volts: np.ndarray) -> tuple[np.n
     v[:, circuit.fixed] = fixed_volts
     gates = gate_voltages(circuit, fixed_volts)
     if len(system.free):
-        v = system.newton(v, gates, shared=True)
-        for k in np.flatnonzero(np.isnan(v[:, 0])):
+        v, guess = system.newton(system.start(v, gates), gates, system.opts.shared_iter)
+        failed = np.flatnonzero(np.isnan(v[:, 0]))
+        for k in failed:
             v[k] = system.single(fixed_volts[k], None if gates is None else gates[k])
+        guess = None if len(failed) else guess
+    else:
+        guess = None
     v_m, cell_i, _, _ = solve_cells(circuit, v[:, circuit.row_node.ravel()], v[:, circuit.col_node.ravel()],
-                                    gates, opts)
+                                    gates, opts, guess)
     v[:, circuit.inner_node.ravel()] = v_m
     if len(system.free):
         _check_kcl(system, v, cell_i)
@@ -219,6 +233,45 @@ def _check_kcl(system: _ReducedSystem, v: np.ndarray, cell_i: np.ndarray) -> Non
                                "of the currents at a node: not trustworthy")
 
 
+def _gmres(apply, precondition, rhs: np.ndarray, rtol: float, dim: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """Right-preconditioned GMRES on every row of rhs (batch, n) at once, each row with its own
+    operator (apply maps rows to rows) and one shared preconditioner solve per iteration: x, the
+    iterations taken (at most dim), and per row whether its residual fell below rtol of its rhs.
+    The preconditioned vectors are kept (flexible GMRES), which saves a last solve."""
+    batch = len(rhs)
+    beta = np.linalg.norm(rhs, axis=1)
+    basis, preconditioned = [rhs / np.where(beta > 0, beta, 1.0)[:, None]], []
+    h = np.zeros((batch, dim + 1, dim))
+    cos, sin = np.ones((batch, dim)), np.zeros((batch, dim))
+    g = np.zeros((batch, dim + 1))
+    g[:, 0] = beta
+    for j in range(dim):
+        preconditioned.append(precondition(basis[j]))
+        w = apply(preconditioned[j])
+        for i, q in enumerate(basis):  # modified Gram-Schmidt
+            h[:, i, j] = np.einsum("ij,ij->i", w, q)
+            w -= h[:, i, j, None] * q
+        h[:, j + 1, j] = np.linalg.norm(w, axis=1)
+        basis.append(w / np.where(h[:, j + 1, j] > 0, h[:, j + 1, j], 1.0)[:, None])
+        for i in range(j):  # the earlier Givens rotations on the new column
+            h[:, i, j], h[:, i + 1, j] = (cos[:, i] * h[:, i, j] + sin[:, i] * h[:, i + 1, j],
+                                          cos[:, i] * h[:, i + 1, j] - sin[:, i] * h[:, i, j])
+        r = np.hypot(h[:, j, j], h[:, j + 1, j])
+        nonzero = r > 0
+        cos[nonzero, j], sin[nonzero, j] = h[nonzero, j, j] / r[nonzero], h[nonzero, j + 1, j] / r[nonzero]
+        h[:, j, j], h[:, j + 1, j] = np.where(nonzero, r, 1.0), 0.0
+        g[:, j + 1], g[:, j] = -sin[:, j] * g[:, j], cos[:, j] * g[:, j]
+        solved = np.abs(g[:, j + 1]) <= rtol * beta
+        if solved.all():
+            break
+    k = j + 1
+    y = np.linalg.solve(h[:, :k, :k], g[:, :k, None])[..., 0]
+    x = preconditioned[0] * y[:, :1]
+    for i in range(1, k):
+        x += preconditioned[i] * y[:, i:i + 1]
+    return x, k, solved
+
+
 class _ReducedSystem:
     """Wire Laplacian plus one nonlinear two-terminal branch per cell (row node – column node)."""
 
@@ -226,13 +279,15 @@ class _ReducedSystem:
         self.circuit, self.free, self.opts = circuit, free, opts
         n = circuit.n_nodes
         self.lap = laplacian(circuit.res_a, circuit.res_b, 1.0 / circuit.res_ohm, n)
-        self.lap_ff = sp.csc_matrix(self.lap[free][:, free])
+        self.lap_ff = sp.csr_matrix(self.lap[free][:, free])
         self.a, self.b = circuit.row_node.ravel(), circuit.col_node.ravel()
         index = np.full(n, -1)
         index[free] = np.arange(len(free))
         self.fa, self.fb = index[self.a], index[self.b]  # -1: not an unknown
         self.cell_incidence = _incidence(self.a, self.b, n)
+        self.cell_incidence_ff_t = sp.csr_matrix(self.cell_incidence[:, free].T)
         self.order = elimination_order(circuit, free)
+        self.g_ratio = np.divide(1.0, circuit.cell_g, out=np.zeros(len(self.a)), where=circuit.cell_g > 0)
 
     def _jacobian(self, da: np.ndarray, db: np.ndarray) -> sp.csc_matrix:
         """Wire part plus the cell stamps (da, db: derivatives per cell) on the unknowns."""
@@ -242,51 +297,87 @@ class _ReducedSystem:
         cols = np.concatenate([c[(r >= 0) & (c >= 0)] for r, c, _ in parts])
         vals = np.concatenate([x[(r >= 0) & (c >= 0)] for r, c, x in parts])
         m = len(self.free)
-        return self.lap_ff + sp.csc_matrix((vals, (rows, cols)), shape=(m, m))
+        return sp.csc_matrix(self.lap_ff + sp.csc_matrix((vals, (rows, cols)), shape=(m, m)))
 
-    def residual(self, v: np.ndarray, gates, v_m: np.ndarray):
+    def _factorize(self, da: np.ndarray, db: np.ndarray):
+        """The Jacobian at the mean cell derivatives of a batch: a preconditioner for every vector of it
+        (a selector's stamp is symmetric, di/dv_b = −di/dv_r: then Cholesky)."""
+        return factorize(self._jacobian(da.mean(axis=0), db.mean(axis=0)), self.order,
+                         symmetric=self.circuit.xb.selector is not None, label=describe(self.circuit))
+
+    def _at_ends(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Values (batch, cells) of x (batch, unknowns) at each cell's row and column node (0 where
+        that node is held by a source)."""
+        padded = np.concatenate([x, np.zeros((len(x), 1))], axis=1)  # index -1: the zero column
+        return padded[:, self.fa], padded[:, self.fb]
+
+    def _apply_jacobian(self, x: np.ndarray, da: np.ndarray, db: np.ndarray) -> np.ndarray:
+        """Each vector's own Jacobian times its row of x (batch, unknowns)."""
+        xa, xb = self._at_ends(x)
+        return (self.lap_ff @ x.T + self.cell_incidence_ff_t @ (da * xa + db * xb).T).T
+
+    def _predict(self, v_m: np.ndarray, da: np.ndarray, db: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """Inner-node voltages after a step of the unknowns, to first order (the cell's own
+        linearization): a starting guess on which the exact inner solve needs one or two iterations."""
+        dva, dvb = self._at_ends(step)
+        return v_m + (1.0 - da * self.g_ratio) * dva - db * self.g_ratio * dvb
+
+    def residual(self, v: np.ndarray, gates, v_m: np.ndarray | None, tol_v=0.0):
         """KCL residual on the unknowns (batch, free), the cell derivatives, and the inner-node
-        voltages (v_m: the starting guess for them, e.g. from the previous iteration)."""
-        v_m, i, da, db = solve_cells(self.circuit, v[:, self.a], v[:, self.b], gates, self.opts, v_m)
+        voltages (v_m: the starting guess for them, e.g. predicted from the previous iteration;
+        tol_v: their tolerance, see solve_cells)."""
+        v_m, i, da, db = solve_cells(self.circuit, v[:, self.a], v[:, self.b], gates, self.opts, v_m, tol_v)
         leaving = v @ self.lap + i @ self.cell_incidence  # lap is symmetric; rows of v are vectors
         return leaving[:, self.free], da, db, v_m
 
-    def newton(self, v: np.ndarray, gates, shared: bool) -> np.ndarray:
-        """Newton on every row of v at once, with a Jacobian shared by the batch (the mean of
-        the vectors' cell derivatives), refactorized only while the residual falls slowly, and
-        a line search per vector (see _line_search). Vectors that do not converge come back as
-        NaN rows."""
+    def start(self, v: np.ndarray, gates) -> np.ndarray:
+        """v with its unknowns moved to the solution of the array linearized at v (one linear solve,
+        shared by the batch where the cells' linearizations agree). From 0 V that is about the
+        operating point without IR drop, a start from which Newton needs few iterations."""
+        f, da, db, _ = self.residual(v, gates, None)
+        v = v.copy()
+        v[:, self.free] -= self._factorize(da, db).solve(f.T).T
+        return v
+
+    def newton(self, v: np.ndarray, gates, iterations: int) -> np.ndarray:
+        """Inexact Newton on every row of v at once: each vector's own Jacobian, its step solved by
+        GMRES preconditioned with one factorization shared by the batch (refactorized only when
+        GMRES slows down), and a line search per vector (see _line_search). Vectors that do not
+        converge come back as NaN rows."""
         opts = self.opts
         v = v.copy()
         drive = np.max(np.abs(v[:, self.circuit.fixed]), axis=1, initial=0.0)
         itol = opts.reltol_kcl * np.max(np.abs(self.lap.diagonal()), initial=1.0) * np.maximum(drive, 1.0)
         active = np.ones(len(v), dtype=bool)
-        f, da, db, v_m = self.residual(v, gates, np.zeros((len(v), len(self.a))))
-        lu, previous = None, np.inf
-        for _ in range(opts.shared_iter if shared else opts.max_iter):
+        f, da, db, v_m = self.residual(v, gates, None, INNER_TOL_START_V)
+        factor = None
+        for _ in range(iterations):
             idx = slice(None) if active.all() else np.flatnonzero(active)  # a slice gives views, not copies
-            worst = np.max(np.abs(f[idx]), initial=0.0)
-            if lu is None or worst > 0.5 * previous:
-                try:  # a selector's stamp is symmetric (di/dv_b = −di/dv_r): then Cholesky
-                    lu = factorize(self._jacobian(da[idx].mean(axis=0), db[idx].mean(axis=0)), self.order,
-                                   symmetric=self.circuit.xb.selector is not None, label=describe(self.circuit))
+            if factor is None:
+                try:
+                    factor = self._factorize(da[idx], db[idx])
                 except ConvergenceError:
                     break
-            previous = worst
-            step = -lu.solve(f[idx].T).T
+            sub_da, sub_db = da[idx], db[idx]
+            step, used, solved = _gmres(lambda x: self._apply_jacobian(x, sub_da, sub_db),
+                                        lambda x: factor.solve(x.T).T, -f[idx], KRYLOV_RTOL, KRYLOV_DIM)
+            if used > KRYLOV_DIM // 2 or not solved.all():
+                factor = None  # the batch has moved away from the preconditioner's linearization
             largest = np.max(np.abs(step), axis=1, initial=0.0)
             step *= np.minimum(1.0, opts.max_step_v / np.maximum(largest, 1e-300))[:, None]
             done = (largest < opts.vtol_v) | (np.max(np.abs(f[idx]), axis=1, initial=0.0) < itol[idx])
             v[idx], f[idx], da[idx], db[idx], v_m[idx] = self._line_search(
-                v[idx], step, f[idx], None if gates is None else gates[idx], v_m[idx])
+                v[idx], step, f[idx], None if gates is None else gates[idx], v_m[idx], sub_da, sub_db,
+                INNER_TOL_FRACTION * largest[:, None])
             active[np.arange(len(v))[idx][done]] = False
             if not active.any():
-                return v
+                return v, v_m
         v[active] = np.nan
-        return v
+        return v, v_m
 
-    def _line_search(self, v, step, f, gates, v_m, tries: int = 12):
-        """v + t·step per vector, t in (0, 1], with everything residual() returns there.
+    def _line_search(self, v, step, f, gates, v_m, da, db, tol_v, tries: int = 12):
+        """v + t·step per vector, t in (0, 1], with everything residual() returns there (da, db:
+        the cell derivatives at v, to predict the inner nodes; tol_v: the inner nodes' tolerance).
 
         KCL of wires and monotone cells is the gradient of a convex energy (the co-content), so
         along a descent direction its slope f(v + t·step)·step rises with t. A full step that
@@ -298,7 +389,7 @@ class _ReducedSystem:
         slope0 = np.einsum("ij,ij->i", f, step)
         trial = v.copy()
         trial[:, free] += step
-        out = list(self.residual(trial, gates, v_m))
+        out = list(self.residual(trial, gates, self._predict(v_m, da, db, step), tol_v))
         slope1 = np.einsum("ij,ij->i", out[0], step)
         redo = np.flatnonzero((slope0 < 0) & (slope1 > -slope0))
         if not len(redo):
@@ -312,7 +403,8 @@ class _ReducedSystem:
             t = np.clip(lo - s_lo * (hi - lo) / (s_hi - s_lo), lo + 0.05 * (hi - lo), hi - 0.05 * (hi - lo))
             point = v[redo].copy()
             point[:, free] += t[:, None] * step[redo]
-            found = self.residual(point, sub_gates, v_m[redo])
+            found = self.residual(point, sub_gates, self._predict(v_m[redo], da[redo], db[redo],
+                                                                  t[:, None] * step[redo]), tol_v[redo])
             s_t = np.einsum("ij,ij->i", found[0], step[redo])
             below = s_t <= 0
             for keep, new in zip(best, (point, *found)):
@@ -331,13 +423,13 @@ class _ReducedSystem:
         gates = None if gate_v is None else gate_v[None, :]
         start = np.zeros((1, self.circuit.n_nodes))
         start[0, self.circuit.fixed] = v_fixed
-        v = self.newton(start, gates, shared=False)
+        v = self.newton(self.start(start, gates), gates, self.opts.max_iter)[0]
         if not np.isnan(v[0, 0]):
             return v[0]
         v = np.zeros((1, self.circuit.n_nodes))
         for alpha in np.linspace(0, 1, self.opts.source_steps + 1)[1:]:
             v[0, self.circuit.fixed] = alpha * v_fixed
-            v = self.newton(v, None if gates is None else alpha * gates, shared=False)
+            v = self.newton(v, None if gates is None else alpha * gates, self.opts.max_iter)[0]
             if np.isnan(v[0, 0]):
                 raise ConvergenceError(f"{describe(self.circuit)}: Newton did not converge even with source "
                                        f"stepping (stuck at {alpha:.0%} of the drive)")

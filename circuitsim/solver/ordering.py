@@ -19,6 +19,9 @@ from circuitsim.circuit import Circuit
 from circuitsim.errors import ConvergenceError
 
 LEAF_CELLS = 4  # blocks of at most this many cells are not split further
+# CHOLMOD's supernodal factorization (dense BLAS-3 blocks) from this many unknowns on: at 1024² 1R
+# it factorized 2.9x faster than the simplicial one, whose solves are faster on small systems
+SUPERNODAL_UNKNOWNS = 200_000
 
 
 def _spans(start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,11 +130,12 @@ class OrderedCholesky:
     with the interface of OrderedLU: 1.5-3x faster factorizations and solves than SuperLU on these
     matrices (PERF_NOTES.md), where scikit-sparse is installed."""
 
-    def __init__(self, matrix: sp.spmatrix, order: np.ndarray):
+    def __init__(self, matrix: sp.spmatrix, order: np.ndarray, supernodal: bool = False):
         from sksparse.cholmod import cholesky
 
         self.order = order
-        self.factor = cholesky(sp.csc_matrix(sp.csr_matrix(matrix)[order][:, order]), ordering_method="natural")
+        self.factor = cholesky(sp.csc_matrix(sp.csr_matrix(matrix)[order][:, order]), ordering_method="natural",
+                               mode="supernodal" if supernodal else "simplicial")
 
     @property
     def nnz(self) -> int:
@@ -157,16 +161,16 @@ def have_cholmod() -> bool:
     return True
 
 
-def factorize(matrix: sp.spmatrix, order: np.ndarray, *, symmetric: bool, label: str):
+def factorize(matrix: sp.spmatrix, order: np.ndarray, *, symmetric: bool, label: str, schur: bool = False):
     """A factorization of matrix in the given elimination order, with solve() and, if symmetric,
-    schur(): CHOLMOD where the matrix is symmetric positive definite and scikit-sparse is installed,
-    else SuperLU. A singular matrix (a node group with no DC path to a source that was not left
-    out) is a ConvergenceError naming the design."""
+    schur(): CHOLMOD where the matrix is symmetric positive definite and scikit-sparse is installed
+    (supernodal on large systems unless schur() is wanted), else SuperLU. A singular matrix (a node
+    group with no DC path to a source that was not left out) is a ConvergenceError naming the design."""
     if symmetric and have_cholmod():
         from sksparse.cholmod import CholmodNotPositiveDefiniteError
 
         try:
-            return OrderedCholesky(matrix, order)
+            return OrderedCholesky(matrix, order, supernodal=not schur and len(order) >= SUPERNODAL_UNKNOWNS)
         except CholmodNotPositiveDefiniteError as exc:
             raise ConvergenceError(f"{label}: the nodal matrix is singular (a node group has no DC path to a "
                                    "source)") from exc
