@@ -30,6 +30,7 @@ KRYLOV_RTOL = 1e-3  # forcing term of the inexact Newton: each step's linear res
 KRYLOV_DIM = 10  # most GMRES iterations per Newton step (basis vectors kept per input vector)
 INNER_TOL_FRACTION = 1e-3  # inner nodes solved to this fraction of the outer Newton step
 INNER_TOL_START_V = 1e-6  # ... and to this before the first step
+QUADRATIC_SCALE_V = 0.01  # Newton's error after a step s is taken as s²/QUADRATIC_SCALE_V (sinh: v0/2 ≥ 0.01 V)
 
 
 @dataclass(frozen=True)
@@ -111,33 +112,44 @@ def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions = Newton
     v_r (the root is there because f is increasing in v_m and zero at v_m = v_b), bisecting
     where a Newton step leaves the bracket or does not halve the step before last (rtsafe,
     Numerical Recipes §9.4): past a steep selector's knee Newton alone crawls; v_m, if
-    given, is the starting guess. tol_v [V] (scalar or per vector, (batch, 1)): stop once every
-    Newton step is below it (never before rounding level); an outer Newton still far from its
-    solution needs no more. Returns v_m, i, di/dv_r, di/dv_b.
+    given, is the starting guess. A cell stops once its Newton step is below tol_v [V] (scalar or
+    per vector, (batch, 1); never before rounding level): an outer Newton still far from its
+    solution needs no more. Later iterations run on the cells still moving only.
+    Returns v_m, i, di/dv_r, di/dv_b.
     """
-    g = circuit.cell_g
+    shape = np.shape(v_r)
+    g = np.broadcast_to(circuit.cell_g, shape)
     lo, hi = np.minimum(v_r, v_b), np.maximum(v_r, v_b)
     v_m = 0.5 * (lo + hi) if v_m is None else np.clip(v_m, lo, hi)
-    step = step_before = hi - lo
-    tol = np.maximum(1e-14 + 1e-14 * np.max(np.abs(hi), initial=0.0), tol_v)
+    tol = np.broadcast_to(np.maximum(1e-14 + 1e-14 * np.max(np.abs(hi), initial=0.0), tol_v), shape)
+    cells = [g, v_r, v_b, lo, hi, v_m, tol, gate_v]  # the first iteration on all cells, unflattened
+    step_before = hi - lo
+    solved = [np.empty(shape) for _ in range(4)]  # v_m, f, f_m, f_b
+    at = ...  # the (flat indices of the) cells still moving
     for _ in range(opts.cell_iter):
-        f, f_m, f_b = inner_current(circuit, v_m, v_b, gate_v)
-        resid = g * (v_r - v_m) - f
+        gc, vr, vb, lo_c, hi_c, vm, tol_c, gate = cells
+        f, f_m, f_b = inner_current(circuit, vm, vb, gate)
+        resid = gc * (vr - vm) - f
         # shrink the bracket with the sign of the residual (decreasing in v_m)
-        lo = np.where(resid > 0, v_m, lo)
-        hi = np.where(resid < 0, v_m, hi)
-        newton = resid / (g + f_m)
-        trial = v_m + newton
-        half, size = 0.5 * (hi - lo), np.abs(newton)
-        bisect = (trial < lo) | (trial > hi) | ((2 * size > step_before) & (size > tol))
-        last = v_m
-        v_m = np.where(bisect, lo + half, trial)
-        step_before, step = step, np.where(bisect, half, size)
-        if np.all(step < tol):
+        lo_c = np.where(resid > 0, vm, lo_c)
+        hi_c = np.where(resid < 0, vm, hi_c)
+        newton = resid / (gc + f_m)
+        trial = vm + newton
+        half, size = 0.5 * (hi_c - lo_c), np.abs(newton)
+        bisect = (trial < lo_c) | (trial > hi_c) | ((2 * size > step_before) & (size > tol_c))
+        new = np.where(bisect, lo_c + half, trial)
+        # f at the new v_m to first order: exact enough once the step is below tol
+        for keep, value in zip(solved, (new, f + f_m * (new - vm), f_m, f_b)):
+            keep.reshape(-1)[at] = value.reshape(-1)
+        step = np.where(bisect, half, size)
+        moving = step >= tol_c
+        if not moving.any():
             break
+        at = np.flatnonzero(moving) if at is ... else at[moving]
+        step_before = step[moving]
+        cells = [None if x is None else x[moving] for x in (gc, vr, vb, lo_c, hi_c, new, tol_c, gate)]
+    v_m, f, f_m, f_b = (x.reshape(shape) for x in solved)
     v_m = np.where(g > 0, v_m, v_b)
-    # f at the final v_m to first order from the last evaluation: the last step is below tol
-    f = f + f_m * (v_m - last)
     denom = g + f_m
     # the current from the less steep of the two branches: rounding of v_m costs the least there
     i = np.where(g <= f_m, g * (v_r - v_m), f)
@@ -206,7 +218,8 @@ def _newton_chunk(system: _ReducedSystem, fixed_volts: np.ndarray) -> tuple[np.n
     v[:, circuit.fixed] = fixed_volts
     gates = gate_voltages(circuit, fixed_volts)
     if len(system.free):
-        v, guess = system.newton(system.start(v, gates), gates, system.opts.shared_iter)
+        v, guess, tol_v = system.start(v, gates)
+        v, guess = system.newton(v, gates, system.opts.shared_iter, guess, tol_v)
         failed = np.flatnonzero(np.isnan(v[:, 0]))
         for k in failed:
             v[k] = system.single(fixed_volts[k], None if gates is None else gates[k])
@@ -330,26 +343,35 @@ class _ReducedSystem:
         leaving = v @ self.lap + i @ self.cell_incidence  # lap is symmetric; rows of v are vectors
         return leaving[:, self.free], da, db, v_m
 
-    def start(self, v: np.ndarray, gates) -> np.ndarray:
+    def start(self, v: np.ndarray, gates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """v with its unknowns moved to the solution of the array linearized at v (one linear solve,
-        shared by the batch where the cells' linearizations agree). From 0 V that is about the
-        operating point without IR drop, a start from which Newton needs few iterations."""
-        f, da, db, _ = self.residual(v, gates, None)
+        shared by the batch where the cells' linearizations agree), the inner nodes predicted there
+        and the tolerance they need (batch, 1). From 0 V that is about the operating point without
+        IR drop, a start from which Newton needs few iterations."""
+        f, da, db, v_m = self.residual(v, gates, None)
+        step = -self._factorize(da, db).solve_rows(f)
         v = v.copy()
-        v[:, self.free] -= self._factorize(da, db).solve(f.T).T
-        return v
+        v[:, self.free] += step
+        largest = np.max(np.abs(step), axis=1, initial=0.0)[:, None]
+        return v, self._predict(v_m, da, db, step), INNER_TOL_FRACTION * largest
 
-    def newton(self, v: np.ndarray, gates, iterations: int) -> np.ndarray:
+    def newton(self, v: np.ndarray, gates, iterations: int, v_m: np.ndarray | None = None,
+               tol_v=INNER_TOL_START_V) -> tuple[np.ndarray, np.ndarray]:
         """Inexact Newton on every row of v at once: each vector's own Jacobian, its step solved by
         GMRES preconditioned with one factorization shared by the batch (refactorized only when
         GMRES slows down), and a line search per vector (see _line_search). Vectors that do not
-        converge come back as NaN rows."""
+        converge come back as NaN rows, with the inner-node voltages (v_m: a guess for them, tol_v:
+        their tolerance at v).
+
+        A vector is done when its KCL residual is at rounding level, or when its step's error
+        (GMRES's tolerance and the quadratic term of Newton, within QUADRATIC_SCALE_V) would be below
+        vtol_v once applied."""
         opts = self.opts
         v = v.copy()
         drive = np.max(np.abs(v[:, self.circuit.fixed]), axis=1, initial=0.0)
         itol = opts.reltol_kcl * np.max(np.abs(self.lap.diagonal()), initial=1.0) * np.maximum(drive, 1.0)
         active = np.ones(len(v), dtype=bool)
-        f, da, db, v_m = self.residual(v, gates, None, INNER_TOL_START_V)
+        f, da, db, v_m = self.residual(v, gates, v_m, tol_v)
         factor = None
         for _ in range(iterations):
             idx = slice(None) if active.all() else np.flatnonzero(active)  # a slice gives views, not copies
@@ -360,12 +382,13 @@ class _ReducedSystem:
                     break
             sub_da, sub_db = da[idx], db[idx]
             step, used, solved = _gmres(lambda x: self._apply_jacobian(x, sub_da, sub_db),
-                                        lambda x: factor.solve(x.T).T, -f[idx], KRYLOV_RTOL, KRYLOV_DIM)
+                                        factor.solve_rows, -f[idx], KRYLOV_RTOL, KRYLOV_DIM)
             if used > KRYLOV_DIM // 2 or not solved.all():
                 factor = None  # the batch has moved away from the preconditioner's linearization
             largest = np.max(np.abs(step), axis=1, initial=0.0)
             step *= np.minimum(1.0, opts.max_step_v / np.maximum(largest, 1e-300))[:, None]
-            done = (largest < opts.vtol_v) | (np.max(np.abs(f[idx]), axis=1, initial=0.0) < itol[idx])
+            error_after = largest * np.where(solved, KRYLOV_RTOL + largest / QUADRATIC_SCALE_V, 1.0)
+            done = (error_after < opts.vtol_v) | (np.max(np.abs(f[idx]), axis=1, initial=0.0) < itol[idx])
             v[idx], f[idx], da[idx], db[idx], v_m[idx] = self._line_search(
                 v[idx], step, f[idx], None if gates is None else gates[idx], v_m[idx], sub_da, sub_db,
                 INNER_TOL_FRACTION * largest[:, None])
@@ -423,7 +446,8 @@ class _ReducedSystem:
         gates = None if gate_v is None else gate_v[None, :]
         start = np.zeros((1, self.circuit.n_nodes))
         start[0, self.circuit.fixed] = v_fixed
-        v = self.newton(self.start(start, gates), gates, self.opts.max_iter)[0]
+        v, guess, tol_v = self.start(start, gates)
+        v = self.newton(v, gates, self.opts.max_iter, guess, tol_v)[0]
         if not np.isnan(v[0, 0]):
             return v[0]
         v = np.zeros((1, self.circuit.n_nodes))

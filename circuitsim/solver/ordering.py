@@ -124,6 +124,12 @@ class OrderedLU:
         x[self.order] = self.lu.solve(np.ascontiguousarray(rhs[self.order]))
         return x
 
+    def solve_rows(self, rows: np.ndarray) -> np.ndarray:
+        """solve() for right-hand sides given as rows (batch, n)."""
+        x = np.empty_like(rows, dtype=float)
+        x[:, self.order] = self.lu.solve(np.asfortranarray(rows[:, self.order].T)).T
+        return x
+
 
 class OrderedCholesky:
     """CHOLMOD's Cholesky factorization of matrix[order][:, order] (symmetric positive definite),
@@ -144,6 +150,13 @@ class OrderedCholesky:
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         x = np.empty_like(rhs, dtype=float)
         x[self.order] = self.factor(np.ascontiguousarray(rhs[self.order]))
+        return x
+
+    def solve_rows(self, rows: np.ndarray) -> np.ndarray:
+        """solve() for right-hand sides given as rows (batch, n): their transpose is the column-major
+        block CHOLMOD takes, without a copy."""
+        x = np.empty_like(rows, dtype=float)
+        x[:, self.order] = self.factor(rows[:, self.order].T).T
         return x
 
     def schur(self, k: int) -> np.ndarray:
