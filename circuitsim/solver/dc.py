@@ -30,6 +30,7 @@ KRYLOV_RTOL = 1e-3  # forcing term of the inexact Newton: each step's linear res
 KRYLOV_DIM = 10  # most GMRES iterations per Newton step (basis vectors kept per input vector)
 INNER_TOL_FRACTION = 1e-3  # inner nodes solved to this fraction of the outer Newton step
 INNER_TOL_START_V = 1e-6  # ... and to this before the first step
+CELL_BLOCK = 1 << 16  # cells (over all vectors) solved at once: their arrays stay in the CPU cache
 QUADRATIC_SCALE_V = 0.01  # Newton's error after a step s is taken as s²/QUADRATIC_SCALE_V (sinh: v0/2 ≥ 0.01 V)
 
 
@@ -106,6 +107,22 @@ def inner_current(circuit: Circuit, v_m, v_b, gate_v):
 
 
 def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions = NewtonOptions(), v_m=None, tol_v=0.0):
+    """Inner-node voltage and current of every cell for given wire voltages (batch, cells): see
+    _solve_cell_block, run on blocks of vectors whose arrays stay in the CPU cache (3.5x faster than
+    one pass over 64 vectors of 64² cells, measured)."""
+    batch, cells = np.shape(v_r)
+    if batch * cells <= CELL_BLOCK:
+        return _solve_cell_block(circuit, v_r, v_b, gate_v, opts, v_m, tol_v)
+    rows = max(1, CELL_BLOCK // cells)
+    parts = [_solve_cell_block(circuit, v_r[k:k + rows], v_b[k:k + rows],
+                               None if gate_v is None else gate_v[k:k + rows], opts,
+                               None if v_m is None else v_m[k:k + rows],
+                               tol_v[k:k + rows] if np.ndim(tol_v) == 2 else tol_v)
+             for k in range(0, batch, rows)]
+    return tuple(np.concatenate(arrays) for arrays in zip(*parts))
+
+
+def _solve_cell_block(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions, v_m, tol_v):
     """Inner-node voltage and current of every cell for given wire voltages (batch, cells).
 
     Solves G·(v_r − v_m) = f(v_m, v_b) by Newton kept inside the bracket between v_b and
@@ -313,10 +330,13 @@ class _ReducedSystem:
         return sp.csc_matrix(self.lap_ff + sp.csc_matrix((vals, (rows, cols)), shape=(m, m)))
 
     def _factorize(self, da: np.ndarray, db: np.ndarray):
-        """The Jacobian at the mean cell derivatives of a batch: a preconditioner for every vector of it
-        (a selector's stamp is symmetric, di/dv_b = −di/dv_r: then Cholesky)."""
-        return factorize(self._jacobian(da.mean(axis=0), db.mean(axis=0)), self.order,
-                         symmetric=self.circuit.xb.selector is not None, label=describe(self.circuit))
+        """A preconditioner for every vector of a batch: the wires plus each cell as a conductance,
+        the batch's mean of (di/dv_r − di/dv_b)/2. A selector's stamp is that exactly (di/dv_b =
+        −di/dv_r); a transistor's is not symmetric, but the symmetric stand-in (Cholesky) cost
+        GMRES no more iterations than the exact mean Jacobian (SuperLU, 4x slower solves) on 1T1R 64²."""
+        conductance = 0.5 * (da - db).mean(axis=0)
+        return factorize(self._jacobian(conductance, -conductance), self.order, symmetric=True,
+                         label=describe(self.circuit))
 
     def _at_ends(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Values (batch, cells) of x (batch, unknowns) at each cell's row and column node (0 where

@@ -22,6 +22,7 @@ LEAF_CELLS = 4  # blocks of at most this many cells are not split further
 # CHOLMOD's supernodal factorization (dense BLAS-3 blocks) from this many unknowns on: at 1024² 1R
 # it factorized 2.9x faster than the simplicial one, whose solves are faster on small systems
 SUPERNODAL_UNKNOWNS = 200_000
+SUPERLU_BLOCK = 16  # right-hand sides per SuperLU solve
 
 
 def _spans(start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,9 +126,12 @@ class OrderedLU:
         return x
 
     def solve_rows(self, rows: np.ndarray) -> np.ndarray:
-        """solve() for right-hand sides given as rows (batch, n)."""
+        """solve() for right-hand sides given as rows (batch, n), SUPERLU_BLOCK at a time: SuperLU
+        gets slower per right-hand side as the block widens (PERF_NOTES.md)."""
         x = np.empty_like(rows, dtype=float)
-        x[:, self.order] = self.lu.solve(np.asfortranarray(rows[:, self.order].T)).T
+        for k in range(0, len(rows), SUPERLU_BLOCK):
+            x[k:k + SUPERLU_BLOCK, self.order] = self.lu.solve(
+                np.asfortranarray(rows[k:k + SUPERLU_BLOCK, self.order].T)).T
         return x
 
 
