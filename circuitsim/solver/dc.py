@@ -306,7 +306,9 @@ class _ReducedSystem:
     """Wire Laplacian plus one nonlinear two-terminal branch per cell (row node – column node)."""
 
     def __init__(self, circuit: Circuit, free: np.ndarray, opts: NewtonOptions):
+        free = free[elimination_order(circuit, free)]  # unknowns numbered in elimination order
         self.circuit, self.free, self.opts = circuit, free, opts
+        self.order = np.arange(len(free))
         n = circuit.n_nodes
         self.lap = laplacian(circuit.res_a, circuit.res_b, 1.0 / circuit.res_ohm, n)
         self.lap_ff = sp.csr_matrix(self.lap[free][:, free])
@@ -316,7 +318,6 @@ class _ReducedSystem:
         self.fa, self.fb = index[self.a], index[self.b]  # -1: not an unknown
         self.cell_incidence = _incidence(self.a, self.b, n)
         self.cell_incidence_ff_t = sp.csr_matrix(self.cell_incidence[:, free].T)
-        self.order = elimination_order(circuit, free)
         self.g_ratio = np.divide(1.0, circuit.cell_g, out=np.zeros(len(self.a)), where=circuit.cell_g > 0)
 
     def _jacobian(self, da: np.ndarray, db: np.ndarray) -> sp.csc_matrix:
