@@ -190,11 +190,14 @@ class Solution:
     cell_currents: np.ndarray
 
 
-def linear_source_currents(circuit: Circuit, fixed_volts: np.ndarray) -> np.ndarray:
-    """Source currents (batch, n_fixed) of a linear circuit through the sources' conductance matrix
-    (solver/linear.py), no node voltage stored; BLAS single-threaded as in solve()."""
+def source_currents(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions = NewtonOptions()) -> np.ndarray:
+    """Source currents (batch, n_fixed) alone, no node voltage of any vector kept: for a linear
+    circuit through the sources' conductance matrix (solver/linear.py), else chunk by chunk of
+    vectors. BLAS single-threaded as in operating_point()."""
     with _blas().limit(limits=1, user_api="blas"):
-        return LinearSystem(circuit, free_nodes(circuit), ports_last=True).source_currents(fixed_volts)
+        if is_linear(circuit):
+            return LinearSystem(circuit, free_nodes(circuit), ports_last=True).source_currents(fixed_volts)
+        return np.concatenate([part[1] for part in _nonlinear_chunks(circuit, fixed_volts, opts)])
 
 
 def solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions = NewtonOptions()) -> np.ndarray:
@@ -215,6 +218,11 @@ def operating_point(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptio
 
 
 def _solve_nonlinear(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions) -> Solution:
+    return Solution(*(np.concatenate(arrays) for arrays in zip(*_nonlinear_chunks(circuit, fixed_volts, opts))))
+
+
+def _nonlinear_chunks(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions):
+    """(node voltages, source currents, cell currents) of one chunk of vectors after the other."""
     cells_across = circuit.row_node.ravel(), circuit.col_node.ravel()  # a cell conducts at most cell_g
     shorts = find_shorts(np.r_[circuit.res_a, cells_across[0]], np.r_[circuit.res_b, cells_across[1]],
                          np.r_[1.0 / circuit.res_ohm, circuit.cell_g], circuit.fixed, circuit.n_nodes)
@@ -225,8 +233,8 @@ def _solve_nonlinear(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOpti
     # chunks of vectors: a batch's working arrays stay bounded, and a Jacobian shared by fewer,
     # less diverse vectors contracts better (PERF_NOTES.md: 1.4-1.8x at chunks of ~64)
     chunk = max(1, min(NEWTON_CHUNK, BLOCK_VALUES // circuit.n_nodes))
-    parts = [_newton_chunk(system, fixed_volts[start:start + chunk]) for start in range(0, len(fixed_volts), chunk)]
-    return Solution(*(np.concatenate(arrays) for arrays in zip(*parts)))
+    for start in range(0, len(fixed_volts), chunk):
+        yield _newton_chunk(system, fixed_volts[start:start + chunk])
 
 
 def _newton_chunk(system: _ReducedSystem, fixed_volts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
