@@ -11,7 +11,7 @@ Each engine gets a wall time and a CPU time (the process's own; ngspice's whole 
 On a shared machine the wall times of two runs see different loads (ngspice's acct times are
 wall times too); the CPU times do not, so their ratio is the one to compare.
 
-    .venv/bin/python benchmarks/bench_core.py [--rows NAME ...] [--repeat 3] [--no-ngspice]
+    .venv/bin/python benchmarks/bench_core.py [--rows NAME ...] [--repeat 3] [--no-ngspice] [--no-badcrossbar]
 
 Sizes of 512² and more are timed once (a single run), smaller ones best of --repeat.
 """
@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timeout-s", type=float, default=3600.0, help="per engine and row")
     parser.add_argument("--no-ngspice", action="store_true", help="leave ngspice out (rows at 1024² take it long)")
+    parser.add_argument("--no-badcrossbar", action="store_true", help="leave badcrossbar out (slow on large batches)")
     parser.add_argument("--measure", nargs=2, metavar=("ENGINE", "ROW"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -158,7 +159,8 @@ def main() -> None:
           f"{'badxbar [s]':>15} {'GB':>5} {'ngsp/np':>13} {'bx/np':>11}")
     for row in args.rows:
         cell, n, batch, goal = ROWS[row]
-        engines = ["numpy"] + ([] if args.no_ngspice else ["ngspice"]) + (["badcrossbar"] if cell == "1R" else [])
+        engines = (["numpy"] + ([] if args.no_ngspice else ["ngspice"])
+                   + (["badcrossbar"] if cell == "1R" and not args.no_badcrossbar else []))
         got = {e: child(e, row, args.repeat, args.timeout_s) for e in engines}
         mine = got["numpy"]
         if mine is None:
