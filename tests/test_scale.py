@@ -16,7 +16,7 @@ from circuitsim.solver.ordering import OrderedCholesky, have_cholmod
 
 
 def test_gmres_solves_each_row_with_its_own_operator(rng):
-    """Batched right-preconditioned GMRES: row k of the answer solves A_k x = b_k (nonsymmetric A_k,
+    """Batched right-preconditioned GMRES: column k of the answer solves A_k x = b_k (nonsymmetric A_k,
     one shared preconditioner), to the tolerance asked for."""
     n, batch = 40, 5
     base = sp.random(n, n, density=0.1, random_state=1) + sp.eye(n) * 4.0
@@ -24,9 +24,9 @@ def test_gmres_solves_each_row_with_its_own_operator(rng):
     dense = [base.toarray() * scales[k][None, :] for k in range(batch)]  # A_k = base · diag(scale_k)
     rhs = rng.normal(size=(batch, n))
     inverse = np.linalg.inv(base.toarray())
-    x, used, solved = dc._gmres(lambda y: np.stack([dense[k] @ y[k] for k in range(batch)]),
-                                lambda y: y @ inverse.T, rhs, 1e-10, 30)
-    exact = np.stack([np.linalg.solve(dense[k], rhs[k]) for k in range(batch)])
+    x, used, solved = dc._gmres(lambda y: np.stack([dense[k] @ y[:, k] for k in range(batch)], axis=1),
+                                lambda y: inverse @ y, rhs.T.copy(), 1e-10, 30)
+    exact = np.stack([np.linalg.solve(dense[k], rhs[k]) for k in range(batch)], axis=1)
     assert solved.all() and used <= 30
     assert_close(x, exact, 1e-8, "GMRES vs a dense solve per row")
 
@@ -77,10 +77,10 @@ def test_supernodal_and_simplicial_cholesky_solve_alike(rng):
     circuit = make_drive(xb, np.ones(20)).circuit
     system = dc._ReducedSystem(circuit, dc.free_nodes(circuit), dc.NewtonOptions())  # wires only: SPD
     matrix = system.lap_ff + sp.eye(len(system.free)) * 1e-4
-    rhs = rng.normal(size=(3, len(system.free)))
-    simplicial, supernodal = (OrderedCholesky(matrix, system.order, supernodal=mode).solve_rows(rhs)
+    rhs = rng.normal(size=(len(system.free), 3))
+    simplicial, supernodal = (OrderedCholesky(matrix, system.order, supernodal=mode).solve(rhs)
                               for mode in (False, True))
-    exact = np.linalg.solve(matrix.toarray(), rhs.T).T
+    exact = np.linalg.solve(matrix.toarray(), rhs)
     assert_close(simplicial, exact, 1e-10, "simplicial Cholesky vs dense")
     assert_close(supernodal, exact, 1e-10, "supernodal Cholesky vs dense")
 

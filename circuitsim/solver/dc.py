@@ -272,13 +272,14 @@ def _check_kcl(system: _ReducedSystem, v: np.ndarray, cell_i: np.ndarray) -> Non
 
 
 def _gmres(apply, precondition, rhs: np.ndarray, rtol: float, dim: int) -> tuple[np.ndarray, int, np.ndarray]:
-    """Right-preconditioned GMRES on every row of rhs (batch, n) at once, each row with its own
-    operator (apply maps rows to rows) and one shared preconditioner solve per iteration: x, the
-    iterations taken (at most dim), and per row whether its residual fell below rtol of its rhs.
-    The preconditioned vectors are kept (flexible GMRES), which saves a last solve."""
-    batch = len(rhs)
-    beta = np.linalg.norm(rhs, axis=1)
-    basis, preconditioned = [rhs / np.where(beta > 0, beta, 1.0)[:, None]], []
+    """Right-preconditioned GMRES on every column of rhs (n, batch) at once, each column with its
+    own operator (apply maps columns to columns) and one shared preconditioner solve per iteration:
+    x, the iterations taken (at most dim), and per column whether its residual fell below rtol of
+    its rhs. The preconditioned vectors are kept (flexible GMRES), which saves a last solve.
+    Columns, not rows: sparse products and gathers of nodes then work on contiguous memory."""
+    batch = rhs.shape[1]
+    beta = np.linalg.norm(rhs, axis=0)
+    basis, preconditioned = [rhs / np.where(beta > 0, beta, 1.0)], []
     h = np.zeros((batch, dim + 1, dim))
     cos, sin = np.ones((batch, dim)), np.zeros((batch, dim))
     g = np.zeros((batch, dim + 1))
@@ -287,10 +288,10 @@ def _gmres(apply, precondition, rhs: np.ndarray, rtol: float, dim: int) -> tuple
         preconditioned.append(precondition(basis[j]))
         w = apply(preconditioned[j])
         for i, q in enumerate(basis):  # modified Gram-Schmidt
-            h[:, i, j] = np.einsum("ij,ij->i", w, q)
-            w -= h[:, i, j, None] * q
-        h[:, j + 1, j] = np.linalg.norm(w, axis=1)
-        basis.append(w / np.where(h[:, j + 1, j] > 0, h[:, j + 1, j], 1.0)[:, None])
+            h[:, i, j] = np.einsum("ij,ij->j", w, q)
+            w -= h[:, i, j] * q
+        h[:, j + 1, j] = np.linalg.norm(w, axis=0)
+        basis.append(w / np.where(h[:, j + 1, j] > 0, h[:, j + 1, j], 1.0))
         for i in range(j):  # the earlier Givens rotations on the new column
             h[:, i, j], h[:, i + 1, j] = (cos[:, i] * h[:, i, j] + sin[:, i] * h[:, i + 1, j],
                                           cos[:, i] * h[:, i + 1, j] - sin[:, i] * h[:, i, j])
@@ -304,9 +305,9 @@ def _gmres(apply, precondition, rhs: np.ndarray, rtol: float, dim: int) -> tuple
             break
     k = j + 1
     y = np.linalg.solve(h[:, :k, :k], g[:, :k, None])[..., 0]
-    x = preconditioned[0] * y[:, :1]
+    x = preconditioned[0] * y[:, 0]
     for i in range(1, k):
-        x += preconditioned[i] * y[:, i:i + 1]
+        x += preconditioned[i] * y[:, i]
     return x, k, solved
 
 
@@ -354,9 +355,9 @@ class _ReducedSystem:
         return padded[:, self.fa], padded[:, self.fb]
 
     def _apply_jacobian(self, x: np.ndarray, da: np.ndarray, db: np.ndarray) -> np.ndarray:
-        """Each vector's own Jacobian times its row of x (batch, unknowns)."""
-        xa, xb = self._at_ends(x)
-        return (self.lap_ff @ x.T + self.cell_incidence_ff_t @ (da * xa + db * xb).T).T
+        """Each vector's own Jacobian times its column of x (unknowns, batch); da, db: (cells, batch)."""
+        padded = np.concatenate([x, np.zeros((1, x.shape[1]))])  # index -1: the zero row
+        return self.lap_ff @ x + self.cell_incidence_ff_t @ (da * padded[self.fa] + db * padded[self.fb])
 
     def _predict(self, v_m: np.ndarray, da: np.ndarray, db: np.ndarray, step: np.ndarray) -> np.ndarray:
         """Inner-node voltages after a step of the unknowns, to first order (the cell's own
@@ -378,7 +379,7 @@ class _ReducedSystem:
         and the tolerance they need (batch, 1). From 0 V that is about the operating point without
         IR drop, a start from which Newton needs few iterations."""
         f, da, db, v_m = self.residual(v, gates, None)
-        step = -self._factorize(da, db).solve_rows(f)
+        step = -self._factorize(da, db).solve(np.ascontiguousarray(f.T)).T
         v = v.copy()
         v[:, self.free] += step
         largest = np.max(np.abs(step), axis=1, initial=0.0)[:, None]
@@ -410,8 +411,10 @@ class _ReducedSystem:
                 except ConvergenceError:
                     break
             sub_da, sub_db = da[idx], db[idx]
-            step, used, solved = _gmres(lambda x: self._apply_jacobian(x, sub_da, sub_db),
-                                        factor.solve_rows, -f[idx], KRYLOV_RTOL, KRYLOV_DIM)
+            da_t, db_t = np.ascontiguousarray(sub_da.T), np.ascontiguousarray(sub_db.T)
+            step, used, solved = _gmres(lambda x: self._apply_jacobian(x, da_t, db_t), factor.solve,
+                                        np.ascontiguousarray(-f[idx].T), KRYLOV_RTOL, KRYLOV_DIM)
+            step = np.ascontiguousarray(step.T)
             if used > KRYLOV_DIM // 2 or not solved.all():
                 factor = None  # the batch has moved away from the preconditioner's linearization
             largest = np.max(np.abs(step), axis=1, initial=0.0)

@@ -127,21 +127,19 @@ class OrderedLU:
         return self.lu.L.nnz + self.lu.U.nnz
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
-        x = np.empty_like(rhs, dtype=float)
-        x[self.order] = self.lu.solve(np.ascontiguousarray(rhs[self.order]))
-        return x
-
-    def solve_rows(self, rows: np.ndarray) -> np.ndarray:
-        """solve() for right-hand sides given as rows (batch, n), SUPERLU_BLOCK at a time: SuperLU
-        gets slower per right-hand side as the block widens (PERF_NOTES.md)."""
+        """Solutions for right-hand sides (n,) or (n, k), SUPERLU_BLOCK columns at a time: SuperLU gets
+        slower per right-hand side as the block widens (PERF_NOTES.md)."""
+        permuted = rhs if self.in_order else rhs[self.order]
+        if rhs.ndim == 1:
+            x = self.lu.solve(np.ascontiguousarray(permuted))
+        else:
+            x = np.concatenate([self.lu.solve(np.asfortranarray(permuted[:, k:k + SUPERLU_BLOCK]))
+                                for k in range(0, rhs.shape[1], SUPERLU_BLOCK)], axis=1)
         if self.in_order:
-            return np.concatenate([self.lu.solve(np.asfortranarray(rows[k:k + SUPERLU_BLOCK].T)).T
-                                   for k in range(0, len(rows), SUPERLU_BLOCK)])
-        x = np.empty_like(rows, dtype=float)
-        for k in range(0, len(rows), SUPERLU_BLOCK):
-            x[k:k + SUPERLU_BLOCK, self.order] = self.lu.solve(
-                np.asfortranarray(rows[k:k + SUPERLU_BLOCK, self.order].T)).T
-        return x
+            return x
+        out = np.empty_like(x)
+        out[self.order] = x
+        return out
 
 
 class OrderedCholesky:
@@ -161,17 +159,11 @@ class OrderedCholesky:
         return self.factor.L().nnz
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
+        """Solutions for right-hand sides (n,) or (n, k) (C order: the columns' layout is kept)."""
+        if self.in_order:
+            return np.ascontiguousarray(self.factor(rhs))
         x = np.empty_like(rhs, dtype=float)
         x[self.order] = self.factor(np.ascontiguousarray(rhs[self.order]))
-        return x
-
-    def solve_rows(self, rows: np.ndarray) -> np.ndarray:
-        """solve() for right-hand sides given as rows (batch, n): their transpose is the column-major
-        block CHOLMOD takes, without a copy."""
-        if self.in_order:
-            return self.factor(rows.T).T
-        x = np.empty_like(rows, dtype=float)
-        x[:, self.order] = self.factor(rows[:, self.order].T).T
         return x
 
     def schur(self, k: int) -> np.ndarray:
