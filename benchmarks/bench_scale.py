@@ -20,10 +20,17 @@ import numpy as np
 
 import circuitsim
 from circuitsim.devices import NmosAccess, SinhSelector
+from circuitsim import engines
 from circuitsim.solver import dc, ordering
 
 CELLS = {"1S1R": {"selector": SinhSelector()}, "1T1R": {"transistor": NmosAccess()}}
 STAGES = {  # name: (object, attribute)
+    "system set-up": (dc._ReducedSystem, "__init__"),
+    "start (array linearized at 0 V)": (dc._ReducedSystem, "start"),
+    "Newton": (dc._ReducedSystem, "newton"),
+    "KCL check": (dc, "_check_kcl"),
+    "source currents": (dc, "leaving_currents"),
+    "result record": (engines, "extract"),
     "Newton steps (line searches)": (dc._ReducedSystem, "_line_search"),
     "GMRES solves": (dc, "_gmres"),
     "preconditioner factorizations": (dc, "factorize"),
