@@ -19,8 +19,8 @@ from unittest import mock
 import numpy as np
 
 import circuitsim
-from circuitsim.devices import NmosAccess, SinhSelector
 from circuitsim import engines
+from circuitsim.devices import NmosAccess, SinhSelector
 from circuitsim.solver import dc, ordering
 
 CELLS = {"1S1R": {"selector": SinhSelector()}, "1T1R": {"transistor": NmosAccess()}}

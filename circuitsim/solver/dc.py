@@ -26,7 +26,8 @@ from circuitsim.solver.shorts import find_shorts
 
 NEWTON_CHUNK = 64  # vectors per Newton batch
 TRUST_BELOW_KCL = 1e-6  # KCL residual of a Newton solution, relative to the currents at the node
-KRYLOV_RTOL = 1e-3  # forcing term of the inexact Newton: each step's linear residual relative to KCL's
+KRYLOV_RTOL_MAX = 0.1  # forcing terms of the inexact Newton (each step's linear residual relative to
+KRYLOV_RTOL_MIN = 1e-3  # KCL's), between these
 KRYLOV_DIM = 10  # most GMRES iterations per Newton step (basis vectors kept per input vector)
 INNER_TOL_FRACTION = 1e-3  # inner nodes solved to this fraction of the outer Newton step
 INNER_TOL_START_V = 1e-6  # ... and to this before the first step
@@ -408,7 +409,7 @@ class _ReducedSystem:
         itol = opts.reltol_kcl * np.max(np.abs(self.lap.diagonal()), initial=1.0) * np.maximum(drive, 1.0)
         active = np.ones(len(v), dtype=bool)
         f, da, db, v_m = self.residual(v, gates, v_m, tol_v)
-        factor = None
+        factor, forcing, before = None, np.full(len(v), KRYLOV_RTOL_MAX), None
         for _ in range(iterations):
             idx = slice(None) if active.all() else np.flatnonzero(active)  # a slice gives views, not copies
             if factor is None:
@@ -418,14 +419,19 @@ class _ReducedSystem:
                     break
             sub_da, sub_db = da[idx], db[idx]
             da_t, db_t = np.ascontiguousarray(sub_da.T), np.ascontiguousarray(sub_db.T)
+            norm = np.linalg.norm(f, axis=1)
+            if before is not None:  # Eisenstat-Walker: as tight as Newton's own progress warrants
+                forcing = np.clip(0.9 * (norm / np.where(before > 0, before, 1.0)) ** 2, KRYLOV_RTOL_MIN,
+                                  KRYLOV_RTOL_MAX)
+            before = norm
             step, used, solved = _gmres(lambda x: self._apply_jacobian(x, da_t, db_t), factor.solve,
-                                        np.ascontiguousarray(-f[idx].T), KRYLOV_RTOL, KRYLOV_DIM)
+                                        np.ascontiguousarray(-f[idx].T), forcing[idx], KRYLOV_DIM)
             step = np.ascontiguousarray(step.T)
             if used > KRYLOV_DIM // 2 or not solved.all():
                 factor = None  # the batch has moved away from the preconditioner's linearization
             largest = np.max(np.abs(step), axis=1, initial=0.0)
             step *= np.minimum(1.0, opts.max_step_v / np.maximum(largest, 1e-300))[:, None]
-            error_after = largest * np.where(solved, KRYLOV_RTOL + largest / QUADRATIC_SCALE_V, 1.0)
+            error_after = largest * np.where(solved, forcing[idx] + largest / QUADRATIC_SCALE_V, 1.0)
             done = (error_after < opts.vtol_v) | (np.max(np.abs(f[idx]), axis=1, initial=0.0) < itol[idx])
             v[idx], f[idx], da[idx], db[idx], v_m[idx] = self._line_search(
                 v[idx], step, f[idx], None if gates is None else gates[idx], v_m[idx], sub_da, sub_db,
