@@ -333,7 +333,8 @@ class _ReducedSystem:
         index = np.full(n, -1)
         index[free] = np.arange(len(free))
         self.fa, self.fb = index[self.a], index[self.b]  # -1: not an unknown
-        self.cell_incidence_ff_t = sp.csr_matrix(_incidence(self.a, self.b, n)[:, free].T)  # cells → unknowns
+        self.cell_incidence_ff = sp.csr_matrix(_incidence(self.a, self.b, n)[:, free])  # unknowns → cells
+        self.cell_incidence_ff_t = sp.csr_matrix(self.cell_incidence_ff.T)
         self.g_ratio = np.divide(1.0, circuit.cell_g, out=np.zeros(len(self.a)), where=circuit.cell_g > 0)
 
     def _jacobian(self, da: np.ndarray, db: np.ndarray) -> sp.csc_matrix:
@@ -363,6 +364,8 @@ class _ReducedSystem:
 
     def _apply_jacobian(self, x: np.ndarray, da: np.ndarray, db: np.ndarray) -> np.ndarray:
         """Each vector's own Jacobian times its column of x (unknowns, batch); da, db: (cells, batch)."""
+        if self.circuit.xb.selector is not None:  # db = −da: the stamp acts on the voltage across the cell
+            return self.lap_ff @ x + self.cell_incidence_ff_t @ (da * (self.cell_incidence_ff @ x))
         padded = np.concatenate([x, np.zeros((1, x.shape[1]))])  # index -1: the zero row
         return self.lap_ff @ x + self.cell_incidence_ff_t @ (da * padded[self.fa] + db * padded[self.fb])
 
