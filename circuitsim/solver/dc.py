@@ -37,9 +37,9 @@ QUADRATIC_SCALE_V = 0.01  # Newton's error after a step s is taken as s²/QUADRA
 
 @dataclass(frozen=True)
 class NewtonOptions:
-    """vtol_v: converged when the largest node update is below this [V], or when every KCL
-    residual is below reltol_kcl × (largest node conductance × drive voltage), the rounding
-    floor of ill-conditioned arrays; max_step_v: Newton steps are scaled down to this [V];
+    """vtol_v: converged when the largest node update is below this [V], or when every node's KCL
+    residual is below reltol_kcl × (its conductance × drive voltage), the rounding floor of
+    ill-conditioned arrays; max_step_v: Newton steps are scaled down to this [V];
     shared_iter: iterations with the batch-shared Jacobian; max_iter: iterations of a
     single-vector Newton; source_steps: ramp points of the source-stepping fallback;
     cell_iter: bracketed Newton iterations for the inner node of a cell."""
@@ -335,6 +335,7 @@ class _ReducedSystem:
         self.fa, self.fb = index[self.a], index[self.b]  # -1: not an unknown
         self.cell_incidence_ff = sp.csr_matrix(_incidence(self.a, self.b, n)[:, free])  # unknowns → cells
         self.cell_incidence_ff_t = sp.csr_matrix(self.cell_incidence_ff.T)
+        self.node_conductance = self.lap_ff.diagonal() + abs(self.cell_incidence_ff_t) @ circuit.cell_g
         self.g_ratio = np.divide(1.0, circuit.cell_g, out=np.zeros(len(self.a)), where=circuit.cell_g > 0)
 
     def _jacobian(self, da: np.ndarray, db: np.ndarray) -> sp.csc_matrix:
@@ -409,7 +410,8 @@ class _ReducedSystem:
         opts = self.opts
         v = v.copy()
         drive = np.max(np.abs(v[:, self.circuit.fixed]), axis=1, initial=0.0)
-        itol = opts.reltol_kcl * np.max(np.abs(self.lap.diagonal()), initial=1.0) * np.maximum(drive, 1.0)
+        # each node's rounding floor: its conductance (wires, cells at most their device's g) × the drive
+        itol = opts.reltol_kcl * np.maximum(drive, 1.0)[:, None] * self.node_conductance
         active = np.ones(len(v), dtype=bool)
         f, da, db, v_m = self.residual(v, gates, v_m, tol_v)
         factor, forcing, before = None, np.full(len(v), KRYLOV_RTOL_MAX), None
@@ -435,7 +437,7 @@ class _ReducedSystem:
             largest = np.max(np.abs(step), axis=1, initial=0.0)
             step *= np.minimum(1.0, opts.max_step_v / np.maximum(largest, 1e-300))[:, None]
             error_after = largest * np.where(solved, forcing[idx] + largest / QUADRATIC_SCALE_V, 1.0)
-            done = (error_after < opts.vtol_v) | (np.max(np.abs(f[idx]), axis=1, initial=0.0) < itol[idx])
+            done = (error_after < opts.vtol_v) | np.all(np.abs(f[idx]) < itol[idx], axis=1)
             v[idx], f[idx], da[idx], db[idx], v_m[idx] = self._line_search(
                 v[idx], step, f[idx], None if gates is None else gates[idx], v_m[idx], sub_da, sub_db,
                 INNER_TOL_FRACTION * largest[:, None])
