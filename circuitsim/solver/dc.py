@@ -32,6 +32,7 @@ KRYLOV_DIM = 10  # most GMRES iterations per Newton step (basis vectors kept per
 INNER_TOL_FRACTION = 1e-3  # inner nodes solved to this fraction of the outer Newton step
 INNER_TOL_START_V = 1e-6  # ... and to this before the first step
 CELL_BLOCK = 1 << 16  # cells (over all vectors) solved at once: their arrays stay in the CPU cache
+PORT_RTOL = 1e-8  # a step is final once the source currents it can still change are below this, relative
 QUADRATIC_SCALE_V = 0.01  # Newton's error after a step s is taken as s²/QUADRATIC_SCALE_V (sinh: v0/2 ≥ 0.01 V)
 
 
@@ -336,6 +337,10 @@ class _ReducedSystem:
         self.cell_incidence_ff = sp.csr_matrix(_incidence(self.a, self.b, n)[:, free])  # unknowns → cells
         self.cell_incidence_ff_t = sp.csr_matrix(self.cell_incidence_ff.T)
         self.node_conductance = self.lap_ff.diagonal() + abs(self.cell_incidence_ff_t) @ circuit.cell_g
+        to_sources = self.lap_free_rows[:, circuit.fixed]  # unknowns next to a source: the ports
+        self.port_g = np.asarray(abs(to_sources).sum(axis=1)).ravel()
+        self.ports = np.flatnonzero(self.port_g > 0)
+        self.port_coupling = sp.csr_matrix(to_sources[self.ports])
         self.g_ratio = np.divide(1.0, circuit.cell_g, out=np.zeros(len(self.a)), where=circuit.cell_g > 0)
 
     def _jacobian(self, da: np.ndarray, db: np.ndarray) -> sp.csc_matrix:
@@ -437,7 +442,8 @@ class _ReducedSystem:
             largest = np.max(np.abs(step), axis=1, initial=0.0)
             step *= np.minimum(1.0, opts.max_step_v / np.maximum(largest, 1e-300))[:, None]
             error_after = largest * np.where(solved, forcing[idx] + largest / QUADRATIC_SCALE_V, 1.0)
-            done = (error_after < opts.vtol_v) | np.all(np.abs(f[idx]) < itol[idx], axis=1)
+            done = self._ports_accurate(v[idx], self.port_g[self.ports] * error_after[:, None]) & (
+                (error_after < opts.vtol_v) | np.all(np.abs(f[idx]) < itol[idx], axis=1))
             v[idx], f[idx], da[idx], db[idx], v_m[idx] = self._line_search(
                 v[idx], step, f[idx], None if gates is None else gates[idx], v_m[idx], sub_da, sub_db,
                 INNER_TOL_FRACTION * largest[:, None])
@@ -446,6 +452,18 @@ class _ReducedSystem:
                 return v, v_m
         v[active] = np.nan
         return v, v_m
+
+    def _ports_accurate(self, v: np.ndarray, error_a: np.ndarray) -> np.ndarray:
+        """Per vector: whether current errors error_a (batch, ports) [A] at the ports are below
+        PORT_RTOL of the current each port delivers into its sources, or at its rounding floor.
+        The reported row and column currents are those differences: a sense node held at 1 V with
+        1 nA flowing needs its neighbour right to 1e-15 V, far below vtol_v."""
+        if not len(self.ports):
+            return np.ones(len(v), dtype=bool)
+        held = -rows_times(v[:, self.circuit.fixed], self.port_coupling)  # Σ g·v over the sources
+        own = self.port_g[self.ports] * v[:, self.free[self.ports]]
+        floor = PORT_RTOL * np.abs(own - held) + 8 * np.finfo(float).eps * (np.abs(own) + np.abs(held))
+        return np.all(error_a <= floor, axis=1)
 
     def _line_search(self, v, step, f, gates, v_m, da, db, tol_v, tries: int = 12):
         """v + t·step per vector, t in (0, 1], with everything residual() returns there (da, db:
