@@ -442,7 +442,10 @@ class _ReducedSystem:
             largest = np.max(np.abs(step), axis=1, initial=0.0)
             step *= np.minimum(1.0, opts.max_step_v / np.maximum(largest, 1e-300))[:, None]
             error_after = largest * np.where(solved, forcing[idx] + largest / QUADRATIC_SCALE_V, 1.0)
-            done = self._ports_accurate(v[idx], self.port_g[self.ports] * error_after[:, None]) & (
+            # each port's own step: a high-impedance node elsewhere (a floating line) may wiggle at rounding
+            port_error = (self.port_g[self.ports] * np.abs(step[:, self.ports])
+                          * np.where(solved, forcing[idx] + largest / QUADRATIC_SCALE_V, 1.0)[:, None])
+            done = self._ports_accurate(v[idx], port_error) & (
                 (error_after < opts.vtol_v) | np.all(np.abs(f[idx]) < itol[idx], axis=1))
             v[idx], f[idx], da[idx], db[idx], v_m[idx] = self._line_search(
                 v[idx], step, f[idx], None if gates is None else gates[idx], v_m[idx], sub_da, sub_db,
