@@ -1,13 +1,13 @@
-"""Exact nodal solution of a Circuit with scipy sparse LU.
+"""Exact nodal solution of a Circuit with sparse factorizations (CHOLMOD or SuperLU).
 
 Linear arrays: one factorization serves the whole batch (and gives the transfer matrix).
 Nonlinear cells (device in series with a selector or an access transistor): each cell is
-reduced to one two-terminal branch by solving its inner node exactly (a monotone scalar
-equation, bracketed Newton), so the array system keeps the size and pattern of the linear
-one and the cell's current is bounded by its device conductance. The batch is then solved
-together by Newton with a Jacobian shared across the batch (one factorization per
-iteration for all vectors); vectors it leaves unconverged get their own Newton, and source
-stepping is the last resort.
+reduced to one two-terminal branch by solving its inner node (a monotone scalar equation,
+bracketed Newton), so the array system keeps the size and pattern of the linear one and the
+cell's current is bounded by its device conductance. A batch is then solved in chunks by
+inexact Newton: each vector's own Jacobian, its steps by GMRES preconditioned with one
+factorization shared by the chunk (see _ReducedSystem.newton); vectors it leaves unconverged
+get their own Newton, and source stepping is the last resort.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class NewtonOptions:
     """vtol_v: converged when the largest node update is below this [V], or when every node's KCL
     residual is below reltol_kcl × (its conductance × drive voltage), the rounding floor of
     ill-conditioned arrays; max_step_v: Newton steps are scaled down to this [V];
-    shared_iter: iterations with the batch-shared Jacobian; max_iter: iterations of a
+    shared_iter: Newton iterations of a batch (chunk); max_iter: iterations of a
     single-vector Newton; source_steps: ramp points of the source-stepping fallback;
     cell_iter: bracketed Newton iterations for the inner node of a cell."""
 
@@ -279,11 +279,11 @@ def _check_kcl(system: _ReducedSystem, v: np.ndarray, cell_i: np.ndarray) -> Non
                                "of the currents at a node: not trustworthy")
 
 
-def _gmres(apply, precondition, rhs: np.ndarray, rtol: float, dim: int) -> tuple[np.ndarray, int, np.ndarray]:
+def _gmres(apply, precondition, rhs: np.ndarray, rtol, dim: int) -> tuple[np.ndarray, int, np.ndarray]:
     """Right-preconditioned GMRES on every column of rhs (n, batch) at once, each column with its
     own operator (apply maps columns to columns) and one shared preconditioner solve per iteration:
-    x, the iterations taken (at most dim), and per column whether its residual fell below rtol of
-    its rhs. The preconditioned vectors are kept (flexible GMRES), which saves a last solve.
+    x, the iterations taken (at most dim), and per column whether its residual fell below rtol
+    (scalar or per column) of its rhs. The preconditioned vectors are kept (flexible GMRES), which saves a last solve.
     Columns, not rows: sparse products and gathers of nodes then work on contiguous memory."""
     batch = rhs.shape[1]
     beta = np.linalg.norm(rhs, axis=0)
