@@ -6,7 +6,7 @@ equations cannot describe different circuits. Zero-ohm segments are merged into 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -50,6 +50,12 @@ class Circuit:
     floating_rows: np.ndarray
     floating_cols: np.ndarray
     dead: np.ndarray  # per node: no DC path to a source; its elements are left out, its voltage is undefined
+    # capacitors (transients only): cap_b == GROUND for a capacitor to ground; cap_ids: position in
+    # the numbering of _capacitor_names(); none for a design without capacitance
+    cap_a: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    cap_b: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    cap_farad: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    cap_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
     @property
     def n_nodes(self) -> int:
@@ -70,6 +76,12 @@ class Circuit:
     def res_names(self) -> np.ndarray:
         """Netlist names of the wire resistors (object array)."""
         return _segment_names(*self.xb.shape, self.floating_rows, self.floating_cols)[self.res_ids]
+
+    @cached_property
+    def cap_names(self) -> tuple[str, ...]:
+        """Netlist names of the capacitors."""
+        names = _capacitor_names(*self.xb.shape)
+        return tuple(names[i] for i in self.cap_ids)
 
     def fixed_voltages(self, v_rows: np.ndarray, v_cols: np.ndarray, v_gates: np.ndarray) -> np.ndarray:
         """(batch, n_fixed) source voltages from per-line drive arrays of shape (batch, lines)."""
@@ -99,6 +111,28 @@ def _segment_names(rows: int, cols: int, floating_rows: np.ndarray, floating_col
                            grid_names("Rcol", "_", range(rows - 1), range(cols)),
                            grid_names("Rrow", "_", np.flatnonzero(~floating_rows), [0]),
                            grid_names("Rcol", "_", [rows - 1], np.flatnonzero(~floating_cols))])
+
+
+GROUND = -1  # the reference node (SPICE's 0) in cap_b
+
+
+def _capacitor_names(rows: int, cols: int) -> list[str]:
+    """Capacitor names in the order _capacitors lists them: to ground on rows and columns, across
+    cells, coupling row i to row i+1 (Ckr) and column j to column j+1 (Ckc)."""
+    cells = [(i, j) for i in range(rows) for j in range(cols)]
+    return ([f"Crow{i}_{j}" for i, j in cells] + [f"Ccol{i}_{j}" for i, j in cells]
+            + [f"Ccell{i}_{j}" for i, j in cells] + [f"Ckr{i}_{j}" for i in range(rows - 1) for j in range(cols)]
+            + [f"Ckc{i}_{j}" for i in range(rows) for j in range(cols - 1)])
+
+
+def _capacitors(xb: Crossbar, r_node: np.ndarray, b_node: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(a, b, farad) of every capacitor position in the unmerged numbering (b = GROUND to ground)."""
+    ground = np.full(r_node.size, GROUND)
+    a = [r_node.ravel(), b_node.ravel(), r_node.ravel(), r_node[:-1, :].ravel(), b_node[:, :-1].ravel()]
+    b = [ground, ground, b_node.ravel(), r_node[1:, :].ravel(), b_node[:, 1:].ravel()]
+    farad = [xb.c_row.ravel(), xb.c_col.ravel(), xb.c_cell.ravel(), xb.c_couple[:-1, :].ravel(),
+             xb.c_couple[:, :-1].ravel()]
+    return np.concatenate(a), np.concatenate(b), np.concatenate(farad)
 
 
 def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.ndarray) -> Circuit:
@@ -166,6 +200,13 @@ def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.nda
     fixed_line = np.concatenate([np.flatnonzero(driven), np.flatnonzero(sensed),
                                  np.arange(rows) if xb.transistor is not None else np.array([], int)])
     cells = np.arange(n)
+    caps = {}
+    if xb.has_capacitance:
+        c_a, c_b, c_f = _capacitors(xb, r_node, b_node)
+        c_a, c_b = node(c_a), np.where(c_b == GROUND, GROUND, node(np.maximum(c_b, 0)))
+        # left out: zero capacitance, both ends one node (merged), an end with no DC path
+        on = (c_f > 0) & (c_a != c_b) & ~dead[c_a] & ((c_b == GROUND) | ~dead[np.maximum(c_b, 0)])
+        caps = {"cap_a": c_a[on], "cap_b": c_b[on], "cap_farad": c_f[on], "cap_ids": np.flatnonzero(on)}
     return Circuit(
         xb=xb,
         node_ids=used,
@@ -176,7 +217,7 @@ def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.nda
         tr_row=cells // cols if xb.transistor is not None else empty,
         row_node=node(r_node), col_node=node(b_node), inner_node=node(m_node) if inner else None,
         fixed=node(fixed_all), fixed_kind=fixed_kind, fixed_line=fixed_line,
-        floating_rows=floating_rows, floating_cols=floating_cols, dead=dead,
+        floating_rows=floating_rows, floating_cols=floating_cols, dead=dead, **caps,
     )
 
 

@@ -113,8 +113,19 @@ def render(circuit: Circuit, fixed_volts: np.ndarray, analysis: str = ".op", *,
         source = names[circuit.tr_s[live]]
         out += lines(_cell_names("M", rows, cols)[live], names[circuit.tr_d[live]], names[gate[circuit.tr_row[live]]],
                      source, source, f"{tr.spice_model}_cs w={number(tr.w)} l={number(tr.l)}")
+    out += capacitor_lines(circuit)
     out += [analysis, ".end", ""]
     return "\n".join(out)
+
+
+def capacitor_lines(circuit: Circuit) -> list[str]:
+    """The deck lines of the circuit's capacitors (none, not even a comment, for a design without
+    capacitance: its deck stays what it was)."""
+    if not len(circuit.cap_a):
+        return []
+    names = np.array([*circuit.node_names, "0"], dtype=object)  # GROUND (-1) is the last: node 0
+    return ["* capacitors: Crow/Ccol to ground, Ccell across a cell, Ckr/Ckc coupling neighbouring rows/columns",
+            *lines(circuit.cap_names, names[circuit.cap_a], names[circuit.cap_b], numbers(circuit.cap_farad))]
 
 
 def relative_includes(deck: str, deck_dir: str | Path) -> str:

@@ -46,7 +46,7 @@ class NewtonOptions:
     cell_iter: int = 100
 
 
-def _incidence(a: np.ndarray, b: np.ndarray, n: int) -> sp.csr_matrix:
+def incidence(a: np.ndarray, b: np.ndarray, n: int) -> sp.csr_matrix:
     """(branches, n) matrix with +1 at node a and −1 at node b: branch currents @ it gives
     the net current leaving every node."""
     k = np.arange(len(a))
@@ -231,7 +231,7 @@ class _ReducedSystem:
         index = np.full(n, -1)
         index[free] = np.arange(len(free))
         self.fa, self.fb = index[self.a], index[self.b]  # -1: not an unknown
-        self.cell_incidence = _incidence(self.a, self.b, n)
+        self.cell_incidence = incidence(self.a, self.b, n)
         self.order = elimination_order(circuit, free)
 
     def _jacobian(self, da: np.ndarray, db: np.ndarray) -> sp.csc_matrix:
@@ -349,5 +349,5 @@ def leaving_currents(circuit: Circuit, v: np.ndarray, gates) -> np.ndarray:
     out = v @ _full_linear_laplacian(circuit)  # wires and linear cell devices; symmetric
     if not is_linear(circuit):
         m, b = circuit.inner_node.ravel(), circuit.col_node.ravel()
-        out += inner_current(circuit, v[:, m], v[:, b], gates)[0] @ _incidence(m, b, circuit.n_nodes)
+        out += inner_current(circuit, v[:, m], v[:, b], gates)[0] @ incidence(m, b, circuit.n_nodes)
     return out
