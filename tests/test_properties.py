@@ -299,6 +299,17 @@ def test_floating_open_column():
     check_kcl(xb, {"v_rows": [0.2, 0.1], "floating_cols": np.array([False, True])}, res)
 
 
+def test_nodes_merged_across_a_near_short_obey_kcl():
+    """Fixed by the solver (issue 13): two column nodes 1 Ω apart between 1 nS cells are merged
+    (a near-short) and used to share one voltage, so the 1 Ω segment showed no current; each now
+    gets back the drop its short branch's current sets."""
+    r_col = np.zeros((2, 4))
+    r_col[0, 1] = 1.0
+    xb = circuitsim.Crossbar(conductance=[[0.0, 1e-9, 0.0, 0.0], [0.0, 1e-9, 0.0, 0.0]], r_row=0.0, r_col=r_col)
+    drive = {"v_rows": np.array([[0.0, 1.0]]), "floating_cols": np.array([False, True, False, False])}
+    check_kcl(xb, drive, circuitsim.simulate(xb, engine="numpy", **drive))
+
+
 def test_subnormal_drive_voltages():
     """A drive of 5.8e-308 V (a subnormal number) is a drive like any other: currents of ~1e-314 A."""
     xb = circuitsim.Crossbar(conductance=[[1e-7]], r_col=0.1)

@@ -12,7 +12,7 @@ from circuitsim.circuit import make_drive
 from circuitsim.devices import SinhSelector
 from circuitsim.errors import ConvergenceError
 from circuitsim.solver import dc
-from circuitsim.solver.ordering import OrderedCholesky, have_cholmod
+from circuitsim.solver.ordering import OrderedCholesky
 
 
 def test_gmres_solves_each_row_with_its_own_operator(rng):
@@ -69,7 +69,6 @@ def test_newton_that_cannot_converge_raises(rng):
         dc.solve(drive.circuit, drive.fixed_volts, starved)
 
 
-@pytest.mark.skipif(not have_cholmod(), reason="scikit-sparse (the fast extra) is not installed")
 def test_supernodal_and_simplicial_cholesky_solve_alike(rng):
     """Large systems are factorized supernodally (BLAS blocks); small ones and Schur complements use
     the simplicial factorization: both give the same solves."""

@@ -69,6 +69,7 @@ class LinearSystem:
         b = np.concatenate([circuit.res_b, circuit.cell_lo])
         g = np.concatenate([1.0 / circuit.res_ohm, circuit.cell_g])
         self.shorts = find_shorts(a, b, g, circuit.fixed, n)
+        self.short_g = None if self.shorts is None else g[self.shorts.branch]
         self.rep, kept = np.arange(n), np.ones(len(g), dtype=bool)
         if self.shorts is not None:
             self.rep, kept[self.shorts.branch] = self.shorts.rep, False
@@ -110,6 +111,7 @@ class LinearSystem:
                 through = self.shorts.branch_currents(leaving)
                 is_cell = self.shorts.branch >= self.n_res
                 cells[part][:, self.shorts.branch[is_cell] - self.n_res] = through[:, is_cell]
+                self.shorts.spread_voltages(v[part], through, self.short_g)
             sources[part] = leaving[:, circuit.fixed]
         return v, sources, cells
 

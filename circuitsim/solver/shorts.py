@@ -1,4 +1,5 @@
-"""Near-short branches: merged before the nodal solve, their currents recovered by KCL after it.
+"""Near-short branches: merged before the nodal solve, their currents recovered by KCL after it,
+and from those currents the voltage each merged node sits apart from its neighbour.
 
 A branch far more conductive than everything else at its ends (a 1e15 S cell between 2 Ω wires)
 puts G next to g ≪ G in the nodal matrix; elimination then subtracts numbers of size G to get ones
@@ -46,6 +47,16 @@ class Shorts:
             np.add.at(total.T, self.parent[e], out.T)
             total[:, self.child[e]] = 0.0
         return through
+
+    def spread_voltages(self, v: np.ndarray, through: np.ndarray, g: np.ndarray) -> None:
+        """Give each merged node (v: batch, n_nodes, in place, every node of a group at its
+        representative's voltage) the voltage its short branch's current through its conductance g
+        (shorts) sets apart from its parent's: the reported nodes then obey KCL at every element."""
+        where = np.searchsorted(self.branch, self.edge_branch)
+        drop = through[:, where] / g[where] * self.edge_sign  # v(child) − v(parent)
+        for level in np.unique(self.depth):  # parents before their children
+            e = np.flatnonzero(self.depth == level)
+            v[:, self.child[e]] = v[:, self.parent[e]] + drop[:, e]
 
 
 def find_shorts(a: np.ndarray, b: np.ndarray, g: np.ndarray, fixed: np.ndarray, n_nodes: int) -> Shorts | None:
