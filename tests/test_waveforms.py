@@ -91,3 +91,25 @@ def test_bad_input_one_line_errors(call, match):
     with pytest.raises(ValueError, match=match) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("engine", ["spice", "numpy"])
+def test_gate_pulse_switches_a_1t1r_row_in_both_engines(engine):
+    # a real transient: rows held at 0.3 V, row 0's gate pulses on from 2 to 6 ns, row 1's stays off;
+    # mid-pulse and after it the column currents are simulate()'s DC answers with those gates
+    import circuitsim
+    from circuitsim.devices import NmosAccess
+    from circuitsim.transient import array_transient
+
+    xb = circuitsim.Crossbar(conductance=[[1e-4, 5e-5], [2e-5, 1e-4]], r_row=2.0, r_col=2.0,
+                             transistor=NmosAccess(), c_row=1e-15, c_col=1e-15)
+    on = NmosAccess().v_gate_on
+    drive = wf.assemble(10e-9, [0.3, 0.3], [0.0, 0.0], [wf.gate_pulse(on, 2e-9, 6e-9, 0.2e-9), 0.0])
+    res = array_transient(xb, None, drive, engine=engine, detail=False)
+    for t, gates in ((5e-9, [on, 0.0]), (9.5e-9, [0.0, 0.0])):
+        dc = circuitsim.simulate(xb, [0.3, 0.3], engine="numpy", v_gates=gates).column_currents
+        got = np.array([np.interp(t, res.time_s, col) for col in res.column_currents.T])
+        err = np.abs(got - dc).max() / 3e-5  # full scale: 0.3 V across 1e-4 S
+        assert err < 1e-6, f"{engine} at {t:g} s: {got} vs DC {dc} ({err:.1e} of full scale)"
+    mid = np.array([np.interp(5e-9, res.time_s, col) for col in res.column_currents.T])
+    assert mid[0] > 1e-6 > np.abs(np.interp(9.5e-9, res.time_s, res.column_currents[:, 0]))
