@@ -11,6 +11,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 ngspice_version() { ngspice -v 2>/dev/null | grep -oE 'ngspice-[0-9]+' | head -1 | cut -d- -f2; }
 
+APT_UPDATED=""
+apt_update_once() { if [ -z "$APT_UPDATED" ]; then $SUDO apt-get update -q; APT_UPDATED=1; fi; }
+
 have_libngspice() { ldconfig -p | grep -q 'libngspice\.so '; }
 
 if [ "$(ngspice_version || true)" != "46" ] || ! have_libngspice || ! pkg-config --exists cairo 2>/dev/null; then
@@ -23,7 +26,7 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
   fi
-  $SUDO apt-get update -q
+  apt_update_once
   if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q -t bookworm-backports \
       ngspice libngspice0 libngspice0-dev; then
     echo "WARNING: ngspice 46 from bookworm-backports is not available; installing bookworm's ngspice 39" >&2
@@ -38,7 +41,7 @@ fi
 # OpenBLAS under it: Debian's default reference BLAS makes CHOLMOD's supernodal factorization
 # (large arrays) 3x slower
 if [ ! -f /usr/include/suitesparse/cholmod.h ] || ! dpkg -s libopenblas0-pthread >/dev/null 2>&1; then
-  $SUDO apt-get update -q
+  apt_update_once
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q libsuitesparse-dev libopenblas0-pthread
 fi
 
