@@ -42,6 +42,12 @@ def test_single_cell_with_a_capacitor_follows_the_first_order_response(engine, w
     full_scale = g * volts / r_driver / g_node
     error = np.max(np.abs(res.column_currents[:, 0] - expected)) / full_scale
     assert error < 3e-4, f"column current off the closed form by {error:.2g} of full scale"
+    # the charge into the sense node: g·∫v dt, plus C·v(t) through a cell capacitor
+    fine = np.linspace(0, res.time_s[-1], 200_001)
+    v_fine = volts / r_driver / g_node * ramp_response(fine, tau, rise)
+    charge = g * np.trapezoid(v_fine, fine) + (cap * v_fine[-1] if where == "c_cell" else 0.0)
+    error = abs(res.column_charge_c[-1, 0] / charge - 1)
+    assert error < 3e-4, f"column charge {res.column_charge_c[-1, 0]:.6g} C vs closed form {charge:.6g} C"
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -22,13 +22,15 @@ from circuitsim.solver.ordering import elimination_order, factorize
 @dataclass(frozen=True, eq=False)
 class Waves:
     """What a transient engine hands back at its output times time_s (T,): source_currents
-    (T, n_fixed) [A] delivered into the circuit; source_energy_j (T,) [J] the sources delivered
-    since t = 0; with detail, node_volts (T, n_nodes) [V] (NaN where a node has no DC path),
-    cell_currents (T, cells) [A] and, for stateful cells, state (T, cells); stored_energy_j (T,)
-    [J] in the capacitors, or None; extra: provenance (e.g. step counts)."""
+    (T, n_fixed) [A] delivered into the circuit; source_charge_c (T, n_fixed) [C] and
+    source_energy_j (T,) [J] the sources delivered since t = 0; with detail, node_volts
+    (T, n_nodes) [V] (NaN where a node has no DC path), cell_currents (T, cells) [A] and, for
+    stateful cells, state (T, cells); stored_energy_j (T,) [J] in the capacitors, or None; extra:
+    provenance (e.g. step counts)."""
 
     time_s: np.ndarray
     source_currents: np.ndarray
+    source_charge_c: np.ndarray
     source_energy_j: np.ndarray
     node_volts: np.ndarray | None
     cell_currents: np.ndarray | None
@@ -55,11 +57,12 @@ def stored_energy(circuit: Circuit, node_volts: np.ndarray) -> np.ndarray:
     return 0.5 * np.sum(circuit.cap_farad * (v[..., circuit.cap_a] - v_b) ** 2, axis=-1)
 
 
-def delivered_energy(time_s: np.ndarray, source_volts: np.ndarray, source_currents: np.ndarray) -> np.ndarray:
-    """Energy [J] the sources delivered from time_s[0] to each time point: the trapezoid rule over
-    Σ v·i of the sources, (T, n_fixed) each."""
+def delivered(time_s: np.ndarray, source_volts: np.ndarray, source_currents: np.ndarray):
+    """(charge (T, n_fixed) [C], energy (T,) [J]) the sources delivered from time_s[0] to each time
+    point: the trapezoid rule over their currents and over Σ v·i, (T, n_fixed) each."""
     power = np.sum(source_volts * source_currents, axis=1)
-    return cumulative_trapezoid(power, time_s, initial=0.0)
+    return (cumulative_trapezoid(source_currents, time_s, axis=0, initial=0.0),
+            cumulative_trapezoid(power, time_s, initial=0.0))
 
 
 def node_currents(circuit: Circuit, node_volts: np.ndarray, cell_currents: np.ndarray, gates) -> np.ndarray:
@@ -472,7 +475,8 @@ class _Integrator:
         dev, inner = s.branches(v, x, s.gates(v))
         sources = s.leaving(v, None, dev, inner)[self.fixed]
         past = [(0.0, v, x, sources)]
-        records = {"t": [0.0], "corner": [True], "i": [sources], "e": [0.0], "stored": [stored_energy(circuit, v)],
+        records = {"t": [0.0], "corner": [True], "i": [sources], "q": [np.zeros_like(sources)], "e": [0.0],
+                   "stored": [stored_energy(circuit, v)],
                    "v": [v] if detail else None, "x": [x] if detail and x is not None else None}
         power = float(self.volts[0] @ sources)
         # steps are h_ref·2^k, so the sizes met again (after a breakpoint) find their factorization cached
@@ -511,6 +515,7 @@ class _Integrator:
                 records["t"].append(t)
                 records["corner"].append(t == t_break)
                 records["i"].append(sources)
+                records["q"].append(records["q"][-1] + 0.5 * (records["i"][-2] + sources) * (t - t_prev))
                 records["e"].append(records["e"][-1] + 0.5 * (power + new_power) * (t - t_prev))
                 records["stored"].append(stored_energy(circuit, v))
                 if detail:
@@ -536,10 +541,10 @@ class _Integrator:
         def at_outputs(name):
             return interpolate(ts, np.array(records[name]), t_out, corners)
 
-        sources, energy, stored = at_outputs("i"), at_outputs("e"), at_outputs("stored")
+        sources, charge, energy, stored = at_outputs("i"), at_outputs("q"), at_outputs("e"), at_outputs("stored")
         extra = {**self.stats, "engine_steps": len(ts) - 1}
         if not detail:
-            return Waves(t_out, sources, energy, None, None, None, stored, extra)
+            return Waves(t_out, sources, charge, energy, None, None, None, stored, extra)
         v = at_outputs("v")
         cells = np.zeros((len(t_out), len(circuit.cell_g)))
         state = None
@@ -552,7 +557,7 @@ class _Integrator:
             state = np.tile([d.x0 for d in s.cells], (len(t_out), 1))
             state[:, s.present] = x
         v[:, circuit.dead] = np.nan
-        return Waves(t_out, sources, energy, v, cells, state, stored, extra)
+        return Waves(t_out, sources, charge, energy, v, cells, state, stored, extra)
 
 
 def integrate(circuit: Circuit, cells: list[StateDevice] | None, time_s: np.ndarray, volts: np.ndarray,
