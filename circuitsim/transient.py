@@ -27,7 +27,7 @@ from circuitsim.netlist import number, render, source_names
 from circuitsim.solver.dc import gate_voltages, inner_current
 from circuitsim.solver.transient import StepOptions, Waves, delivered, integrate, node_currents, stored_energy
 from circuitsim.spice.worker import SpiceJob, SpiceWorker, run_job
-from circuitsim.validate import finite_array, line_mask
+from circuitsim.validate import finite_array, line_mask, positive_scalar
 
 ENGINES = ("spice", "numpy")
 # ngspice accuracy for state trajectories: tight tolerances, gear integration (MODELS.md recipe)
@@ -423,6 +423,8 @@ def array_transient(xb: Crossbar, cells, drive: Drive, *, engine: str = "spice",
         raise ValueError(f"unknown transient engine {engine!r}; choose one of {ENGINES}")
     circuit, device_list, sources, step = _prepare(xb, cells, drive, max_step_s, floating_rows, floating_cols)
     t_eval = output_times(t_eval, drive.duration_s)
+    if not 0 < positive_scalar("rtol", rtol) < 1:
+        raise ValueError(f"rtol is a fraction of full scale in (0, 1), got {rtol!r}")
     start = time.perf_counter()
     if engine == "spice":
         waves = _spice(circuit, device_list, drive, sources, step, detail, worker, timeout_s)

@@ -84,7 +84,8 @@ class StepOptions:
     node voltages, each source kind's largest current (DC estimate or seen so far) for the line
     currents; xtol: the same for normalized device states; max_step_s: largest step [s] (None:
     the drive's segments only bound it); newton_iter: chord-Newton iterations per attempt;
-    newton_frac: Newton stops when its update is below this fraction of the step's tolerance."""
+    newton_frac: Newton stops when its update is below this fraction of the step's tolerance;
+    max_steps: a run needing more steps stops with a ConvergenceError."""
 
     rtol: float = 1e-5
     xtol: float = 1e-6
