@@ -62,16 +62,20 @@ class Circuit:
         return len(self.node_ids)
 
     @cached_property
-    def node_names(self) -> tuple[str, ...]:
-        """Netlist names of the nodes (built on demand: large arrays have many)."""
-        names = _names(*self.xb.shape, self.inner_node is not None)
-        return tuple(names[i] for i in self.node_ids)
+    def node_name_array(self) -> np.ndarray:
+        """Netlist names of the nodes as an object array, for indexing by node arrays in bulk
+        (built on demand: large arrays have many)."""
+        return _names(*self.xb.shape, self.inner_node is not None)[self.node_ids]
 
     @cached_property
-    def res_names(self) -> tuple[str, ...]:
-        """Netlist names of the wire resistors."""
-        names = _segment_names(*self.xb.shape, self.floating_rows, self.floating_cols)
-        return tuple(names[i] for i in self.res_ids)
+    def node_names(self) -> tuple[str, ...]:
+        """Netlist names of the nodes."""
+        return tuple(self.node_name_array.tolist())
+
+    @cached_property
+    def res_names(self) -> np.ndarray:
+        """Netlist names of the wire resistors (object array)."""
+        return _segment_names(*self.xb.shape, self.floating_rows, self.floating_cols)[self.res_ids]
 
     @cached_property
     def cap_names(self) -> tuple[str, ...]:
@@ -86,20 +90,27 @@ class Circuit:
                               axis=1) if len(self.fixed) else np.zeros((v_rows.shape[0], 0))
 
 
-def _names(rows: int, cols: int, inner: bool) -> list[str]:
-    cells = [(i, j) for i in range(rows) for j in range(cols)]
-    names = [f"r{i}c{j}" for i, j in cells] + [f"b{i}c{j}" for i, j in cells]
-    if inner:
-        names += [f"m{i}c{j}" for i, j in cells]
-    return names + [f"in{i}" for i in range(rows)] + [f"out{j}" for j in range(cols)] + [f"g{i}" for i in range(rows)]
+def grid_names(prefix: str, separator: str, rows, cols) -> np.ndarray:
+    """Names <prefix><i><separator><j> for i in rows, j in cols, row-major, as a flat object
+    array built in bulk (one string per row and per column, then one concatenation per name)."""
+    heads = np.array([f"{prefix}{i}{separator}" for i in rows], dtype=object)
+    tails = np.array([str(j) for j in cols], dtype=object)
+    return np.add.outer(heads, tails).ravel()
 
 
-def _segment_names(rows: int, cols: int, floating_rows: np.ndarray, floating_cols: np.ndarray) -> list[str]:
+def _names(rows: int, cols: int, inner: bool) -> np.ndarray:
+    """Node names in the unmerged numbering of build_circuit."""
+    lines = [f"in{i}" for i in range(rows)] + [f"out{j}" for j in range(cols)] + [f"g{i}" for i in range(rows)]
+    return np.concatenate([grid_names(prefix, "c", range(rows), range(cols)) for prefix in ("rbm" if inner else "rb")]
+                          + [np.array(lines, dtype=object)])
+
+
+def _segment_names(rows: int, cols: int, floating_rows: np.ndarray, floating_cols: np.ndarray) -> np.ndarray:
     """Wire segment names in the order build_circuit lists the segments."""
-    return ([f"Rrow{i}_{j}" for i in range(rows) for j in range(1, cols)]
-            + [f"Rcol{i}_{j}" for i in range(rows - 1) for j in range(cols)]
-            + [f"Rrow{i}_0" for i in np.flatnonzero(~floating_rows)]
-            + [f"Rcol{rows - 1}_{j}" for j in np.flatnonzero(~floating_cols)])
+    return np.concatenate([grid_names("Rrow", "_", range(rows), range(1, cols)),
+                           grid_names("Rcol", "_", range(rows - 1), range(cols)),
+                           grid_names("Rrow", "_", np.flatnonzero(~floating_rows), [0]),
+                           grid_names("Rcol", "_", [rows - 1], np.flatnonzero(~floating_cols))])
 
 
 GROUND = -1  # the reference node (SPICE's 0) in cap_b

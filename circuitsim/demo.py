@@ -11,6 +11,7 @@ Figures (PNG), the full netlist and every number (HDF5) go to one output folder.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import time
@@ -353,8 +354,9 @@ def run_demo(out_dir: str | Path = "demo-output", config: DemoConfig = DemoConfi
 @dataclass(frozen=True)
 class ProgrammingDemoConfig:
     """hidden: MLP hidden units; tile: tile rows = cols; levels: conductance levels between
-    g_min_s and g_max_s; times_s / temperatures_k: reads after programming; stuck_rate: share of
-    stuck-at cells (half ON, half OFF) in the fault study."""
+    g_min_s and g_max_s; times_s / temperatures_k: reads after programming; slices: cells (column
+    pairs) per weight of the bit-sliced variant (0: skip it); stuck_rates: stuck-at rates of the
+    fault study (half ON, half OFF; empty: skip it)."""
 
     hidden: int = 16
     tile: int = 32
@@ -363,7 +365,8 @@ class ProgrammingDemoConfig:
     g_max_s: float = 100e-6
     times_s: tuple[float, ...] = (1.0, 60.0, 3600.0, 86400.0, 30 * 86400.0, 3.15e7, 3.15e8)
     temperatures_k: tuple[float, ...] = (300.0, 358.0)
-    stuck_rate: float = 0.02
+    slices: int = 2
+    stuck_rates: tuple[float, ...] = (0.02, 0.05, 0.1)
 
 
 # Stanford-PKU cells behind NMOS access transistors (1T1R), ISPP at 10 ns per pulse: SET with the
@@ -376,12 +379,13 @@ DEMO_WRITE_VERIFY = dict(v_set_start=1.7, v_set_step=0.05, v_set_max=3.0, v_rese
 def run_programming_demo(out_dir: str | Path = "demo-programming", config: ProgrammingDemoConfig =
                          ProgrammingDemoConfig(), echo: Callable[[str], None] = print) -> dict:
     """Program every tile of the digits MLP into 1T1R Stanford-PKU arrays by write-verify, then read
-    it from 1 s to 10 years at two temperatures with and without drift compensation; figures and
+    it from 1 s to 10 years at two temperatures with and without drift compensation, the same for
+    bit-sliced weights, and a fault study (accuracy against stuck-at rate per mapping); figures and
     results.h5 go to out_dir. Returns the headline numbers."""
     from circuitsim.devices import NmosAccess, StanfordPKU
     from circuitsim.programming import ReadNoise, WriteVerify
     from circuitsim.programming import plots as program_plots
-    from circuitsim.programming.network import accuracy_over_time, program_network
+    from circuitsim.programming.network import accuracy_over_time, fault_study, program_network
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -391,53 +395,76 @@ def run_programming_demo(out_dir: str | Path = "demo-programming", config: Progr
     hw = nn.Hardware(g_min_s=config.g_min_s, g_max_s=config.g_max_s, levels=config.levels, tile_rows=config.tile,
                      tile_cols=config.tile, r_wire=R_WIRE_OHM)
     mapped = nn.map_network(net, hw, data.x_train)
-    wv = WriteVerify(**DEMO_WRITE_VERIFY)
+    wv, device, transistor = WriteVerify(**DEMO_WRITE_VERIFY), StanfordPKU(x0=0.9), NmosAccess()
     n_tiles = sum(len(layer.tiles) for layer in mapped.layers)
     echo(f"programming {n_tiles} tiles of at most {config.tile}x{config.tile} 1T1R Stanford-PKU cells "
          f"({config.levels} levels, {1e6 * config.g_min_s:g}-{1e6 * config.g_max_s:g} µS, ±{wv.tolerance:.0%})")
 
     def bar(done, total):
-        echo(f"  [{'#' * done}{'.' * (total - done)}] tile {done}/{total}  (t = {time.perf_counter() - start:.0f} s)")
+        echo(f"  [{'#' * done}{'.' * (total - done)}] {done}/{total}  (t = {time.perf_counter() - start:.0f} s)")
 
-    programmed = program_network(mapped, StanfordPKU(x0=0.9), wv, transistor=NmosAccess(), progress=bar)
-    summary = programmed.summary
+    cpu = time.process_time()
+    programmed = program_network(mapped, device, wv, transistor=transistor, progress=bar)
+    summary = {**programmed.summary, "cpu_time_s": time.process_time() - cpu}
     echo(f"  {summary['cells']} cells, {summary['pulses']} pulses ({summary['pulse_events']} row pulses), "
          f"{1e9 * summary['energy_j']:.2f} nJ, {1e3 * summary['time_s']:.3f} ms of pulses and verifies, "
-         f"{summary['failed']} failed; wall {summary['wall_time_s']:.0f} s")
+         f"{summary['failed']} failed; wall {summary['wall_time_s']:.0f} s, CPU {summary['cpu_time_s']:.0f} s")
     echo("  programming error per level (converged cells): level, cells, mean, std, max |error|")
     levels = programmed.error_per_level()
     for level, errors in levels.items():
         echo(f"    {1e6 * level:6.1f} µS  {len(errors):5d}  {100 * errors.mean():+6.2f} %  "
              f"{100 * errors.std():5.2f} %  {100 * np.abs(errors).max(initial=0):5.2f} %")
     noise = ReadNoise()
-    table = accuracy_over_time(programmed, data.x_test, data.y_test, config.times_s,
-                               temperatures_k=config.temperatures_k, noise=noise)
+    tables = {"1 pair/weight": accuracy_over_time(programmed, data.x_test, data.y_test, config.times_s,
+                                                  temperatures_k=config.temperatures_k, noise=noise)}
     reference = {"float weights": nn.accuracy(net.predict(data.x_test), data.y_test),
                  "quantized, exact levels": nn.accuracy(nn.infer(mapped, data.x_test).predictions, data.y_test)}
-    echo("\n  test accuracy [%] against time after programming (rows: temperature, compensation)")
-    echo("  " + " " * 22 + "".join(f"{t:>10.3g}" for t in table["times_s"]))
-    for a, temp in enumerate(table["temperatures_k"]):
-        for b, comp in enumerate(table["compensations"]):
-            echo(f"  {temp:5.0f} K {comp:>14}" + "".join(f"{100 * v:10.1f}" for v in table["accuracy"][a, b]))
-    faulty = program_network(mapped, StanfordPKU(x0=0.9), wv, transistor=NmosAccess(),
-                             stuck_on_rate=config.stuck_rate / 2, stuck_off_rate=config.stuck_rate / 2, seed=1)
-    fixed = program_network(mapped, StanfordPKU(x0=0.9), wv, transistor=NmosAccess(),
-                            stuck_on_rate=config.stuck_rate / 2, stuck_off_rate=config.stuck_rate / 2, seed=1,
-                            fault_compensation=True)
-    fault_acc = {name: nn.accuracy(nn.infer(p.mapped, data.x_test).predictions, data.y_test)
-                 for name, p in (("stuck cells", faulty), ("stuck cells, pair compensation", fixed))}
-    echo(f"\n  {config.stuck_rate:.0%} stuck-at cells: {faulty.summary['stuck']} reported stuck; accuracy at t = 0 "
-         + ", ".join(f"{name} {100 * acc:.1f} %" for name, acc in fault_acc.items()))
+    if config.slices > 1:
+        hw_sliced = dataclasses.replace(hw, slices=config.slices)
+        mapped_sliced = nn.map_network(net, hw_sliced, data.x_train)
+        echo(f"\nbit-sliced weights: {config.slices} column pairs per weight")
+        sliced = program_network(mapped_sliced, device, wv, transistor=transistor, progress=bar)
+        reference[f"{config.slices} slices, exact levels"] = nn.accuracy(
+            nn.infer(mapped_sliced, data.x_test).predictions, data.y_test)
+        tables[f"{config.slices} pairs/weight"] = accuracy_over_time(
+            sliced, data.x_test, data.y_test, config.times_s, temperatures_k=config.temperatures_k[:1], noise=noise)
+    echo("\n  reference accuracy [%]: " + ", ".join(f"{name} {100 * acc:.1f}" for name, acc in reference.items()))
+    echo("  test accuracy [%] against time after programming (rows: weights, temperature, compensation)")
+    echo("  " + " " * 36 + "".join(f"{t:>10.3g}" for t in config.times_s))
+    for name, table in tables.items():
+        for a, temp in enumerate(table["temperatures_k"]):
+            for b, comp in enumerate(table["compensations"]):
+                echo(f"  {name:>14} {temp:5.0f} K {comp:>12}" + "".join(f"{100 * v:10.1f}"
+                                                                      for v in table["accuracy"][a, b]))
+    study = None
+    if config.stuck_rates:
+        echo("\nfault study: the network programmed with stuck-at cells, per mapping")
+        study = fault_study(mapped, device, wv, data.x_test, data.y_test, (0.0, *config.stuck_rates),
+                            transistor=transistor, seed=1,
+                            progress=lambda done, total: echo(f"  run {done}/{total}  "
+                                                              f"(t = {time.perf_counter() - start:.0f} s)"))
+        echo("  test accuracy [%] at t = 0 against stuck-at rate")
+        echo("  " + " " * 30 + "".join(f"{100 * r:>8.0f} %" for r in study["stuck_rates"]))
+        for a, name in enumerate(study["mappings"]):
+            echo(f"  {name:>30}" + "".join(f"{100 * v:10.1f}" for v in study["accuracy"][a]))
     figures = {"programming": plots.save(program_plots.programming_summary(programmed), out / "programming.png"),
-               "accuracy_vs_time": plots.save(program_plots.accuracy_vs_time(table, reference),
+               "accuracy_vs_time": plots.save(program_plots.accuracy_vs_time(tables, reference),
                                               out / "accuracy_vs_time.png")}
-    accuracies = {name.replace(" ", "_").replace(",", ""): acc for name, acc in {**reference, **fault_acc}.items()}
+    if study is not None:
+        figures["fault_study"] = plots.save(program_plots.fault_study(study), out / "fault_study.png")
     records = {"programming": _point({"hardware": _hardware_tree(hw), "write_verify": wv.as_dict()}, summary,
                                      {"device": "StanfordPKU", "transistor": "NmosAccess"}),
-               "accuracy_vs_time": _point({"times_s": table["times_s"], "temperatures_k": table["temperatures_k"],
-                                           "compensations": np.array(table["compensations"], dtype=object)},
-                                          {"accuracy": table["accuracy"], **accuracies}, {"read_noise": vars(noise)})}
+               **{f"accuracy_vs_time-{k}": _point({"times_s": t["times_s"], "temperatures_k": t["temperatures_k"],
+                                                   "compensations": np.array(t["compensations"], dtype=object)},
+                                                  {"accuracy": t["accuracy"]}, {"read_noise": vars(noise)})
+                  for k, t in enumerate(tables.values())},
+               "reference_accuracy": _point({"names": np.array(list(reference), dtype=object)},
+                                            {"accuracy": np.array(list(reference.values()))}, {})}
+    if study is not None:
+        records["fault_study"] = _point({"stuck_rates": study["stuck_rates"],
+                                         "mappings": np.array(study["mappings"], dtype=object)},
+                                        {"accuracy": study["accuracy"], "stuck": study["stuck"]}, {})
     _write_results(out / "results.h5", records)
     echo(f"\ndone in {time.perf_counter() - start:.0f} s. Output folder: {out.resolve()}")
-    return {"summary": summary, "levels": levels, "table": table, "reference": reference, "faults": fault_acc,
+    return {"summary": summary, "levels": levels, "tables": tables, "reference": reference, "faults": study,
             "figures": figures}

@@ -14,7 +14,8 @@ from circuitsim.design import Crossbar
 from circuitsim.netlist import number, render, source_names, standalone
 from circuitsim.results import Result, extract
 from circuitsim.solver.dc import is_linear, linear_source_currents, operating_point
-from circuitsim.spice.worker import SpiceError, SpiceJob, SpiceWorker, check_timeout, run_job
+from circuitsim.spice.worker import SpiceError, SpiceJob, SpiceWorker, run_job
+from circuitsim.validate import positive_seconds
 
 
 def netlist(xb: Crossbar, v_rows, v_cols=None, *, v_gates=None, floating_rows=None, floating_cols=None,
@@ -142,7 +143,7 @@ def simulate(xb: Crossbar, v_rows, v_cols=None, *, engine: str = "spice", v_gate
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")
-    timeout_s = check_timeout(timeout_s)
+    timeout_s = positive_seconds("timeout_s", timeout_s, allow_none=True)
     drive = make_drive(xb, v_rows, v_cols, v_gates, floating_rows, floating_cols)
     start = time.perf_counter()
     cell_currents = None  # the spice engine's come from its node voltages

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
 from circuitsim.analysis import IRDrop, ReadLatency, ReadPulseEnergy
+from circuitsim.pulse_mvm import PulseMVM, WritePulse
 
 
 class InlineFigure(Figure):
@@ -167,4 +168,47 @@ def read_energy_split(labels: list[str], energies: list[ReadPulseEnergy], title:
     ax.set_ylabel("energy per read")
     ax.set_title(title)
     ax.legend(fontsize="small")
+    return fig
+
+
+def pulse_mvm(mvm: PulseMVM, title: str = "Pulse-coded MVM") -> Figure:
+    """Left: each column's sense current over time, read windows dotted; right: each column's
+    dynamic error (transient − DC) in % of full scale, the error against the ideal G·V in the title."""
+    fig = new_figure(9.0, 3.6)
+    left, right = fig.subplots(1, 2)
+    left.plot(mvm.time_s, mvm.column_currents, lw=1)
+    for end in mvm.windows_s[:, 1]:
+        left.axvline(end, color="grey", ls=":", lw=0.8)
+    left.xaxis.set_major_formatter(EngFormatter(unit="s"))
+    left.yaxis.set_major_formatter(EngFormatter(unit="A"))
+    left.set_xlabel("time")
+    left.set_ylabel("column current")
+    left.set_title(f"{mvm.encoding}, {mvm.engine}: sense currents")
+    columns = np.arange(len(mvm.decoded))
+    right.bar(columns, 100 * mvm.error_vs_dc, color="C0")
+    right.axhline(0, color="grey", lw=0.8)
+    right.set_xlabel("column")
+    right.set_ylabel("transient − DC [% of full scale]")
+    worst_ideal = np.abs(mvm.error_vs_ideal).max()
+    right.set_title(f"dynamic error (vs ideal G·V: up to {100 * worst_ideal:.3g} %)")
+    fig.suptitle(title)
+    return fig
+
+
+def write_pulse(wp: WritePulse, title: str = "Write pulse through the lines") -> Figure:
+    """The applied pulse and the voltage reaching each target cell, with the threshold; the
+    legend gives each cell's peak, delay and time above threshold."""
+    fig = new_figure(6.0, 3.8)
+    ax = fig.add_subplot()
+    ax.plot(wp.time_s, wp.applied_v, color="k", lw=1.2, label=f"applied (width {wp.applied_width_s * 1e9:.3g} ns)")
+    for k, (i, j) in enumerate(wp.cells):
+        ax.plot(wp.time_s, wp.cell_voltages[:, k], lw=1.2,
+                label=f"cell ({i}, {j}): peak {wp.peak_v[k]:.3g} V, delay {wp.delay_s[k] * 1e9:.3g} ns, "
+                      f"above {wp.width_s[k] * 1e9:.3g} ns")
+    ax.axhline(wp.threshold_v, color="grey", ls="--", lw=0.8, label=f"threshold {wp.threshold_v:g} V")
+    ax.xaxis.set_major_formatter(EngFormatter(unit="s"))
+    ax.set_xlabel("time")
+    ax.set_ylabel("cell voltage [V]")
+    ax.set_title(f"{title} ({wp.scheme}, {wp.engine})")
+    ax.legend(fontsize="x-small")
     return fig

@@ -88,6 +88,17 @@ def positive_scalar(name: str, value) -> float:
     return float(finite_array(name, value, shape=(), positive=True))
 
 
+def positive_seconds(name: str, value, allow_none: bool = False) -> float | None:
+    """A time limit or wait in seconds: a positive finite number (None too where allow_none).
+    Anything else, text or booleans included, is a ValueError naming `name`."""
+    if value is None and allow_none:
+        return None
+    if _is_bool(value) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number of seconds{' or None' if allow_none else ''}, "
+                         f"got {value!r}")
+    return float(value)
+
+
 def integer(name: str, value, *, minimum: int = 0, maximum: int | None = None) -> int:
     """A whole number in [minimum, maximum]; an integral float (8.0, 1e3) is accepted, 2.7 is not."""
     if _is_bool(value) or not isinstance(value, numbers.Real):

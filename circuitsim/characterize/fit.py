@@ -44,6 +44,7 @@ FIT_PARAMS = {
     "lid_biolek": ("ron", "roff", "uv"),
     "stanford_pku": ("i0", "g0", "v0", "vel0"),
 }
+LOCAL_STARTS = 3  # local fits run from the best few coarse-grid starts (see fit)
 SPAN_LN = np.log(100.0)  # each parameter is searched within 100x of its start value
 FLOOR_A = 1e-12  # [A] measurement floor: samples below it carry no ln|I|
 V_MIN_FRACTION = 0.02  # samples with |V| below this share of the peak are left out (I ~ 0 there)
@@ -52,7 +53,7 @@ SWITCH_WEIGHT = 0.05  # a switching-voltage miss of one voltage step between sam
 # steer the fit without dominating the (smooth) ln|I| misfits
 READ_FRACTION = 0.1  # loops are read at this share of their peak voltage (R_on, R_off)
 ILL_CONDITIONED = 1e12
-START_RATE_FACTORS = np.geomspace(0.02, 50.0, 9)  # grid of the coarse start (see _coarse_start)
+START_RATE_FACTORS = np.geomspace(0.02, 50.0, 9)  # grid of the coarse starts (see _coarse_starts)
 START_LEVEL_FACTORS = np.geomspace(0.2, 5.0, 5)  # cond(JᵀJ) beyond this: the data does not determine every parameter
 
 
@@ -234,15 +235,22 @@ def fit(model: str, measurements: list[Measurement], start: dict | None = None, 
     lower = np.concatenate([u0[:len(names) + fit_ea] - SPAN_LN, np.full(len(measurements), 1e-3)])
     upper = np.concatenate([u0[:len(names) + fit_ea] + SPAN_LN, np.full(len(measurements), 1 - 1e-3)])
     start_time = time.perf_counter()
-    u0 = _coarse_start(problem, base_device, u0)
+    starts = _coarse_starts(problem, base_device, u0)
     step = np.concatenate([np.full(len(names) + fit_ea, 1e-4), np.full(len(measurements), 1e-5)])
 
     def jac(u):
         sets = np.column_stack([u + np.diag(step)[:, k] for k in range(len(u))])
         return (_residuals(problem, sets) - _residuals(problem, u[:, None])) / step
 
-    sol = least_squares(lambda u: _residuals(problem, u[:, None])[:, 0], u0, jac=jac, bounds=(lower, upper),
-                        x_scale=1.0, max_nfev=max_evaluations, xtol=1e-10, ftol=1e-10)
+    # the cost surface of threshold models is rough at the sampling scale (a threshold crossing moves
+    # from one sample to the next): local fits from the best few grid starts, the lowest cost kept
+    evaluations, sol = 0, None
+    for u_start in starts:
+        local = least_squares(lambda u: _residuals(problem, u[:, None])[:, 0], u_start, jac=jac,
+                              bounds=(lower, upper), x_scale=1.0, max_nfev=max_evaluations, xtol=1e-10, ftol=1e-10)
+        evaluations += local.nfev
+        if sol is None or local.cost < sol.cost:
+            sol = local
     values, sigma = _estimates(problem, sol)
     if sol.status == 0:  # stopped by max_evaluations: not a minimum, so the Jacobian's σ mean nothing
         sigma = dict.fromkeys(sigma, float("nan"))
@@ -254,7 +262,7 @@ def fit(model: str, measurements: list[Measurement], start: dict | None = None, 
     result = Fit(model, params, values, sigma, [f["residual_ln_i"] for f in figures], figures,
                  [m.sha256 for m in measurements], {},
                  {"circuitsim_version": __version__, "optimizer": "scipy.optimize.least_squares (trf)",
-                  "evaluations": int(sol.nfev), "status": sol.message, "converged": bool(sol.status > 0),
+                  "evaluations": int(evaluations), "status": sol.message, "converged": bool(sol.status > 0),
                   "cost": float(sol.cost),
                   "at_bounds": at_bound, "fitted": list(names), "start": dict(base),
                   "wall_time_s": time.perf_counter() - start_time})
@@ -263,8 +271,8 @@ def fit(model: str, measurements: list[Measurement], start: dict | None = None, 
     return result
 
 
-def _coarse_start(problem: _Problem, device: StateDevice, u0: np.ndarray) -> np.ndarray:
-    """The best start on a grid of factors on the fitted rate and level parameters (device.rate_params,
+def _coarse_starts(problem: _Problem, device: StateDevice, u0: np.ndarray) -> list[np.ndarray]:
+    """The LOCAL_STARTS best starts on a grid of factors on the fitted rate and level parameters (device.rate_params,
     device.bound_params), all run in one batched integration: a local fit from a device that does
     not switch within the data, or switches far too much, finds no way downhill."""
     rate = np.array([p in device.rate_params for p in problem.names] + [False] * (len(u0) - len(problem.names)))
@@ -273,7 +281,7 @@ def _coarse_start(problem: _Problem, device: StateDevice, u0: np.ndarray) -> np.
     level_grid = np.log(START_LEVEL_FACTORS) if level.any() else [0.0]
     sets = np.column_stack([u0 + a * rate + b * level for a in rate_grid for b in level_grid])
     cost = np.sum(_residuals(problem, sets) ** 2, axis=0)
-    return sets[:, int(np.argmin(cost))]
+    return [sets[:, k] for k in np.argsort(cost)[:LOCAL_STARTS]]
 
 
 def _measured_switching(m: Measurement):

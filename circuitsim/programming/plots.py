@@ -54,20 +54,36 @@ def programming_summary(programmed: ProgrammedNetwork, title: str = "Write-verif
     return fig
 
 
-def accuracy_vs_time(table: dict, reference: dict[str, float],
+def accuracy_vs_time(tables: dict[str, dict], reference: dict[str, float],
                      title: str = "Digits MLP accuracy after programming") -> Figure:
-    """Test accuracy against time after programming, one line per temperature and compensation
-    (network.accuracy_over_time's table); reference: horizontal lines {label: accuracy}."""
-    fig, (ax,) = _panels(1, title, width_in=6.0, height_in=4.0)
+    """Test accuracy against time after programming: tables {name: network.accuracy_over_time's
+    table} (e.g. one weight per pair, bit-sliced), one colour per name and temperature, one line
+    style per compensation; reference: horizontal lines {label: accuracy}."""
+    fig, (ax,) = _panels(1, title, width_in=6.5, height_in=4.2)
     styles = {"None": "-", "global": "--", "column": ":"}
-    for a, temp in enumerate(table["temperatures_k"]):
-        for b, comp in enumerate(table["compensations"]):
-            label = f"{temp:.0f} K, " + ("no compensation" if comp == "None" else f"{comp} compensation")
-            ax.semilogx(table["times_s"], 100 * table["accuracy"][a, b], styles.get(comp, "-"), marker="o",
-                        color=f"C{a}", label=label)
+    colour = 0
+    for name, table in tables.items():
+        for a, temp in enumerate(table["temperatures_k"]):
+            for b, comp in enumerate(table["compensations"]):
+                label = f"{name}, {temp:.0f} K, " + ("no compensation" if comp == "None" else f"{comp} compensation")
+                ax.semilogx(table["times_s"], 100 * table["accuracy"][a, b], styles.get(comp, "-"), marker="o",
+                            ms=3, color=f"C{colour % 10}", label=label)
+            colour += 1
     for k, (label, acc) in enumerate(reference.items()):
-        ax.axhline(100 * acc, color="0.5", lw=0.8, ls=("-", "--")[k % 2], label=label)
+        ax.axhline(100 * acc, color="0.5", lw=0.8, ls=("-", "--", ":", "-.")[k % 4], label=label)
     ax.set_xlabel("time after programming [s]")
     ax.set_ylabel("test accuracy [%]")
-    ax.legend(fontsize="x-small")
+    ax.legend(fontsize="xx-small")
+    return fig
+
+
+def fault_study(study: dict, title: str = "Digits MLP with stuck-at cells") -> Figure:
+    """Test accuracy right after programming against the stuck-at rate, one line per mapping
+    (network.fault_study's table)."""
+    fig, (ax,) = _panels(1, title, width_in=5.5, height_in=4.0)
+    for a, name in enumerate(study["mappings"]):
+        ax.plot(100 * study["stuck_rates"], 100 * study["accuracy"][a], marker="o", color=f"C{a}", label=name)
+    ax.set_xlabel("stuck-at cells [%] (half ON, half OFF)")
+    ax.set_ylabel("test accuracy [%]")
+    ax.legend(fontsize="small")
     return fig

@@ -18,6 +18,7 @@ is tested against (tests/test_programming.py).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,7 @@ from circuitsim.design import Crossbar
 from circuitsim.devices.memristors import StateDevice
 from circuitsim.errors import ConvergenceError
 from circuitsim.solver.dc import gate_voltages, inner_current
+from circuitsim.solver.ordering import elimination_order
 from circuitsim.transient import Drive, array_transient, pulse_times
 
 SCHEMES = ("floating", "v/2", "v/3")
@@ -36,7 +38,7 @@ DX_STEP = 0.01  # largest state change of any cell in one quasi-static step [-]
 NEWTON_VTOL_V = 1e-7  # Newton stops when no node moves by more than this [V] (rates change by ~1e-6 relative)
 NEWTON_MAX_STEP_V = 0.2  # Newton steps are scaled down to this [V]
 NEWTON_MAX_ITER = 100
-EDGE_POINTS = 16  # midpoint steps across each edge (rate evaluations only, no DC solve)
+EDGE_POINTS = 8  # midpoint steps across each edge (rate evaluations only, no DC solve)
 G_FLOOR_S = 1e-15  # device slope floor (a cell at I = 0 still has a DC path for the solver)
 
 
@@ -59,6 +61,19 @@ class CellModels:
         for k, device in enumerate(flat):
             groups.setdefault(device.with_state(0.5), []).append(k)
         self.groups = [(d, np.array(ks)) for d, ks in groups.items()]
+
+    def rows(self, rows: Sequence[int]) -> CellModels:
+        """The devices of the given rows, stacked, as a (len(rows), cols) CellModels sharing this
+        one's groups (no new devices)."""
+        cols = self.shape[1]
+        cells = (np.asarray(rows)[:, None] * cols + np.arange(cols)).ravel()  # new position -> old cell
+        where = np.full(len(self.devices), -1)
+        where[cells] = np.arange(len(cells))
+        sub = object.__new__(CellModels)
+        sub.shape, sub.devices = (len(cells) // cols, cols), [self.devices[k] for k in cells]
+        sub.groups = [(d, np.sort(where[ks][where[ks] >= 0])) for d, ks in self.groups]
+        sub.groups = [(d, ks) for d, ks in sub.groups if len(ks)]
+        return sub
 
     @property
     def initial_state(self) -> np.ndarray:
@@ -153,29 +168,38 @@ class PulseOutcome:
 
 
 class OperatingPoint:
-    """DC operating points of one bias pattern for changing cell states.
+    """DC operating points of k arrays of one topology (same shape, selector or transistor,
+    floating lines and zero-ohm wires; resistances and biases may differ) for changing cell states.
 
     The nodal equations of solver.dc (the numpy DC engine's circuit: wires, each cell's device
     from its row node to its inner node, the selector or transistor from there to the column
     node) with the devices' own nonlinear I(V, x), solved by damped Newton warm-started from the
-    previous solution. The sparse pattern and the positions of every stamp in it are found
-    once per pulse, so an iteration costs one sparse LU.
+    previous solution. The k arrays are independent circuits solved together: their nodal
+    matrix is block diagonal. The sparse pattern and the positions of every stamp in it are
+    found once per pulse, so an iteration costs one sparse LU. States, voltages and currents
+    come as the k arrays stacked along rows: (k·rows, cols).
     """
 
-    def __init__(self, xb: Crossbar, models: CellModels, bias: PulseBias, frozen: np.ndarray | None):
+    def __init__(self, arrays: Sequence[Crossbar], models: CellModels, biases: Sequence[PulseBias],
+                 frozen: np.ndarray | None):
         self.models, self.frozen = models, frozen
-        c = self.circuit = build_circuit(xb, bias.floating_rows, bias.floating_cols)
-        gates = np.zeros((1, len(bias.v_rows))) if bias.v_gates is None else bias.v_gates[None, :]
-        self.fixed = c.fixed_voltages(bias.v_rows[None, :], bias.v_cols[None, :], gates)[0]
-        self.gates = gate_voltages(c, self.fixed[None, :])
-        self.open = c.cell_g <= 0
+        circuits = [build_circuit(xb, bias.floating_rows, bias.floating_cols) for xb, bias in zip(arrays, biases)]
+        c = self.circuit = circuits[0]
+        if any(_topology(other) != _topology(c) for other in circuits[1:]):
+            raise ValueError("OperatingPoint: the arrays' circuits differ in topology")
+        self.k = len(circuits)
+        self.fixed = np.array([circ.fixed_voltages(bias.v_rows[None, :], bias.v_cols[None, :], _gates(bias))[0]
+                               for circ, bias in zip(circuits, biases)]).reshape(self.k, len(c.fixed))
+        self.gates = gate_voltages(c, self.fixed)
+        self.open = np.tile((c.cell_g <= 0).reshape(c.xb.shape), (self.k, 1))
         self.solves = 0
         n = c.n_nodes
         free = np.setdiff1d(np.arange(n), c.fixed)
-        self.free, self.m = free, len(free)
+        self.free, self.m = free[_elimination_order(c, free)], len(free)  # unknowns in elimination order
+        free = self.free
         index = np.full(n, -1)
         index[free] = np.arange(len(free))
-        self.v = self._first_guess(bias)
+        self.v = np.array([self._first_guess(bias, fixed) for bias, fixed in zip(biases, self.fixed)])
         self.lu = None  # the last Jacobian factorization, reused while it contracts (chord Newton)
         # branches: wires (linear), devices (row node -> cell_lo), access (inner node -> column node)
         self.dev = (c.cell_hi, c.cell_lo)
@@ -183,36 +207,46 @@ class OperatingPoint:
         a = [c.res_a, c.cell_hi] + ([] if self.acc is None else [self.acc[0]])
         b = [c.res_b, c.cell_lo] + ([] if self.acc is None else [self.acc[1]])
         self.br_a, self.br_b = np.concatenate(a), np.concatenate(b)
+        n_br = len(self.br_a)
+        self.incidence = sp.csr_matrix((np.r_[np.ones(n_br), -np.ones(n_br)],
+                                        (np.r_[self.br_a, self.br_b], np.r_[np.arange(n_br), np.arange(n_br)])),
+                                       shape=(n, n_br))  # KCL: current leaving each node
         self.n_wires, self.n_cells = len(c.res_a), len(c.cell_hi)
         fa, fb = index[self.br_a], index[self.br_b]
-        k = np.arange(len(fa))
+        branch = np.arange(n_br)
         # stamps (row, col) of d(current of branch k)/d(v_a) and /d(v_b) into KCL rows a (+) and b (−)
         parts = [(fa, fa, 0, 1.0), (fa, fb, 1, 1.0), (fb, fa, 0, -1.0), (fb, fb, 1, -1.0)]
         keep = [(r >= 0) & (col >= 0) for r, col, _, _ in parts]
-        self.st_branch = np.concatenate([k[m] for m in keep])
+        self.st_branch = np.concatenate([branch[m] for m in keep])
         self.st_which = np.concatenate([np.full(m.sum(), w) for (_, _, w, _), m in zip(parts, keep)])
         self.st_sign = np.concatenate([np.full(m.sum(), sg) for (_, _, _, sg), m in zip(parts, keep)])
         rows = np.concatenate([r[m] for (r, _, _, _), m in zip(parts, keep)])
         cols = np.concatenate([col[m] for (_, col, _, _), m in zip(parts, keep)])
         width = max(self.m, 1)
-        keys, self.st_pos = np.unique(cols.astype(np.int64) * width + rows, return_inverse=True)
-        self.n_data = len(keys)
-        self.indices = (keys % width).astype(np.int32)
-        self.indptr = np.searchsorted(keys // width, np.arange(self.m + 1)).astype(np.int32)
-        self.fa, self.fb = fa, fb
-        self.g_wire = 1.0 / c.res_ohm
+        keys, st_pos = np.unique(cols.astype(np.int64) * width + rows, return_inverse=True)
+        n_data = len(keys)
+        indices = (keys % width).astype(np.int32)
+        indptr = np.searchsorted(keys // width, np.arange(self.m + 1)).astype(np.int32)
+        # the k blocks side by side on the diagonal
+        blocks = np.arange(self.k)
+        self.st_pos = (st_pos[None, :] + n_data * blocks[:, None]).ravel()
+        self.n_data = n_data * self.k
+        self.indices = (indices[None, :] + self.m * blocks[:, None]).ravel()
+        self.indptr = np.r_[(indptr[None, :-1] + n_data * blocks[:, None]).ravel(), self.n_data].astype(np.int32)
+        self.g_wire = 1.0 / np.array([circ.res_ohm for circ in circuits]).reshape(self.k, self.n_wires)
 
     def _factorize(self, da: np.ndarray, db: np.ndarray):
-        """Sparse LU of the Jacobian (free nodes) for branch derivatives da, db."""
-        deriv = np.where(self.st_which == 0, da[self.st_branch], db[self.st_branch]) * self.st_sign
-        data = np.bincount(self.st_pos, weights=deriv, minlength=self.n_data)
+        """Sparse LU of the Jacobian (free nodes) for branch derivatives da, db (k, branches)."""
+        deriv = np.where(self.st_which == 0, da[:, self.st_branch], db[:, self.st_branch]) * self.st_sign
+        data = np.bincount(self.st_pos, weights=deriv.ravel(), minlength=self.n_data)
+        size = self.k * self.m
         try:
-            return splu(sp.csc_matrix((data, self.indices, self.indptr), shape=(self.m, self.m)))
+            return splu(sp.csc_matrix((data, self.indices, self.indptr), shape=(size, size)), permc_spec="NATURAL")
         except RuntimeError as exc:
             raise ConvergenceError("quasi-static pulse: singular nodal matrix (a node has no DC path to a "
                                    "source, e.g. a floating line whose cells are all open)") from exc
 
-    def _first_guess(self, bias: PulseBias) -> np.ndarray:
+    def _first_guess(self, bias: PulseBias, fixed: np.ndarray) -> np.ndarray:
         """Node voltages to start Newton from: each wire node at its line's voltage (the wires
         drop little), each inner node at the column's voltage behind a conducting transistor or a
         selector, at the row's behind a transistor that is off. Floating lines start at 0 V."""
@@ -226,66 +260,86 @@ class OperatingPoint:
             on = np.ones(c.xb.shape, bool) if bias.v_gates is None else (bias.v_gates > 0)[:, None] & np.ones(
                 c.xb.shape, bool)
             v[c.inner_node.ravel()] = np.where(on, cols, rows).ravel()
-        v[c.fixed] = self.fixed
+        v[c.fixed] = fixed
         return v
 
     def _branches(self, v: np.ndarray, x: np.ndarray):
-        """Current of every branch a -> b and its derivatives d/dv_a, d/dv_b."""
-        v_dev = v[self.dev[0]] - v[self.dev[1]]
-        i_dev = np.where(self.open, 0.0, self.models.current(v_dev, x).ravel())
-        g_dev = np.where(self.open, G_FLOOR_S, np.maximum(self.models.slope(v_dev, x).ravel(), G_FLOOR_S))
-        dv_w = v[self.circuit.res_a] - v[self.circuit.res_b]
+        """Current of every branch a -> b and its derivatives d/dv_a, d/dv_b, each (k, branches)."""
+        k = self.k
+        v_dev = (v[:, self.dev[0]] - v[:, self.dev[1]]).reshape(x.shape)
+        i_dev = np.where(self.open, 0.0, self.models.current(v_dev, x)).reshape(k, -1)
+        g_dev = np.where(self.open, G_FLOOR_S, np.maximum(self.models.slope(v_dev, x), G_FLOOR_S)).reshape(k, -1)
+        dv_w = v[:, self.circuit.res_a] - v[:, self.circuit.res_b]
         i = [self.g_wire * dv_w, i_dev]
         da, db = [self.g_wire, g_dev], [-self.g_wire, -g_dev]
         if self.acc is not None:
-            i_acc, d_m, d_b = inner_current(self.circuit, v[self.acc[0]], v[self.acc[1]],
-                                            None if self.gates is None else self.gates[0])
+            i_acc, d_m, d_b = inner_current(self.circuit, v[:, self.acc[0]], v[:, self.acc[1]], self.gates)
             i.append(i_acc)
             da.append(d_m)
             db.append(d_b)
-        return np.concatenate(i), np.concatenate(da), np.concatenate(db)
+        return np.concatenate(i, axis=1), np.concatenate(da, axis=1), np.concatenate(db, axis=1)
 
     def solve(self, x: np.ndarray):
-        """(device voltages, cell voltages [V], cell currents [A], source power [W]) at states x."""
+        """(device voltages, cell voltages [V], cell currents [A] (k·rows, cols), source power [W] (k,))
+        at states x (k·rows, cols)."""
         c, v = self.circuit, self.v.copy()
         previous = np.inf
         for _ in range(NEWTON_MAX_ITER):
             i, da, db = self._branches(v, x)
-            resid = np.zeros(c.n_nodes)
-            np.add.at(resid, self.br_a, i)
-            np.add.at(resid, self.br_b, -i)
             if not self.m:
                 break
-            worst = np.max(np.abs(resid[self.free]))
+            resid = (self.incidence @ i.T).T[:, self.free]
+            worst = np.max(np.abs(resid))
             if self.lu is None or worst > 0.2 * previous:  # the last factorization still contracts fast: keep it
                 self.lu = self._factorize(da, db)
             previous = worst
-            step = self.lu.solve(-resid[self.free])
-            largest = np.max(np.abs(step), initial=0.0)
-            if largest > NEWTON_MAX_STEP_V:
-                step *= NEWTON_MAX_STEP_V / largest
-            v[self.free] += step
-            if largest < NEWTON_VTOL_V:
+            step = self.lu.solve(-resid.ravel()).reshape(self.k, self.m)
+            largest = np.max(np.abs(step), axis=1, keepdims=True)
+            step *= np.minimum(1.0, NEWTON_MAX_STEP_V / np.maximum(largest, 1e-300))  # each array's own damping
+            v[:, self.free] += step
+            if largest.max() < NEWTON_VTOL_V:
                 break
         else:
             raise ConvergenceError(f"quasi-static pulse: Newton on the {c.xb.shape[0]}x{c.xb.shape[1]} array did "
-                                   f"not converge (last update {largest:.3g} V)")
+                                   f"not converge (last update {largest.max():.3g} V)")
         self.solves += 1
         self.v = v
         i, _, _ = self._branches(v, x)
         cells = slice(self.n_wires, self.n_wires + self.n_cells)
-        power = float(np.sum(i * (v[self.br_a] - v[self.br_b])))  # dissipated in every branch = delivered
-        v_dev = v[self.dev[0]] - v[self.dev[1]]
-        v_cell = v[c.row_node.ravel()] - v[c.col_node.ravel()]
-        shape = x.shape
-        return v_dev.reshape(shape), v_cell.reshape(shape), i[cells].reshape(shape), power
+        power = np.sum(i * (v[:, self.br_a] - v[:, self.br_b]), axis=1)  # dissipated in every branch = delivered
+        v_dev = v[:, self.dev[0]] - v[:, self.dev[1]]
+        v_cell = v[:, c.row_node.ravel()] - v[:, c.col_node.ravel()]
+        return v_dev.reshape(x.shape), v_cell.reshape(x.shape), i[:, cells].reshape(x.shape), power
 
     def rate(self, v_dev: np.ndarray, x: np.ndarray) -> np.ndarray:
         r = self.models.dxdt(v_dev, x)
-        r[self.open.reshape(x.shape)] = 0.0
+        r[self.open] = 0.0
         if self.frozen is not None:
             r[self.frozen] = 0.0
         return r
+
+
+def _gates(bias: PulseBias) -> np.ndarray:
+    """(1, rows) gate voltages of a bias (zeros without transistors)."""
+    return np.zeros((1, len(bias.v_rows))) if bias.v_gates is None else bias.v_gates[None, :]
+
+
+def _elimination_order(c, free: np.ndarray) -> np.ndarray:
+    """Order of the free nodes for the LU: inner nodes first (each joins only its row and column
+    node), then the wire nodes in solver.ordering's nested dissection. On a 32×32 1T1R array this
+    gives ~0.6x the fill of COLAMD and a 2.5x faster factorization."""
+    order = elimination_order(c, free)
+    if c.inner_node is None:
+        return order
+    inner = np.isin(free[order], c.inner_node.ravel())
+    return np.concatenate([order[inner], order[~inner]])
+
+
+def _topology(c) -> tuple:
+    """What two circuits must share to be solved as blocks of one OperatingPoint."""
+    parts = (c.node_ids, c.res_a, c.res_b, c.cell_hi, c.cell_lo, c.row_node, c.col_node, c.fixed, c.fixed_kind,
+             c.fixed_line, c.tr_row, c.cell_g > 0, np.zeros(0) if c.inner_node is None else c.inner_node)
+    return tuple(np.asarray(p).tobytes() for p in parts)
 
 
 def _midpoint(rate, x: np.ndarray, h: float, r0: np.ndarray) -> np.ndarray:
@@ -311,34 +365,46 @@ def _edge(qs: OperatingPoint, x: np.ndarray, v_dev: np.ndarray, edge_s: float, r
     return x
 
 
-def apply_pulse(xb: Crossbar, models: CellModels, states: np.ndarray, bias: PulseBias, width_s: float,
-                edge_s: float, *, frozen: np.ndarray | None = None, dx_step: float = DX_STEP) -> PulseOutcome:
-    """The quasi-static pulse model (module docstring): states (rows, cols) before the pulse ->
-    PulseOutcome. frozen: mask of cells whose state cannot move (stuck-at faults). Energies
-    count the edges as a linear cell would (∫ envelope² dt = edge/3)."""
-    qs = OperatingPoint(xb, models, bias, frozen)
+def apply_pulses(arrays: Sequence[Crossbar], models: CellModels, states: np.ndarray, biases: Sequence[PulseBias],
+                 width_s: float, edge_s: float, *, frozen: np.ndarray | None = None,
+                 dx_step: float = DX_STEP) -> PulseOutcome:
+    """The quasi-static pulse model (module docstring) on k independent arrays of one topology
+    (OperatingPoint), each with its own bias and its own time steps, solved together: states
+    (k·rows, cols) before the pulse -> PulseOutcome (energy_j: the k arrays' total). frozen: mask
+    of cells whose state cannot move (stuck-at faults). Energies count the edges as a linear
+    cell would (∫ envelope² dt = edge/3)."""
+    qs = OperatingPoint(arrays, models, biases, frozen)
+    rows = arrays[0].shape[0]
     x = np.array(states, dtype=float)
     v_dev, v_cell, current, power = qs.solve(x)
     x = _edge(qs, x, v_dev, edge_s, rising=True)
-    energy, cell_energy = power * edge_s / 3, np.abs(v_cell * current) * edge_s / 3
+    energy, cell_energy = power.sum() * edge_s / 3, np.abs(v_cell * current) * edge_s / 3
     peak = np.abs(current)
-    t = 0.0
-    while t < width_s * (1 - 1e-12):
+    t = np.zeros(qs.k)
+    while np.any(t < width_s * (1 - 1e-12)):
         v_dev, _, _, _ = qs.solve(x)
         r0 = qs.rate(v_dev, x)
-        fastest = np.max(np.abs(r0), initial=0.0)
-        h = min(width_s - t, dx_step / fastest if fastest > 0 else np.inf)
-        v_half, v_cell, current, power = qs.solve(np.clip(x + 0.5 * h * r0, 0.0, 1.0))
-        x = _midpoint(lambda s, v=v_half: qs.rate(v, s), x, h, r0)
-        energy += power * h
-        cell_energy += np.abs(v_cell * current) * h
+        fastest = np.abs(r0).reshape(qs.k, -1).max(axis=1)
+        h = np.minimum(width_s - t, np.divide(dx_step, fastest, out=np.full(qs.k, np.inf), where=fastest > 0))
+        h[t >= width_s * (1 - 1e-12)] = 0.0  # this array's flat top is done
+        h_cells = np.repeat(h, rows)[:, None]
+        v_half, v_cell, current, power = qs.solve(np.clip(x + 0.5 * h_cells * r0, 0.0, 1.0))
+        x = _midpoint(lambda s, v=v_half: qs.rate(v, s), x, h_cells, r0)
+        energy += float(power @ h)
+        cell_energy += np.abs(v_cell * current) * h_cells
         peak = np.maximum(peak, np.abs(current))
         t += h
     v_dev, v_cell, current, power = qs.solve(x)
     x = _edge(qs, x, v_dev, edge_s, rising=False)
-    energy += power * edge_s / 3
+    energy += power.sum() * edge_s / 3
     cell_energy += np.abs(v_cell * current) * edge_s / 3
-    return PulseOutcome(x, energy, cell_energy, np.maximum(peak, np.abs(current)), qs.solves)
+    return PulseOutcome(x, float(energy), cell_energy, np.maximum(peak, np.abs(current)), qs.solves)
+
+
+def apply_pulse(xb: Crossbar, models: CellModels, states: np.ndarray, bias: PulseBias, width_s: float,
+                edge_s: float, *, frozen: np.ndarray | None = None, dx_step: float = DX_STEP) -> PulseOutcome:
+    """apply_pulses on one array: states (rows, cols) before the pulse -> PulseOutcome."""
+    return apply_pulses((xb,), models, states, (bias,), width_s, edge_s, frozen=frozen, dx_step=dx_step)
 
 
 def apply_pulse_transient(xb: Crossbar, models: CellModels, states: np.ndarray, bias: PulseBias, width_s: float,
@@ -369,24 +435,47 @@ def rows_isolated(xb: Crossbar, bias: PulseBias) -> bool:
         -driven.min() < xb.transistor.vto - 0.1
 
 
-def apply_row_pulse(xb: Crossbar, models: CellModels, states: np.ndarray, bias: PulseBias, width_s: float,
-                    edge_s: float, *, frozen: np.ndarray | None = None) -> PulseOutcome:
-    """apply_pulse for a 1T1R array whose unselected rows are isolated (rows_isolated): the pulse is
-    solved on the selected row alone, each column's wire from that row down to its sense node
-    in series (the cut-off cells of the other rows carry only ngspice's gmin, 1e-12 S); their
-    states do not move. Falls back to the whole array otherwise."""
-    if not rows_isolated(xb, bias):
-        return apply_pulse(xb, models, states, bias, width_s, edge_s, frozen=frozen)
-    row = int(np.flatnonzero(bias.v_gates)[0])
+def _line(xb: Crossbar, bias: PulseBias, row: int) -> tuple[Crossbar, PulseBias]:
+    """The selected row of a 1T1R array alone, each column's wire from that row down to its sense
+    node in series, and its share of the bias."""
     line = Crossbar(conductance=xb.conductance[row:row + 1], r_row=xb.r_row[row:row + 1],
                     r_col=xb.r_col[row:].sum(axis=0)[None, :], r_driver=xb.r_driver[row:row + 1],
                     r_sense=xb.r_sense, transistor=xb.transistor)
-    cols = xb.shape[1]
-    line_models = CellModels(np.array(models.devices, dtype=object).reshape(xb.shape)[row:row + 1], (1, cols))
-    line_bias = PulseBias(bias.v_rows[row:row + 1], bias.v_cols, bias.floating_rows[row:row + 1],
-                          bias.floating_cols, bias.v_gates[row:row + 1])
-    out = apply_pulse(line, line_models, states[row:row + 1], line_bias, width_s, edge_s,
-                      frozen=None if frozen is None else frozen[row:row + 1])
-    x, energy, peak = np.array(states, dtype=float), np.zeros(xb.shape), np.zeros(xb.shape)
-    x[row], energy[row], peak[row] = out.states[0], out.cell_energy_j[0], out.peak_current_a[0]
-    return PulseOutcome(x, out.energy_j, energy, peak, out.dc_solves)
+    return line, PulseBias(bias.v_rows[row:row + 1], bias.v_cols, bias.floating_rows[row:row + 1],
+                           bias.floating_cols, bias.v_gates[row:row + 1])
+
+
+def apply_row_pulses(xb: Crossbar, models: CellModels, states: np.ndarray, biases: Sequence[PulseBias],
+                     width_s: float, edge_s: float, *, frozen: np.ndarray | None = None) -> PulseOutcome:
+    """One write pulse per bias, each writing its own row, as if applied one after another.
+
+    A 1T1R pulse whose unselected rows are isolated (rows_isolated) moves only its own row: it
+    is solved on that row alone, each column's wire from the row down to its sense node in
+    series (the cut-off cells of the other rows carry only ngspice's gmin, 1e-12 S), and such
+    pulses of different rows, being independent, are solved together (apply_pulses, rows of
+    one wire topology in one batch). Any other pulse runs on the whole array, in the given order
+    and before them."""
+    x = np.array(states, dtype=float)
+    energy, cell_energy, peak, solves = 0.0, np.zeros(xb.shape), np.zeros(xb.shape), 0
+    batches: dict[bytes, list[tuple[int, Crossbar, PulseBias]]] = {}
+    for bias in biases:
+        if not rows_isolated(xb, bias):
+            out = apply_pulse(xb, models, x, bias, width_s, edge_s, frozen=frozen)
+            x, energy, solves = out.states, energy + out.energy_j, solves + out.dc_solves
+            cell_energy += out.cell_energy_j
+            peak = np.maximum(peak, out.peak_current_a)
+            continue
+        row = int(np.flatnonzero(bias.v_gates)[0])
+        line, line_bias = _line(xb, bias, row)
+        zero_ohm = np.concatenate([line.r_row.ravel(), line.r_col.ravel(), line.r_driver, line.r_sense]) == 0
+        batches.setdefault(zero_ohm.tobytes(), []).append((row, line, line_bias))
+    for batch in batches.values():
+        rows, lines, line_biases = (list(z) for z in zip(*batch))
+        if len(set(rows)) < len(rows):
+            raise ValueError("apply_row_pulses: one pulse per row")
+        out = apply_pulses(lines, models.rows(rows), x[rows], line_biases, width_s, edge_s,
+                           frozen=None if frozen is None else frozen[rows])
+        x[rows], energy, solves = out.states, energy + out.energy_j, solves + out.dc_solves
+        cell_energy[rows] += out.cell_energy_j
+        peak[rows] = np.maximum(peak[rows], out.peak_current_a)
+    return PulseOutcome(x, energy, cell_energy, peak, solves)
