@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from circuitsim.design import Crossbar
+from circuitsim.design import CAPACITANCES, Crossbar
 from circuitsim.devices import Diode, NmosAccess, SinhSelector
 
 SELECTORS = {"sinh": SinhSelector, "diode": Diode}
-CROSSBAR_KEYS = {"conductance", "conductance_file", "r_row", "r_col", "r_driver", "r_sense"}
+CROSSBAR_KEYS = {"conductance", "conductance_file", "r_row", "r_col", "r_driver", "r_sense", *CAPACITANCES}
 DRIVE_KEYS = {"v_rows", "v_cols", "v_gates"}
 
 

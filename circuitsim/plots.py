@@ -134,7 +134,7 @@ def read_settling(latency: ReadLatency, columns: int = 8, title: str = "Column c
     ax.xaxis.set_major_formatter(EngFormatter(unit="s"))
     ax.set_xlabel("time from the start of the read edge")
     ax.set_ylabel("(I − I_DC) / full scale")
-    ax.set_title(f"{title}\nlatency {latency.latency_s * 1e9:.3g} ns ({latency.engine})")
+    ax.set_title(f"{title}\nlatency {EngFormatter(unit='s', places=1)(latency.latency_s)} ({latency.engine})")
     ax.legend(fontsize="x-small", ncol=2)
     return fig
 

@@ -25,9 +25,9 @@ from circuitsim.design import Crossbar
 from circuitsim.devices.memristors import StateDevice
 from circuitsim.netlist import number, render, source_names
 from circuitsim.solver.dc import gate_voltages, inner_current
-from circuitsim.solver.transient import StepOptions, Waves, delivered_energy, integrate, node_currents, stored_energy
+from circuitsim.solver.transient import StepOptions, Waves, delivered, integrate, node_currents, stored_energy
 from circuitsim.spice.worker import SpiceJob, SpiceWorker, run_job
-from circuitsim.validate import finite_array, line_mask
+from circuitsim.validate import finite_array, line_mask, positive_scalar
 
 ENGINES = ("spice", "numpy")
 # ngspice accuracy for state trajectories: tight tolerances, gear integration (MODELS.md recipe)
@@ -105,7 +105,8 @@ class ArrayTransient:
     """Waveforms of an array at the output times time_s (T,) [s].
 
     column_currents (T, cols) [A] into the sense nodes and row_currents (T, rows) [A] out of the
-    drivers, as in circuitsim.Result (0 on a floating line); source_energy_j (T,) [J] the energy
+    drivers, as in circuitsim.Result (0 on a floating line); column_charge_c (T, cols) [C] into the
+    sense nodes since t = 0 (what a charge-integrating readout sees); source_energy_j (T,) [J] the energy
     the sources delivered since t = 0; stored_energy_j (T,) [J] in the capacitors (None where the
     engine kept no node voltage).
     With detail (the default), per cell: cell_voltages (T, rows, cols) [V] row wire minus column
@@ -121,6 +122,7 @@ class ArrayTransient:
     time_s: np.ndarray
     column_currents: np.ndarray
     row_currents: np.ndarray
+    column_charge_c: np.ndarray
     source_energy_j: np.ndarray
     stored_energy_j: np.ndarray | None
     cell_voltages: np.ndarray | None
@@ -217,8 +219,8 @@ def _spice(circuit: Circuit, cells, drive: Drive, volts: np.ndarray, max_step_s:
     values = out.values[0]
     t = values[0]
     # ngspice's branch current flows into the source's + node; the source delivers the opposite
-    delivered = -values[1:1 + len(sources)].T
-    energy = delivered_energy(t, np.stack([np.interp(t, drive.time_s, col) for col in volts.T], axis=1), delivered)
+    currents = -values[1:1 + len(sources)].T
+    charge, energy = delivered(t, np.stack([np.interp(t, drive.time_s, col) for col in volts.T], axis=1), currents)
     node_v = cell_i = state = stored = None
     if detail:
         at = 1 + len(sources)
@@ -234,7 +236,7 @@ def _spice(circuit: Circuit, cells, drive: Drive, volts: np.ndarray, max_step_s:
             state[:, present] = values[at:at + len(present)].T
             cell_i[:, present] = values[at + len(present):at + 2 * len(present)].T
         stored = stored_energy(circuit, node_v)
-    return Waves(t, delivered, energy, node_v, cell_i, state, stored,
+    return Waves(t, currents, charge, energy, node_v, cell_i, state, stored,
                  {"ngspice_version": out.ngspice_version, "netlist_sha256": sha})
 
 
@@ -335,8 +337,8 @@ def _single_device(circuit: Circuit, cells, drive: Drive, sources: np.ndarray, t
     v_dev = v[:, c.cell_hi] - v[:, c.cell_lo]
     current = np.stack([nodal.cell_eval("current", vd, x) for vd, x in zip(v_dev, sol.y.T)])
     gates = gate_voltages(c, v[:, c.fixed])
-    delivered = node_currents(c, v, current, gates)[:, c.fixed]
-    return Waves(sol.t, delivered, delivered_energy(sol.t, v[:, c.fixed], delivered), v, current, sol.y.T,
+    currents = node_currents(c, v, current, gates)[:, c.fixed]
+    return Waves(sol.t, currents, *delivered(sol.t, v[:, c.fixed], currents), v, current, sol.y.T,
                  np.zeros(len(sol.t)),
                  {"rhs_evaluations": int(sol.nfev)})
 
@@ -360,9 +362,10 @@ def _result(engine: str, circuit: Circuit, waves: Waves, cells, detail: bool, pr
     rows, cols = circuit.xb.shape
     t = waves.time_s
     kind, line = circuit.fixed_kind, circuit.fixed_line
-    col_i, row_i = np.zeros((len(t), cols)), np.zeros((len(t), rows))
+    col_i, row_i, col_q = np.zeros((len(t), cols)), np.zeros((len(t), rows)), np.zeros((len(t), cols))
     row_i[:, line[kind == 0]] = waves.source_currents[:, kind == 0]
     col_i[:, line[kind == 1]] = -waves.source_currents[:, kind == 1]
+    col_q[:, line[kind == 1]] = -waves.source_charge_c[:, kind == 1]
     per_cell = [None] * 4
     if detail:
         v = waves.node_volts
@@ -371,8 +374,8 @@ def _result(engine: str, circuit: Circuit, waves: Waves, cells, detail: bool, pr
                     (v[:, circuit.cell_hi] - v[:, circuit.cell_lo]).reshape(grid),
                     waves.cell_currents.reshape(grid), None if waves.state is None else waves.state.reshape(grid)]
     initial = None if cells is None else np.array([d.x0 for d in cells]).reshape(rows, cols)
-    return ArrayTransient(engine, t, col_i, row_i, waves.source_energy_j, waves.stored_energy_j, *per_cell, initial,
-                          waves.node_volts if detail else None, circuit, {**provenance, **waves.extra})
+    return ArrayTransient(engine, t, col_i, row_i, col_q, waves.source_energy_j, waves.stored_energy_j, *per_cell,
+                          initial, waves.node_volts if detail else None, circuit, {**provenance, **waves.extra})
 
 
 def _prepare(xb: Crossbar, cells, drive: Drive, max_step_s, floating_rows, floating_cols):
@@ -420,6 +423,8 @@ def array_transient(xb: Crossbar, cells, drive: Drive, *, engine: str = "spice",
         raise ValueError(f"unknown transient engine {engine!r}; choose one of {ENGINES}")
     circuit, device_list, sources, step = _prepare(xb, cells, drive, max_step_s, floating_rows, floating_cols)
     t_eval = output_times(t_eval, drive.duration_s)
+    if not 0 < positive_scalar("rtol", rtol) < 1:
+        raise ValueError(f"rtol is a fraction of full scale in (0, 1), got {rtol!r}")
     start = time.perf_counter()
     if engine == "spice":
         waves = _spice(circuit, device_list, drive, sources, step, detail, worker, timeout_s)

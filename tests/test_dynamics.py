@@ -42,6 +42,12 @@ def test_single_cell_with_a_capacitor_follows_the_first_order_response(engine, w
     full_scale = g * volts / r_driver / g_node
     error = np.max(np.abs(res.column_currents[:, 0] - expected)) / full_scale
     assert error < 3e-4, f"column current off the closed form by {error:.2g} of full scale"
+    # the charge into the sense node: g·∫v dt, plus C·v(t) through a cell capacitor
+    fine = np.linspace(0, res.time_s[-1], 200_001)
+    v_fine = volts / r_driver / g_node * ramp_response(fine, tau, rise)
+    charge = g * np.trapezoid(v_fine, fine) + (cap * v_fine[-1] if where == "c_cell" else 0.0)
+    error = abs(res.column_charge_c[-1, 0] / charge - 1)
+    assert error < 3e-4, f"column charge {res.column_charge_c[-1, 0]:.6g} C vs closed form {charge:.6g} C"
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -119,10 +125,16 @@ def test_bad_capacitance_is_refused(kw, match):
         circuitsim.Crossbar(conductance=np.ones((2, 3)) * 1e-5, **kw)
 
 
-def test_output_times_beyond_the_drive_are_refused():
+@pytest.mark.parametrize("kw, match", [
+    ({"t_eval": [0.0, 2e-9]}, "beyond the drive"),
+    ({"t_eval": [0.0, 5e-10, 5e-10]}, "strictly increasing"),
+    ({"rtol": 0.0}, "rtol must be positive"),
+    ({"rtol": 2.0}, r"rtol is a fraction of full scale in \(0, 1\)"),
+])
+def test_bad_transient_options_are_refused(kw, match):
     xb = circuitsim.Crossbar(conductance=[[1e-5]], c_row=1e-15, r_driver=1e3)
-    with pytest.raises(ValueError, match="beyond the drive"):
-        array_transient(xb, None, ramp_drive(1, 1, 0.2, 1e-10, 1e-9), engine="numpy", t_eval=[0.0, 2e-9])
+    with pytest.raises(ValueError, match=match):
+        array_transient(xb, None, ramp_drive(1, 1, 0.2, 1e-10, 1e-9), engine="numpy", **kw)
 
 
 def _rc_design(rng, rows, cols, cap_scale=1.0, **kw):

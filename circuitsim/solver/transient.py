@@ -22,13 +22,15 @@ from circuitsim.solver.ordering import elimination_order, factorize
 @dataclass(frozen=True, eq=False)
 class Waves:
     """What a transient engine hands back at its output times time_s (T,): source_currents
-    (T, n_fixed) [A] delivered into the circuit; source_energy_j (T,) [J] the sources delivered
-    since t = 0; with detail, node_volts (T, n_nodes) [V] (NaN where a node has no DC path),
-    cell_currents (T, cells) [A] and, for stateful cells, state (T, cells); stored_energy_j (T,)
-    [J] in the capacitors, or None; extra: provenance (e.g. step counts)."""
+    (T, n_fixed) [A] delivered into the circuit; source_charge_c (T, n_fixed) [C] and
+    source_energy_j (T,) [J] the sources delivered since t = 0; with detail, node_volts
+    (T, n_nodes) [V] (NaN where a node has no DC path), cell_currents (T, cells) [A] and, for
+    stateful cells, state (T, cells); stored_energy_j (T,) [J] in the capacitors, or None; extra:
+    provenance (e.g. step counts)."""
 
     time_s: np.ndarray
     source_currents: np.ndarray
+    source_charge_c: np.ndarray
     source_energy_j: np.ndarray
     node_volts: np.ndarray | None
     cell_currents: np.ndarray | None
@@ -55,11 +57,12 @@ def stored_energy(circuit: Circuit, node_volts: np.ndarray) -> np.ndarray:
     return 0.5 * np.sum(circuit.cap_farad * (v[..., circuit.cap_a] - v_b) ** 2, axis=-1)
 
 
-def delivered_energy(time_s: np.ndarray, source_volts: np.ndarray, source_currents: np.ndarray) -> np.ndarray:
-    """Energy [J] the sources delivered from time_s[0] to each time point: the trapezoid rule over
-    Σ v·i of the sources, (T, n_fixed) each."""
+def delivered(time_s: np.ndarray, source_volts: np.ndarray, source_currents: np.ndarray):
+    """(charge (T, n_fixed) [C], energy (T,) [J]) the sources delivered from time_s[0] to each time
+    point: the trapezoid rule over their currents and over Σ v·i, (T, n_fixed) each."""
     power = np.sum(source_volts * source_currents, axis=1)
-    return cumulative_trapezoid(power, time_s, initial=0.0)
+    return (cumulative_trapezoid(source_currents, time_s, axis=0, initial=0.0),
+            cumulative_trapezoid(power, time_s, initial=0.0))
 
 
 def node_currents(circuit: Circuit, node_volts: np.ndarray, cell_currents: np.ndarray, gates) -> np.ndarray:
@@ -81,7 +84,8 @@ class StepOptions:
     node voltages, each source kind's largest current (DC estimate or seen so far) for the line
     currents; xtol: the same for normalized device states; max_step_s: largest step [s] (None:
     the drive's segments only bound it); newton_iter: chord-Newton iterations per attempt;
-    newton_frac: Newton stops when its update is below this fraction of the step's tolerance."""
+    newton_frac: Newton stops when its update is below this fraction of the step's tolerance;
+    max_steps: a run needing more steps stops with a ConvergenceError."""
 
     rtol: float = 1e-5
     xtol: float = 1e-6
@@ -247,18 +251,18 @@ def _lagrange(ts: np.ndarray, t: float | np.ndarray) -> np.ndarray:
 
 def interpolate(ts: np.ndarray, values: np.ndarray, t_out: np.ndarray, corners: np.ndarray) -> np.ndarray:
     """values (N, ...) at the step times ts (N,) interpolated at t_out by the quadratic through the
-    steps around each output time (the order of the integrator); linear in a step that starts at a
-    corner of the drive (corners: (N,) bool), where the waveform has a kink."""
+    step's ends and its neighbour (the order of the integrator): the step before, or after a
+    corner of the drive (corners: (N,) bool), where the waveform has a kink, the step after;
+    linear where neither lies on the same side of every corner."""
     k = np.clip(np.searchsorted(ts, t_out, side="right") - 1, 0, len(ts) - 2)
-    quadratic = (k >= 1) & ~corners[k]
+    last = len(ts) - 1
+    start = np.where(corners[k], np.where((k + 2 <= last) & ~corners[np.minimum(k + 1, last)], k, -1),
+                     np.where(k >= 1, k - 1, -1))
     out = np.empty((len(t_out),) + values.shape[1:])
-    for step in np.unique(k):
-        at = np.flatnonzero(k == step)
-        for quad in (True, False):
-            part = at[quadratic[at] == quad]
-            if len(part):
-                stencil = slice(step - 1, step + 2) if quad else slice(step, step + 2)
-                out[part] = np.tensordot(_lagrange(ts[stencil], t_out[part]), values[stencil], axes=1)
+    for first, step in set(zip(start.tolist(), k.tolist())):
+        part = np.flatnonzero((start == first) & (k == step))
+        stencil = slice(first, first + 3) if first >= 0 else slice(step, step + 2)
+        out[part] = np.tensordot(_lagrange(ts[stencil], t_out[part]), values[stencil], axes=1)
     return out
 
 
@@ -444,6 +448,25 @@ class _Integrator:
         np.maximum.at(self.seen, kind, np.abs(sources))
         return self.opts.rtol * np.maximum(self.scale, np.maximum(self.seen[kind], 1e-15))
 
+    def corner_steps(self, t: float, h: float, past: list) -> tuple | None:
+        """The first step after a corner of the drive, where nothing before the corner may be
+        extrapolated: backward Euler over h against two half steps (backward Euler, then BDF2);
+        their difference is the error estimate, the half steps are kept. (error / tolerance,
+        [(t, v, x, source currents) of both half steps]) or None if Newton failed."""
+        full, half = self.step(t, h, past), self.step(t, h / 2, past)
+        if full is None or half is None:
+            return None
+        middle = (t + h / 2, *half[:3])
+        second = self.step(t + h / 2, h / 2, past + [middle])
+        if second is None:
+            return None
+        u = self.s.u
+        error = np.max(np.abs(full[0][u] - second[0][u]), initial=0.0) / self.tol_v
+        error = max(error, np.max(np.abs(full[2] - second[2]) / self.current_tolerance(second[2]), initial=0.0))
+        if second[1] is not None:
+            error = max(error, np.max(np.abs(full[1] - second[1]), initial=0.0) / self.opts.xtol)
+        return error, [middle, (t + h, *second[:3])]
+
     def run(self, t_out: np.ndarray, detail: bool) -> Waves:
         s, opts = self.s, self.opts
         circuit, duration = s.circuit, self.time_s[-1]
@@ -453,7 +476,8 @@ class _Integrator:
         dev, inner = s.branches(v, x, s.gates(v))
         sources = s.leaving(v, None, dev, inner)[self.fixed]
         past = [(0.0, v, x, sources)]
-        records = {"t": [0.0], "corner": [True], "i": [sources], "e": [0.0], "stored": [stored_energy(circuit, v)],
+        records = {"t": [0.0], "corner": [True], "i": [sources], "q": [np.zeros_like(sources)], "e": [0.0],
+                   "stored": [stored_energy(circuit, v)],
                    "v": [v] if detail else None, "x": [x] if detail and x is not None else None}
         power = float(self.volts[0] @ sources)
         # steps are h_ref·2^k, so the sizes met again (after a breakpoint) find their factorization cached
@@ -465,38 +489,42 @@ class _Integrator:
                 break
             t_break = self.time_s[np.searchsorted(self.time_s, t * (1 + 1e-12) + 1e-300, side="right")]
             if restart:  # a corner of the drive: no extrapolation across it, a first step of at most h_ref
-                past, k = past[-1:], min(k, 0)
+                past, k, since_change = past[-1:], min(k, 0), 0
             h = h_ref * 2.0 ** k
             h_try = min(h, t_break - t)
             if t_break - t - h_try < 0.05 * h_try:
                 h_try = t_break - t
-            result = self.step(t, h_try, past)
-            # the first step after a corner is backward Euler from rest of the history: its error
-            # estimate (against a constant) would only measure the step's change; the next step checks it
-            if result is None or (result[3] > 1 and not restart):
+            t_end = t_break if h_try == t_break - t else t + h_try
+            outcome = self.corner_steps(t, h_try, past) if restart else self.step(t, h_try, past)
+            if outcome is not None:  # the step ends exactly at t_end (a corner, when it reaches one)
+                outcome = (outcome[0], [outcome[1][0], (t_end, *outcome[1][1][1:])]) if restart \
+                    else (outcome[3], [(t_end, *outcome[:3])])
+            if outcome is None or outcome[0] > 1:
                 self.stats["rejected"] += 1
-                halvings = 2 if result is None else np.ceil(np.log2(max(result[3], 1.0) ** (1 / 3) / 0.8))
+                halvings = 2 if outcome is None else np.ceil(np.log2(max(outcome[0], 1.0) ** (1 / 3) / 0.8))
                 k = int(np.floor(np.log2(h_try / h_ref))) - int(np.clip(halvings, 1, MAX_HALVINGS))
                 since_change = 0
                 if h_ref * 2.0 ** k < 1e-12 * duration:
                     raise ConvergenceError(f"{s.label}: the transient's step fell below 1e-12 of the duration "
                                            f"at t = {t:.4g} s")
                 continue
-            v, x, sources, error = result
-            t_prev, t = t, (t_break if h_try == t_break - t else t + h_try)
-            self.stats["steps"] += 1
-            new_power = float(self.sources(t) @ sources)
-            records["t"].append(t)
-            records["corner"].append(t == t_break)
-            records["i"].append(sources)
-            records["e"].append(records["e"][-1] + 0.5 * (power + new_power) * (t - t_prev))
-            records["stored"].append(stored_energy(circuit, v))
-            if detail:
-                records["v"].append(v)
-                if x is not None:
-                    records["x"].append(x)
-            power = new_power
-            past = (past + [(t, v, x, sources)])[-3:]
+            error, points = outcome
+            for t_new, v, x, sources in points:
+                t_prev, t = t, t_new
+                self.stats["steps"] += 1
+                new_power = float(self.sources(t) @ sources)
+                records["t"].append(t)
+                records["corner"].append(t == t_break)
+                records["i"].append(sources)
+                records["q"].append(records["q"][-1] + 0.5 * (records["i"][-2] + sources) * (t - t_prev))
+                records["e"].append(records["e"][-1] + 0.5 * (power + new_power) * (t - t_prev))
+                records["stored"].append(stored_energy(circuit, v))
+                if detail:
+                    records["v"].append(v)
+                    if x is not None:
+                        records["x"].append(x)
+                power = new_power
+                past = (past + [(t, v, x, sources)])[-3:]
             since_change, restart = since_change + 1, t == t_break
             if error < 0.4 ** 3 and since_change >= 2 and h_try >= h:
                 # double, or quadruple where the error is tiny: a one-off ratio of 4 amplifies BDF2's
@@ -514,10 +542,10 @@ class _Integrator:
         def at_outputs(name):
             return interpolate(ts, np.array(records[name]), t_out, corners)
 
-        sources, energy, stored = at_outputs("i"), at_outputs("e"), at_outputs("stored")
+        sources, charge, energy, stored = at_outputs("i"), at_outputs("q"), at_outputs("e"), at_outputs("stored")
         extra = {**self.stats, "engine_steps": len(ts) - 1}
         if not detail:
-            return Waves(t_out, sources, energy, None, None, None, stored, extra)
+            return Waves(t_out, sources, charge, energy, None, None, None, stored, extra)
         v = at_outputs("v")
         cells = np.zeros((len(t_out), len(circuit.cell_g)))
         state = None
@@ -530,7 +558,7 @@ class _Integrator:
             state = np.tile([d.x0 for d in s.cells], (len(t_out), 1))
             state[:, s.present] = x
         v[:, circuit.dead] = np.nan
-        return Waves(t_out, sources, energy, v, cells, state, stored, extra)
+        return Waves(t_out, sources, charge, energy, v, cells, state, stored, extra)
 
 
 def integrate(circuit: Circuit, cells: list[StateDevice] | None, time_s: np.ndarray, volts: np.ndarray,
