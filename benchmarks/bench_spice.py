@@ -9,7 +9,7 @@ the ngspice program's (os.wait4) and the worker process's (VmHWM, a fresh worker
 The engine's answer is checked against the numpy engine before a time is reported.
 
     python benchmarks/bench_spice.py [--sizes 64 128 256] [--cells 1R 1S1R] [--repeat 3]
-    python benchmarks/bench_spice.py --large          # also 512x512 and 1024x1024 1R to completion
+    python benchmarks/bench_spice.py --large          # also 512x512 and 1024x1024 1R (to completion or refusal)
     python benchmarks/bench_spice.py --sizes --large --large-sizes 512   # only 512x512
 """
 from __future__ import annotations
@@ -25,11 +25,11 @@ import numpy as np
 
 import circuitsim
 from circuitsim.devices import SinhSelector
-from circuitsim.spice.worker import SpiceWorker
+from circuitsim.spice.worker import SpiceError, SpiceWorker
 
 
-def bare_ngspice(deck_path: Path) -> tuple[float, float]:
-    """(wall time [s], peak RSS [MB]) of `ngspice -b -r` on the deck."""
+def bare_ngspice(deck_path: Path) -> tuple[float, float, int]:
+    """(wall time [s], peak RSS [MB], exit code) of `ngspice -b -r` on the deck."""
     raw = deck_path.with_suffix(".raw")
     start = time.perf_counter()
     proc = subprocess.Popen(["ngspice", "-b", "-r", str(raw), str(deck_path)], stdout=subprocess.DEVNULL,
@@ -37,9 +37,7 @@ def bare_ngspice(deck_path: Path) -> tuple[float, float]:
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"ngspice -b failed on {deck_path} (exit {proc.returncode})")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, usage.ru_maxrss / 1024, proc.returncode
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -79,7 +77,9 @@ def side_by_side(cells, sizes, repeat: int, tmp: Path) -> list[dict]:
                 first = circuitsim.simulate(xb, v, engine="spice", worker=worker)  # warm: ngspice loaded
                 bare, engine = [], []
                 for _ in range(repeat):  # alternate, so both see the same background load
-                    t, rss_bare = bare_ngspice(deck)
+                    t, rss_bare, code = bare_ngspice(deck)
+                    if code:
+                        raise RuntimeError(f"ngspice -b failed on {deck} (exit {code})")
                     bare.append(t)
                     start = time.perf_counter()
                     circuitsim.simulate(xb, v, engine="spice", worker=worker)
@@ -95,7 +95,8 @@ def side_by_side(cells, sizes, repeat: int, tmp: Path) -> list[dict]:
 
 
 def large(sizes, tmp: Path) -> None:
-    """1R arrays to completion in the spice engine (a fresh worker each), time and peak RSS."""
+    """1R arrays in the spice engine (a fresh worker each) and the ngspice program, to completion
+    or to a refusal: time and peak RSS either way."""
     rng = np.random.default_rng(1)
     print(f"\n{'cells':>5} {'size':>11} {'spice eng':>10} {'worker RSS':>11} {'ngspice -b':>11} {'ngspice RSS':>12}")
     for n in sizes:
@@ -103,15 +104,22 @@ def large(sizes, tmp: Path) -> None:
         v = rng.uniform(0.2, 1.0, n)
         deck = tmp / f"large_{n}.cir"
         deck.write_text(circuitsim.netlist(xb, v))
+        outcome = "ok"
         with SpiceWorker(timeout_s=6 * 3600) as worker:
             start = time.perf_counter()
-            res = circuitsim.simulate(xb, v, engine="spice", worker=worker)
+            try:
+                res = circuitsim.simulate(xb, v, engine="spice", worker=worker)
+            except SpiceError as exc:
+                outcome = f"engine refused: {str(exc).split(': ', 1)[1][:100]}"
             engine = time.perf_counter() - start
             rss_worker = peak_rss_mb(worker.pid)
-        assert np.all(np.isfinite(res.column_currents)) and np.all(res.column_currents > 0)
-        bare, rss_bare = bare_ngspice(deck)
-        print(f"{'1R':>5} {f'{n}x{n}':>11} {engine:>9.1f}s {rss_worker:>8.0f} MB {bare:>10.1f}s {rss_bare:>9.0f} MB",
-              flush=True)
+        if outcome == "ok":
+            assert np.all(np.isfinite(res.column_currents)) and np.all(res.column_currents > 0)
+        bare, rss_bare, code = bare_ngspice(deck)
+        if code:
+            outcome += f"; ngspice -b exit {code}"
+        print(f"{'1R':>5} {f'{n}x{n}':>11} {engine:>9.1f}s {rss_worker:>8.0f} MB {bare:>10.1f}s {rss_bare:>9.0f} MB "
+              f"{outcome}", flush=True)
 
 
 def main() -> None:

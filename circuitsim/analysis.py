@@ -1,4 +1,5 @@
-"""Array-level figures a designer asks for: read schemes, read margin, write disturb, IR drop, energy."""
+"""Array-level figures a designer asks for: read schemes, read margin, write disturb, IR drop, energy;
+and, re-exported from circuitsim.readout, the time-domain ones: read latency and read-pulse energy."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +8,11 @@ import numpy as np
 
 from circuitsim.design import Crossbar
 from circuitsim.engines import simulate
+from circuitsim.readout import ReadLatency as ReadLatency
+from circuitsim.readout import ReadPulseEnergy as ReadPulseEnergy
+from circuitsim.readout import adc_tolerance as adc_tolerance
+from circuitsim.readout import read_latency as read_latency
+from circuitsim.readout import read_pulse_energy as read_pulse_energy
 
 SCHEMES = ("floating", "v/2", "v/3")
 

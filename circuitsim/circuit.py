@@ -6,7 +6,7 @@ equations cannot describe different circuits. Zero-ohm segments are merged into 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -50,22 +50,38 @@ class Circuit:
     floating_rows: np.ndarray
     floating_cols: np.ndarray
     dead: np.ndarray  # per node: no DC path to a source; its elements are left out, its voltage is undefined
+    # capacitors (transients only): cap_b == GROUND for a capacitor to ground; cap_ids: position in
+    # the numbering of _capacitor_names(); none for a design without capacitance
+    cap_a: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    cap_b: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    cap_farad: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    cap_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
     @property
     def n_nodes(self) -> int:
         return len(self.node_ids)
 
     @cached_property
-    def node_names(self) -> tuple[str, ...]:
-        """Netlist names of the nodes (built on demand: large arrays have many)."""
-        names = _names(*self.xb.shape, self.inner_node is not None)
-        return tuple(names[i] for i in self.node_ids)
+    def node_name_array(self) -> np.ndarray:
+        """Netlist names of the nodes as an object array, for indexing by node arrays in bulk
+        (built on demand: large arrays have many)."""
+        return _names(*self.xb.shape, self.inner_node is not None)[self.node_ids]
 
     @cached_property
-    def res_names(self) -> tuple[str, ...]:
-        """Netlist names of the wire resistors."""
-        names = _segment_names(*self.xb.shape, self.floating_rows, self.floating_cols)
-        return tuple(names[i] for i in self.res_ids)
+    def node_names(self) -> tuple[str, ...]:
+        """Netlist names of the nodes."""
+        return tuple(self.node_name_array.tolist())
+
+    @cached_property
+    def res_names(self) -> np.ndarray:
+        """Netlist names of the wire resistors (object array)."""
+        return _segment_names(*self.xb.shape, self.floating_rows, self.floating_cols)[self.res_ids]
+
+    @cached_property
+    def cap_names(self) -> tuple[str, ...]:
+        """Netlist names of the capacitors."""
+        names = _capacitor_names(*self.xb.shape)
+        return tuple(names[i] for i in self.cap_ids)
 
     def fixed_voltages(self, v_rows: np.ndarray, v_cols: np.ndarray, v_gates: np.ndarray) -> np.ndarray:
         """(batch, n_fixed) source voltages from per-line drive arrays of shape (batch, lines)."""
@@ -74,20 +90,49 @@ class Circuit:
                               axis=1) if len(self.fixed) else np.zeros((v_rows.shape[0], 0))
 
 
-def _names(rows: int, cols: int, inner: bool) -> list[str]:
-    cells = [(i, j) for i in range(rows) for j in range(cols)]
-    names = [f"r{i}c{j}" for i, j in cells] + [f"b{i}c{j}" for i, j in cells]
-    if inner:
-        names += [f"m{i}c{j}" for i, j in cells]
-    return names + [f"in{i}" for i in range(rows)] + [f"out{j}" for j in range(cols)] + [f"g{i}" for i in range(rows)]
+def grid_names(prefix: str, separator: str, rows, cols) -> np.ndarray:
+    """Names <prefix><i><separator><j> for i in rows, j in cols, row-major, as a flat object
+    array built in bulk (one string per row and per column, then one concatenation per name)."""
+    heads = np.array([f"{prefix}{i}{separator}" for i in rows], dtype=object)
+    tails = np.array([str(j) for j in cols], dtype=object)
+    return np.add.outer(heads, tails).ravel()
 
 
-def _segment_names(rows: int, cols: int, floating_rows: np.ndarray, floating_cols: np.ndarray) -> list[str]:
+def _names(rows: int, cols: int, inner: bool) -> np.ndarray:
+    """Node names in the unmerged numbering of build_circuit."""
+    lines = [f"in{i}" for i in range(rows)] + [f"out{j}" for j in range(cols)] + [f"g{i}" for i in range(rows)]
+    return np.concatenate([grid_names(prefix, "c", range(rows), range(cols)) for prefix in ("rbm" if inner else "rb")]
+                          + [np.array(lines, dtype=object)])
+
+
+def _segment_names(rows: int, cols: int, floating_rows: np.ndarray, floating_cols: np.ndarray) -> np.ndarray:
     """Wire segment names in the order build_circuit lists the segments."""
-    return ([f"Rrow{i}_{j}" for i in range(rows) for j in range(1, cols)]
-            + [f"Rcol{i}_{j}" for i in range(rows - 1) for j in range(cols)]
-            + [f"Rrow{i}_0" for i in np.flatnonzero(~floating_rows)]
-            + [f"Rcol{rows - 1}_{j}" for j in np.flatnonzero(~floating_cols)])
+    return np.concatenate([grid_names("Rrow", "_", range(rows), range(1, cols)),
+                           grid_names("Rcol", "_", range(rows - 1), range(cols)),
+                           grid_names("Rrow", "_", np.flatnonzero(~floating_rows), [0]),
+                           grid_names("Rcol", "_", [rows - 1], np.flatnonzero(~floating_cols))])
+
+
+GROUND = -1  # the reference node (SPICE's 0) in cap_b
+
+
+def _capacitor_names(rows: int, cols: int) -> list[str]:
+    """Capacitor names in the order _capacitors lists them: to ground on rows and columns, across
+    cells, coupling row i to row i+1 (Ckr) and column j to column j+1 (Ckc)."""
+    cells = [(i, j) for i in range(rows) for j in range(cols)]
+    return ([f"Crow{i}_{j}" for i, j in cells] + [f"Ccol{i}_{j}" for i, j in cells]
+            + [f"Ccell{i}_{j}" for i, j in cells] + [f"Ckr{i}_{j}" for i in range(rows - 1) for j in range(cols)]
+            + [f"Ckc{i}_{j}" for i in range(rows) for j in range(cols - 1)])
+
+
+def _capacitors(xb: Crossbar, r_node: np.ndarray, b_node: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(a, b, farad) of every capacitor position in the unmerged numbering (b = GROUND to ground)."""
+    ground = np.full(r_node.size, GROUND)
+    a = [r_node.ravel(), b_node.ravel(), r_node.ravel(), r_node[:-1, :].ravel(), b_node[:, :-1].ravel()]
+    b = [ground, ground, b_node.ravel(), r_node[1:, :].ravel(), b_node[:, 1:].ravel()]
+    farad = [xb.c_row.ravel(), xb.c_col.ravel(), xb.c_cell.ravel(), xb.c_couple[:-1, :].ravel(),
+             xb.c_couple[:, :-1].ravel()]
+    return np.concatenate(a), np.concatenate(b), np.concatenate(farad)
 
 
 def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.ndarray) -> Circuit:
@@ -155,6 +200,13 @@ def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.nda
     fixed_line = np.concatenate([np.flatnonzero(driven), np.flatnonzero(sensed),
                                  np.arange(rows) if xb.transistor is not None else np.array([], int)])
     cells = np.arange(n)
+    caps = {}
+    if xb.has_capacitance:
+        c_a, c_b, c_f = _capacitors(xb, r_node, b_node)
+        c_a, c_b = node(c_a), np.where(c_b == GROUND, GROUND, node(np.maximum(c_b, 0)))
+        # left out: zero capacitance, both ends one node (merged), an end with no DC path
+        on = (c_f > 0) & (c_a != c_b) & ~dead[c_a] & ((c_b == GROUND) | ~dead[np.maximum(c_b, 0)])
+        caps = {"cap_a": c_a[on], "cap_b": c_b[on], "cap_farad": c_f[on], "cap_ids": np.flatnonzero(on)}
     return Circuit(
         xb=xb,
         node_ids=used,
@@ -165,7 +217,7 @@ def build_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.nda
         tr_row=cells // cols if xb.transistor is not None else empty,
         row_node=node(r_node), col_node=node(b_node), inner_node=node(m_node) if inner else None,
         fixed=node(fixed_all), fixed_kind=fixed_kind, fixed_line=fixed_line,
-        floating_rows=floating_rows, floating_cols=floating_cols, dead=dead,
+        floating_rows=floating_rows, floating_cols=floating_cols, dead=dead, **caps,
     )
 
 

@@ -167,7 +167,7 @@ def _cmd_calibrate(args) -> int:
     from tqdm import tqdm
 
     from circuitsim import plots
-    from circuitsim.surrogate.calibration import calibrate_file, heldout_by_size
+    from circuitsim.surrogate.calibration import calibrate_file, checked_by_size, heldout_by_size
 
     check_input(args.data, "a results store")
     check_output(args.out)
@@ -184,6 +184,9 @@ def _cmd_calibrate(args) -> int:
     print(f"# held-out error of form {cal.form!r} per array size (largest / mean per-design max error)")
     for rows, cols, n, worst, mean in heldout_by_size(cal):
         print(f"{rows:>5}x{cols:<5}{n:>4} designs{100 * worst:>10.3f}%{100 * mean:>10.3f}%")
+    print("# held-out error of what simulate() returns (checked, corrected) per array size (largest; not vouched for)")
+    for rows, cols, n, worst, refused in checked_by_size(cal):
+        print(f"{rows:>5}x{cols:<5}{n:>4} designs{100 * worst:>10.3f}%{refused:>6} to numpy")
     print(f"uses form {cal.form!r}; parity plot {plot}")
     return 0
 

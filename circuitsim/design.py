@@ -6,7 +6,9 @@ from typing import Any
 
 from circuitsim.devices.access import NmosAccess
 from circuitsim.devices.selectors import CurrentLimiter, Diode, SinhSelector
-from circuitsim.validate import array_size, broadcast_resistance, check_physical, finite_array
+from circuitsim.validate import array_size, broadcast_quantity, broadcast_resistance, check_physical, finite_array
+
+CAPACITANCES = ("c_row", "c_col", "c_cell", "c_couple")  # [F]; all 0 = a DC-only design, as before they existed
 
 SELECTOR_TYPES = (SinhSelector, Diode, CurrentLimiter)  # DC selectors: current(v) -> (i, dI/dV), a subckt
 
@@ -25,6 +27,16 @@ class Crossbar:
     selector: optional two-terminal selector in series with every cell (1S1R).
     transistor: optional NMOS access transistor in series with every cell (1T1R); its
         gate is driven per row.
+    c_row: word-line capacitance to ground [F] of segment [i, j], scalar or (rows, cols),
+        lumped at the row-wire node of cell (i, j) (the segment's cell end: an RC ladder).
+    c_col: bit-line capacitance to ground [F] of segment [i, j], scalar or (rows, cols),
+        lumped at the column-wire node of cell (i, j).
+    c_cell: capacitance across each cell [F], scalar or (rows, cols), between its row-wire and
+        column-wire nodes (the whole cell: device and selector or transistor).
+    c_couple: coupling capacitance between neighbouring lines [F], scalar or (rows, cols):
+        entry [i, j] joins the row-wire nodes of cells (i, j) and (i+1, j), and the
+        column-wire nodes of cells (i, j) and (i, j+1) (the last row / column has no neighbour).
+    Capacitances matter only in transients (circuitsim.transient); a DC solve ignores them.
     """
 
     conductance: Any
@@ -34,6 +46,10 @@ class Crossbar:
     r_sense: Any = 0.0
     selector: SinhSelector | Diode | CurrentLimiter | None = None
     transistor: NmosAccess | None = None
+    c_row: Any = 0.0
+    c_col: Any = 0.0
+    c_cell: Any = 0.0
+    c_couple: Any = 0.0
 
     def __post_init__(self):
         shape = getattr(self.conductance, "shape", ())  # an array's, a nested list is in memory anyway
@@ -50,6 +66,8 @@ class Crossbar:
         set_(self, "r_col", broadcast_resistance("r_col", self.r_col, (rows, cols)))
         set_(self, "r_driver", broadcast_resistance("r_driver", self.r_driver, (rows,)))
         set_(self, "r_sense", broadcast_resistance("r_sense", self.r_sense, (cols,)))
+        for name in CAPACITANCES:
+            set_(self, name, broadcast_quantity(name, getattr(self, name), (rows, cols), "F"))
         if self.selector is not None and not isinstance(self.selector, SELECTOR_TYPES):
             raise TypeError(f"selector must be one of {[t.__name__ for t in SELECTOR_TYPES]}, "
                             f"got {type(self.selector).__name__}")
@@ -63,6 +81,11 @@ class Crossbar:
         return self.conductance.shape
 
     @property
+    def has_capacitance(self) -> bool:
+        """Whether any capacitance is non-zero (otherwise the design is what it was before c_*)."""
+        return any(getattr(self, name).any() for name in CAPACITANCES)
+
+    @property
     def cell_type(self) -> str:
         """'1R', '1S1R' or '1T1R'."""
         return "1S1R" if self.selector is not None else "1T1R" if self.transistor is not None else "1R"
@@ -74,8 +97,10 @@ class Crossbar:
         return Crossbar(**values)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain values for provenance and storage: arrays stay arrays, devices become dicts."""
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        """Plain values for provenance and storage: arrays stay arrays, devices become dicts; the
+        capacitances only when one is non-zero (stored keys of DC designs stay as they were)."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
+                               if f.name not in CAPACITANCES or self.has_capacitance}
         for name in ("selector", "transistor"):
             device = out[name]
             out[name] = None if device is None else {"type": type(device).__name__, **vars(device)}

@@ -85,3 +85,8 @@ class UnphysicalValueWarning(UserWarning):
 class IllConditionedError(CircuitsimError, ArithmeticError):
     """The nodal equations cannot be solved to a trustworthy accuracy in double precision (a solve
     whose backward error stays large after iterative refinement, near-short wires in a nonlinear array)."""
+
+
+class FormulaRangeWarning(UserWarning):
+    """A closed-form estimate is used outside the geometry range its authors fitted and checked
+    it on (e.g. Sakurai–Tamaru's wire capacitance for w/h < 0.3); the number is computed as given."""

@@ -1,6 +1,7 @@
 """Circuit -> SPICE deck text. Only validated names and finite numbers reach the deck."""
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Sequence
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from circuitsim import __version__
-from circuitsim.circuit import Circuit
+from circuitsim.circuit import Circuit, grid_names
 from circuitsim.devices.library import lib_path
 
 SOURCE_PREFIX = ("Vin", "Vout", "Vg")  # by Circuit.fixed_kind: row driver, column sense, gate
@@ -44,6 +45,20 @@ def numbers(values) -> list[str]:
     return np.array(list(map(repr, unique.tolist())), dtype=object)[index].tolist()
 
 
+def lines(*fields) -> list[str]:
+    """One deck line per element: its fields joined by spaces, the whole block at once (a large
+    deck has ~1e5 lines). A field is a sequence with one entry per element (names, node names,
+    numbers()) or one str that every line shares (at least one field is a sequence)."""
+    columns = [itertools.repeat(f) if isinstance(f, str) else f.tolist() if isinstance(f, np.ndarray) else f
+               for f in fields]
+    return list(map(" ".join, zip(*columns)))
+
+
+def _cell_names(prefix: str, rows: int, cols: int) -> np.ndarray:
+    """<prefix><i>_<j> of every cell, row-major."""
+    return grid_names(prefix, "_", range(rows), range(cols))
+
+
 def _params(params: dict[str, float]) -> str:
     return " ".join(f"{k}={number(v)}" for k, v in params.items())
 
@@ -59,7 +74,7 @@ def render(circuit: Circuit, fixed_volts: np.ndarray, analysis: str = ".op", *,
     """
     xb = circuit.xb
     rows, cols = xb.shape
-    names = np.array(circuit.node_names, dtype=object)  # indexed by node arrays in bulk
+    names = circuit.node_name_array  # indexed by node arrays in bulk
     sel, tr = xb.selector, xb.transistor
     libs = sorted({d.spice_lib for d in (sel, tr, *(cells or ())) if d is not None})
     out = [
@@ -73,34 +88,44 @@ def render(circuit: Circuit, fixed_volts: np.ndarray, analysis: str = ".op", *,
     if tr is not None:
         out.append(tr.spice_model_line())
     out.append("* sources: drivers (Vin), sense nodes (Vout), gates (Vg)")
-    values = waveforms if waveforms is not None else [f"DC {x}" for x in numbers(fixed_volts)]
-    out += [f"{s} {names[node]} 0 {value}" for s, node, value in zip(source_names(circuit), circuit.fixed, values)]
+    values = ("DC", numbers(fixed_volts)) if waveforms is None else (waveforms,)
+    out += lines(source_names(circuit), names[circuit.fixed], "0", *values)
     out.append("* wire segments: Rrow<i>_<j> feeds cell (i,j) of row i; Rcol<i>_<j> leaves cell (i,j) downwards")
-    out += map("{} {} {} {}".format, circuit.res_names, names[circuit.res_a], names[circuit.res_b],
-               numbers(circuit.res_ohm))
+    out += lines(circuit.res_names, names[circuit.res_a], names[circuit.res_b], numbers(circuit.res_ohm))
     out.append("* cells: Rcell = 1/conductance, or XC = device subckt (open cells are left out)")
     present = np.flatnonzero(circuit.cell_g > 0)
-    tags = [f"{k // cols}_{k % cols}" for k in present.tolist()]
+    ends = names[circuit.cell_hi[present]], names[circuit.cell_lo[present]]
     if cells is not None:
-        out += [f"XC{tag} {hi} {lo} {cells[k].spice_subckt} params: {_params(cells[k].spice_params())}"
-                for k, tag, hi, lo in zip(present.tolist(), tags, names[circuit.cell_hi[present]],
-                                          names[circuit.cell_lo[present]])]
+        devices = [cells[k] for k in present.tolist()]
+        out += lines(_cell_names("XC", rows, cols)[present], *ends, [d.spice_subckt for d in devices], "params:",
+                     [_params(d.spice_params()) for d in devices])
     else:
-        out += map("Rcell{} {} {} {}".format, tags, names[circuit.cell_hi[present]], names[circuit.cell_lo[present]],
-                   numbers(1.0 / circuit.cell_g[present]))
+        out += lines(_cell_names("Rcell", rows, cols)[present], *ends, numbers(1.0 / circuit.cell_g[present]))
     if sel is not None:
-        params = _params(sel.spice_params())
         live = ~circuit.dead[circuit.sel_a]  # a cell cut off from every source is left out
-        out += [f"XS{k // cols}_{k % cols} {a} {b} {sel.spice_subckt} params: {params}"
-                for k, a, b in zip(np.flatnonzero(live), names[circuit.sel_a[live]], names[circuit.sel_b[live]])]
+        out += lines(_cell_names("XS", rows, cols)[live], names[circuit.sel_a[live]], names[circuit.sel_b[live]],
+                     sel.spice_subckt, "params:", _params(sel.spice_params()))
     if tr is not None:
-        gates = {line: circuit.fixed[i] for i, (kind, line) in enumerate(zip(circuit.fixed_kind, circuit.fixed_line))
-                 if kind == 2}
-        out += [f"M{k // cols}_{k % cols} {names[d]} {names[gates[row]]} {names[s]} {names[s]} "
-                f"{tr.spice_model}_cs w={number(tr.w)} l={number(tr.l)}"
-                for k, (d, s, row) in enumerate(zip(circuit.tr_d, circuit.tr_s, circuit.tr_row)) if not circuit.dead[d]]
+        gate = np.zeros(rows, dtype=int)  # the gate node of each row
+        is_gate = circuit.fixed_kind == 2
+        gate[circuit.fixed_line[is_gate]] = circuit.fixed[is_gate]
+        live = ~circuit.dead[circuit.tr_d]
+        source = names[circuit.tr_s[live]]
+        out += lines(_cell_names("M", rows, cols)[live], names[circuit.tr_d[live]], names[gate[circuit.tr_row[live]]],
+                     source, source, f"{tr.spice_model}_cs w={number(tr.w)} l={number(tr.l)}")
+    out += capacitor_lines(circuit)
     out += [analysis, ".end", ""]
     return "\n".join(out)
+
+
+def capacitor_lines(circuit: Circuit) -> list[str]:
+    """The deck lines of the circuit's capacitors (none, not even a comment, for a design without
+    capacitance: its deck stays what it was)."""
+    if not len(circuit.cap_a):
+        return []
+    names = np.array([*circuit.node_names, "0"], dtype=object)  # GROUND (-1) is the last: node 0
+    return ["* capacitors: Crow/Ccol to ground, Ccell across a cell, Ckr/Ckc coupling neighbouring rows/columns",
+            *lines(circuit.cap_names, names[circuit.cap_a], names[circuit.cap_b], numbers(circuit.cap_farad))]
 
 
 def relative_includes(deck: str, deck_dir: str | Path) -> str:

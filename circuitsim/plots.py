@@ -1,4 +1,5 @@
-"""Matplotlib figures: IR-drop maps, read-margin curves, accuracy plots, parity plots.
+"""Matplotlib figures: IR-drop maps, read-margin curves, accuracy plots, parity plots, read settling,
+latency sweeps and read-energy splits.
 
 Figures are built on matplotlib.figure.Figure and rendered by the Agg canvas, never
 through pyplot, so nothing here opens a window or touches global plotting state.
@@ -14,7 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
-from circuitsim.analysis import IRDrop
+from circuitsim.analysis import IRDrop, ReadLatency, ReadPulseEnergy
+from circuitsim.pulse_mvm import PulseMVM, WritePulse
 
 
 class InlineFigure(Figure):
@@ -113,3 +115,100 @@ def calibration_parity(calibration, form: str | None = None) -> Figure:
     held = calibration.heldout
     return parity(held["spice_a"], held[f"{form}_a"], "SPICE", f"surrogate ({form})",
                   title=f"Held-out column currents, {len(held['rows'])} designs")
+
+
+def read_settling(latency: ReadLatency, columns: int = 8, title: str = "Column currents after a read step") -> Figure:
+    """Column currents over time relative to their DC values (a few columns, the slowest included),
+    the tolerance band and each shown column's settling time."""
+    fig = new_figure()
+    ax = fig.add_subplot()
+    order = np.argsort(latency.settling_s)
+    shown = np.unique(order[np.linspace(0, len(order) - 1, min(columns, len(order))).astype(int)])
+    for k, j in enumerate(shown):
+        error = (latency.column_currents[:, j] - latency.dc_currents_a[j]) / latency.full_scale_a
+        ax.plot(latency.time_s, error, color=f"C{k % 10}", lw=1, label=f"column {j}")
+        ax.axvline(latency.settling_s[j], color=f"C{k % 10}", ls=":", lw=0.8)
+    band = latency.tolerance
+    ax.axhspan(-band, band, color="grey", alpha=0.25, label=f"±{band:.2g} of full scale")
+    ax.set_yscale("symlog", linthresh=band)
+    ax.xaxis.set_major_formatter(EngFormatter(unit="s"))
+    ax.set_xlabel("time from the start of the read edge")
+    ax.set_ylabel("(I − I_DC) / full scale")
+    ax.set_title(f"{title}\nlatency {latency.latency_s * 1e9:.3g} ns ({latency.engine})")
+    ax.legend(fontsize="x-small", ncol=2)
+    return fig
+
+
+def latency_sweep(x, latencies_s: dict[str, np.ndarray], xlabel: str, title: str = "Read latency") -> Figure:
+    """Read latency against a swept quantity (array size, wire RC, driver resistance), one line per label."""
+    fig = new_figure()
+    ax = fig.add_subplot()
+    for label, values in latencies_s.items():
+        ax.plot(x, values, marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(EngFormatter(unit="s"))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("read latency")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def read_energy_split(labels: list[str], energies: list[ReadPulseEnergy], title: str = "Energy of one read") -> Figure:
+    """Stacked bars of the static (DC currents) and dynamic (line charging) parts of each read's energy."""
+    fig = new_figure()
+    ax = fig.add_subplot()
+    static = np.array([e.static_j for e in energies])
+    dynamic = np.array([e.dynamic_j for e in energies])
+    ax.bar(labels, static, label="static (DC currents)", color="C0")
+    ax.bar(labels, dynamic, bottom=static, label="dynamic (line charging)", color="C1")
+    ax.yaxis.set_major_formatter(EngFormatter(unit="J"))
+    ax.set_ylabel("energy per read")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def pulse_mvm(mvm: PulseMVM, title: str = "Pulse-coded MVM") -> Figure:
+    """Left: each column's sense current over time, read windows dotted; right: each column's
+    dynamic error (transient − DC) in % of full scale, the error against the ideal G·V in the title."""
+    fig = new_figure(9.0, 3.6)
+    left, right = fig.subplots(1, 2)
+    left.plot(mvm.time_s, mvm.column_currents, lw=1)
+    for end in mvm.windows_s[:, 1]:
+        left.axvline(end, color="grey", ls=":", lw=0.8)
+    left.xaxis.set_major_formatter(EngFormatter(unit="s"))
+    left.yaxis.set_major_formatter(EngFormatter(unit="A"))
+    left.set_xlabel("time")
+    left.set_ylabel("column current")
+    left.set_title(f"{mvm.encoding}, {mvm.engine}: sense currents")
+    columns = np.arange(len(mvm.decoded))
+    right.bar(columns, 100 * mvm.error_vs_dc, color="C0")
+    right.axhline(0, color="grey", lw=0.8)
+    right.set_xlabel("column")
+    right.set_ylabel("transient − DC [% of full scale]")
+    worst_ideal = np.abs(mvm.error_vs_ideal).max()
+    right.set_title(f"dynamic error (vs ideal G·V: up to {100 * worst_ideal:.3g} %)")
+    fig.suptitle(title)
+    return fig
+
+
+def write_pulse(wp: WritePulse, title: str = "Write pulse through the lines") -> Figure:
+    """The applied pulse and the voltage reaching each target cell, with the threshold; the
+    legend gives each cell's peak, delay and time above threshold."""
+    fig = new_figure(6.0, 3.8)
+    ax = fig.add_subplot()
+    ax.plot(wp.time_s, wp.applied_v, color="k", lw=1.2, label=f"applied (width {wp.applied_width_s * 1e9:.3g} ns)")
+    for k, (i, j) in enumerate(wp.cells):
+        ax.plot(wp.time_s, wp.cell_voltages[:, k], lw=1.2,
+                label=f"cell ({i}, {j}): peak {wp.peak_v[k]:.3g} V, delay {wp.delay_s[k] * 1e9:.3g} ns, "
+                      f"above {wp.width_s[k] * 1e9:.3g} ns")
+    ax.axhline(wp.threshold_v, color="grey", ls="--", lw=0.8, label=f"threshold {wp.threshold_v:g} V")
+    ax.xaxis.set_major_formatter(EngFormatter(unit="s"))
+    ax.set_xlabel("time")
+    ax.set_ylabel("cell voltage [V]")
+    ax.set_title(f"{title} ({wp.scheme}, {wp.engine})")
+    ax.legend(fontsize="x-small")
+    return fig

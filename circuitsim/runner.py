@@ -11,21 +11,23 @@ from then on (other systems, and parents that are not one long-lived thread: the
 signal follows the thread that started the child).
 
 The child ignores SIGINT: on Ctrl-C its parent decides what becomes of the call in flight.
+Messages are spice.server's length-prefixed pickles (one framing for every child process).
 """
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 from circuitsim.errors import PointTimeout, WorkerLostError
 from circuitsim.spice.server import die_with_parent as exit_with_parent
+from circuitsim.spice.server import recv_message, send_message
 
 PARENT_POLL_S = 0.2
 
@@ -46,20 +48,20 @@ def die_with_parent(parent_pid: int, kernel_signal: bool = True) -> None:
 def serve(fd: int) -> None:
     """Entry point of the child: answer (function, argument) calls arriving on socket `fd`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    conn = Connection(fd)
-    conn.send(("ready", os.getpid()))
+    sock = socket.socket(fileno=fd)
+    send_message(sock, ("ready", os.getpid()))
     while True:
         try:
-            call = conn.recv()
+            call = recv_message(sock)
         except EOFError:  # the parent closed its end (or died)
             return
         if call is None:
             return
         function, argument = call
         try:
-            conn.send(("ok", function(argument)))
+            send_message(sock, ("ok", function(argument)))
         except Exception as exc:
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            send_message(sock, ("error", f"{type(exc).__name__}: {exc}"))
 
 
 def time_limit_error(limit_s: float) -> PointTimeout:
@@ -84,13 +86,13 @@ class ChildRunner:
         self.process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(child.fileno(),), env=child_env,
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         child.close()
-        self.conn = Connection(parent.detach())
+        self.sock = parent  # blocking: a message is read whole once it starts to arrive
         self.ready = False
         self.busy_since: float | None = None  # time.monotonic() when the call in flight was sent
 
     def submit(self, function, argument) -> None:
         """Send a call (the runner must be ready and idle); collect its result with receive()."""
-        self.conn.send((function, argument))
+        send_message(self.sock, (function, argument))
         self.busy_since = time.monotonic()
 
     def receive(self):
@@ -98,7 +100,7 @@ class ChildRunner:
 
         Raises WorkerLostError if the child died, RuntimeError with the child's error text."""
         try:
-            status, payload = self.conn.recv()
+            status, payload = recv_message(self.sock)
         except (EOFError, OSError):
             code = self.kill()
             raise WorkerLostError(f"the worker process died (exit code {code}) while computing") from None
@@ -116,7 +118,7 @@ class ChildRunner:
         while not self.ready:
             self.receive()
         self.submit(function, argument)
-        if not self.conn.poll(timeout_s):
+        if not select.select([self.sock], [], [], timeout_s)[0]:
             self.kill()
             raise time_limit_error(timeout_s)
         return self.receive()
@@ -128,21 +130,26 @@ class ChildRunner:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    @property
+    def closed(self) -> bool:
+        """The runner is done with: killed, died or closed (its socket is closed)."""
+        return self.sock.fileno() == -1
+
     def kill(self) -> int:
         """Stop the child now; returns its exit code."""
         if self.process.poll() is None:
             self.process.kill()
         code = self.process.wait()
-        self.conn.close()
+        self.sock.close()
         return code
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop the child politely (after its call in flight), by force past timeout_s."""
-        if self.process.poll() is None and not self.conn.closed:
+        if self.process.poll() is None and not self.closed:
             try:
-                self.conn.send(None)
+                send_message(self.sock, None)
                 self.process.wait(timeout=timeout_s)
             except (OSError, subprocess.TimeoutExpired):
                 pass
-        if not self.conn.closed:
+        if not self.closed:
             self.kill()

@@ -32,7 +32,7 @@ from circuitsim.design import Crossbar
 from circuitsim.errors import PointTimeout, SchedulerError, WorkerLostError
 from circuitsim.runner import ChildRunner, time_limit_error
 from circuitsim.store import Store, point_key
-from circuitsim.validate import array_size, finite_array, integer
+from circuitsim.validate import array_size, finite_array, integer, positive_seconds
 
 MODES = ("grid", "random")
 SWEEP_KEYS = {"mode", "engine", "metrics", "samples", "seed", "timeout_s"}
@@ -237,8 +237,7 @@ def load_sweep(config: str | Path | dict) -> Sweep:
         raise ValueError(f"[sweep]: mode one of {MODES}, engine 'spice' or 'numpy', metrics from {METRICS}; "
                          f"got {mode!r}, {engine!r}, {list(metrics)}")
     timeout_s = cfg.get("timeout_s", 600.0)
-    if not _positive_seconds(timeout_s):
-        raise ValueError(f"[sweep] timeout_s must be a positive finite number of seconds, got {timeout_s!r}")
+    positive_seconds("[sweep] timeout_s", timeout_s)
     base = {f"{table}.{k}": v for table in TABLES for k, v in doc.get(table, {}).items()}
     for name in base:
         _param_names(name)
@@ -318,10 +317,6 @@ def max_workers() -> int:
     return 2 * len(os.sched_getaffinity(0))
 
 
-def _positive_seconds(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
-
-
 def _check_workers(workers) -> int:
     limit = max_workers()
     if workers is None:
@@ -349,10 +344,10 @@ def _local_outcomes(points: list[Point], workers: int):
                     runner.submit(evaluate, runners[runner])
             deadlines = [r.busy_since + p.timeout_s for r, p in runners.items() if p is not None]
             wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            readable = set(connection_wait([r.conn for r in runners], timeout=wait_s))
+            readable = set(connection_wait([r.sock for r in runners], timeout=wait_s))
             for runner, point in list(runners.items()):
-                outcome = _collect(runner, point, runner.conn in readable)
-                if runner.conn.closed:  # died or killed: a fresh one takes its place
+                outcome = _collect(runner, point, runner.sock in readable)
+                if runner.closed:  # died or killed: a fresh one takes its place
                     del runners[runner]
                     if todo:
                         runners[ChildRunner(env=env)] = None
@@ -471,8 +466,7 @@ def run_sweep(config: str | Path | dict, out: str | Path, *, workers: int | None
 
     sweep = load_sweep(config)
     workers = _check_workers(workers)
-    if not _positive_seconds(worker_wait_s):
-        raise ValueError(f"worker_wait_s must be a positive finite number of seconds, got {worker_wait_s!r}")
+    positive_seconds("worker_wait_s", worker_wait_s)
     start = time.perf_counter()
     client = connect_dask(scheduler) if scheduler else None  # before the store: nothing written if it fails
     with client or nullcontext(), Store.open(out, "a") as store:

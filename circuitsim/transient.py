@@ -1,12 +1,14 @@
-"""Transient simulation of one stateful device or of an array of them, with two engines.
+"""Transient simulation of an array (wires, capacitances, linear or stateful cells) or of one
+stateful device, with two engines.
 
-engine="spice" renders the crossbar (circuit.build_circuit + netlist.render, cells as device
-subckt instances, sources as PWL) with `.ic` states and `.tran`, and runs it through spice.run_job;
-engine="numpy" integrates the twins' dx/dt with scipy's LSODA (implicit BDF once stiff), solving the
-array's nodal equations (dense Newton, cells stamped with I and dI/dV at their state, selectors and
-access transistors with the solver's own inner-node current) at every evaluation. A single device
-is the 1×1 array without wires, so both paths are one. Every drive is piecewise linear (a `Drive`),
-gates of 1T1R arrays included, so both engines see exactly the same stimulus.
+engine="spice" renders the crossbar (circuit.build_circuit + netlist.render, cells as resistors or
+device subckt instances, capacitors, sources as PWL) with `.ic` states and `.tran`, and runs it
+through spice.run_job; engine="numpy" integrates the same nodal equations with the sparse implicit
+integrator of solver/transient.py (variable-step BDF2, chord Newton, one factorization reused
+while the step allows). A single stateful device without capacitance is a pure ODE in its state,
+which LSODA integrates to the tight tolerances device characterization needs. Every drive is
+piecewise linear (a `Drive`), gates of 1T1R arrays included, so both engines see exactly the
+same stimulus.
 """
 from __future__ import annotations
 
@@ -21,8 +23,9 @@ from circuitsim import __version__
 from circuitsim.circuit import Circuit, build_circuit
 from circuitsim.design import Crossbar
 from circuitsim.devices.memristors import StateDevice
-from circuitsim.netlist import number, render
+from circuitsim.netlist import number, render, source_names
 from circuitsim.solver.dc import gate_voltages, inner_current
+from circuitsim.solver.transient import StepOptions, Waves, delivered_energy, integrate, node_currents, stored_energy
 from circuitsim.spice.worker import SpiceJob, SpiceWorker, run_job
 from circuitsim.validate import finite_array, line_mask
 
@@ -99,19 +102,34 @@ def pulse_train(amplitudes_v, width_s: float, period_s: float, edge_s: float) ->
 
 @dataclass(frozen=True, eq=False)
 class ArrayTransient:
-    """Waveforms of an array: time_s (T,) [s]; cell_voltages (T, rows, cols) [V] row wire minus
-    column wire; device_voltages (T, rows, cols) [V] across the stateful device itself;
-    cell_currents (T, rows, cols) [A] from row to column; state (T, rows, cols) normalized
-    state of each device (open cells: 0 current, state held at its start); initial_state
-    (rows, cols) the states at t = 0 (ngspice's first output point is one step later)."""
+    """Waveforms of an array at the output times time_s (T,) [s].
+
+    column_currents (T, cols) [A] into the sense nodes and row_currents (T, rows) [A] out of the
+    drivers, as in circuitsim.Result (0 on a floating line); source_energy_j (T,) [J] the energy
+    the sources delivered since t = 0; stored_energy_j (T,) [J] in the capacitors (None where the
+    engine kept no node voltage).
+    With detail (the default), per cell: cell_voltages (T, rows, cols) [V] row wire minus column
+    wire; device_voltages (T, rows, cols) [V] across the device itself; cell_currents (T, rows,
+    cols) [A] from row to column; for stateful cells also state (T, rows, cols), the normalized
+    state of each device (open cells: 0 current, state held at its start), and initial_state
+    (rows, cols) the states at t = 0; node_voltages (T, n_nodes) [V] in the order of
+    circuit.node_names (NaN where a node has no DC path). Without detail, or for linear cells
+    (no state), those are None. circuit: the flat circuit that was integrated.
+    """
 
     engine: str
     time_s: np.ndarray
-    cell_voltages: np.ndarray
-    device_voltages: np.ndarray
-    cell_currents: np.ndarray
-    state: np.ndarray
-    initial_state: np.ndarray
+    column_currents: np.ndarray
+    row_currents: np.ndarray
+    source_energy_j: np.ndarray
+    stored_energy_j: np.ndarray | None
+    cell_voltages: np.ndarray | None
+    device_voltages: np.ndarray | None
+    cell_currents: np.ndarray | None
+    state: np.ndarray | None
+    initial_state: np.ndarray | None
+    node_voltages: np.ndarray | None
+    circuit: Circuit
     provenance: dict
 
 
@@ -158,42 +176,72 @@ def _gate_waveforms(xb: Crossbar, drive: Drive) -> np.ndarray:
     return drive.v_gates
 
 
-def _spice(circuit: Circuit, cells, drive: Drive, volts: np.ndarray, max_step_s: float, worker, timeout_s):
-    """volts: (n_times, n_fixed) source voltages at the drive's time points."""
+def _deck(circuit: Circuit, cells, drive: Drive, volts: np.ndarray, max_step_s: float,
+          detail: bool) -> tuple[str, list[str]]:
+    """The .tran deck and the vectors to read back. volts: (n_times, n_fixed) source voltages at the
+    drive's time points. Without detail only the sources' currents are saved (.save), which keeps
+    large arrays' runs lean."""
     waveforms = [_pwl(drive.time_s, volts[:, k]) for k in range(volts.shape[1])]
     rows, cols = circuit.xb.shape
     tags = [f"xc{k // cols}_{k % cols}" for k in range(rows * cols)]
-    open_cell = circuit.cell_g <= 0
-    # .ic (not uic): ngspice solves a consistent operating point with every state held at its
-    # x0, so floating lines see the cells' true conductance from the first step
-    ics = " ".join(f"v({tag}.x)={number(d.x0)}" for tag, d, o in zip(tags, cells, open_cell) if not o)
-    tran = f".ic {ics}\n.tran {number(max_step_s)} {number(drive.duration_s)} 0 {number(max_step_s)}"
-    deck = render(circuit, volts[0], tran, waveforms=waveforms, cells=cells).replace(
+    present = np.flatnonzero(circuit.cell_g > 0)
+    sources = source_names(circuit)
+    lines = []
+    if cells is not None:
+        # .ic (not uic): ngspice solves a consistent operating point with every state held at its
+        # x0, so floating lines see the cells' true conductance from the first step
+        lines.append(".ic " + " ".join(f"v({tags[k]}.x)={number(cells[k].x0)}" for k in present))
+    probes = ["time", *(f"{s.lower()}#branch" for s in sources)]
+    if detail:
+        probes += [circuit.node_names[k].lower() for k in np.flatnonzero(~circuit.dead)]
+        if cells is not None:
+            probes += [f"{tags[k]}.x" for k in present] + [f"v.{tags[k]}.vi#branch" for k in present]
+    else:
+        lines.append(".save " + " ".join(f"i({s})" for s in sources))
+    lines.append(f".tran {number(max_step_s)} {number(drive.duration_s)} 0 {number(max_step_s)}")
+    deck = render(circuit, volts[0], "\n".join(lines), waveforms=waveforms, cells=cells).replace(
         ".options klu", SPICE_OPTIONS, 1)
+    return deck, probes
+
+
+def _spice(circuit: Circuit, cells, drive: Drive, volts: np.ndarray, max_step_s: float, detail: bool, worker,
+           timeout_s) -> Waves:
+    deck, probes = _deck(circuit, cells, drive, volts, max_step_s, detail)
+    rows, cols = circuit.xb.shape
+    sources = source_names(circuit)
+    present = np.flatnonzero(circuit.cell_g > 0)
+    alive = np.flatnonzero(~circuit.dead)
     sha = hashlib.sha256(deck.encode()).hexdigest()
-    out = run_job(SpiceJob(deck, label=f"{rows}x{cols} transient (netlist sha256 {sha[:12]})"), worker, timeout_s)
-    vec = out.vectors[0]
-    t = vec["time"]
-    names = [n.lower() for n in circuit.node_names]
-
-    def node(idx):
-        return np.stack([vec[names[i]] for i in idx], axis=1)
-
-    v_hi, v_lo = node(circuit.cell_hi), node(circuit.cell_lo)
-    state = np.stack([np.full(len(t), cells[k].x0) if open_cell[k] else vec[f"{tag}.x"]
-                      for k, tag in enumerate(tags)], axis=1)
-    current = np.stack([np.zeros(len(t)) if open_cell[k] else vec[f"v.{tag}.vi#branch"]
-                        for k, tag in enumerate(tags)], axis=1)
-    cell_v = node(circuit.row_node.ravel()) - node(circuit.col_node.ravel())
-    return t, cell_v, v_hi - v_lo, current, state, {"ngspice_version": out.ngspice_version, "netlist_sha256": sha}
+    out = run_job(SpiceJob(deck, label=f"{rows}x{cols} transient (netlist sha256 {sha[:12]})", probes=tuple(probes)),
+                  worker, timeout_s)
+    values = out.values[0]
+    t = values[0]
+    # ngspice's branch current flows into the source's + node; the source delivers the opposite
+    delivered = -values[1:1 + len(sources)].T
+    energy = delivered_energy(t, np.stack([np.interp(t, drive.time_s, col) for col in volts.T], axis=1), delivered)
+    node_v = cell_i = state = stored = None
+    if detail:
+        at = 1 + len(sources)
+        node_v = np.full((len(t), circuit.n_nodes), np.nan)
+        node_v[:, alive] = values[at:at + len(alive)].T
+        at += len(alive)
+        cell_i = np.zeros((len(t), rows * cols))
+        if cells is None:
+            cell_i[:, present] = (node_v[:, circuit.cell_hi[present]] - node_v[:, circuit.cell_lo[present]]) \
+                * circuit.cell_g[present]
+        else:
+            state = np.tile([d.x0 for d in cells], (len(t), 1))
+            state[:, present] = values[at:at + len(present)].T
+            cell_i[:, present] = values[at + len(present):at + 2 * len(present)].T
+        stored = stored_energy(circuit, node_v)
+    return Waves(t, delivered, energy, node_v, cell_i, state, stored,
+                 {"ngspice_version": out.ngspice_version, "netlist_sha256": sha})
 
 
 class _NodalCells:
-    """The numpy engine's view of the array: node voltages and cell currents for given states.
-
-    Arrays in transients are small, so the nodal equations are dense: wires stamp a constant
-    Laplacian, cells and selectors stamp (i, dI/dV) and damped Newton solves KCL at the free
-    nodes, warm-started from the previous time point.
+    """A single device's node voltages and current for a given state (the LSODA path of
+    _single_device): a few nodes, so the nodal equations are dense; damped Newton solves KCL at
+    the free nodes, warm-started from the previous time point.
     """
 
     def __init__(self, circuit: Circuit, cells: list[StateDevice], drive: Drive, sources: np.ndarray):
@@ -271,12 +319,13 @@ def _stamp(jac: np.ndarray, resid: np.ndarray | None, a: np.ndarray, b: np.ndarr
         np.add.at(resid, b, -i)
 
 
-def _numpy(circuit: Circuit, cells, drive: Drive, sources: np.ndarray, t_eval):
+def _single_device(circuit: Circuit, cells, drive: Drive, sources: np.ndarray, t_eval) -> Waves:
+    """One stateful device without capacitance: a pure ODE in its state, integrated by LSODA (up to
+    fifth order), which resolves abrupt switching (Stanford-PKU) to the model-agreement tests'
+    sub-picosecond shifts; the second-order array integrator would need far smaller steps there."""
     nodal = _NodalCells(circuit, cells, drive, sources)
     max_step_s = np.diff(drive.time_s).min()  # never step over a feature of the drive; LSODA controls the error
     x0 = np.array([d.x0 for d in cells])
-    t_eval = np.linspace(0, drive.duration_s, 2001) if t_eval is None else np.asarray(t_eval, dtype=float)
-    t_eval = np.clip(t_eval, 0.0, drive.duration_s)  # e.g. ngspice's last time point, a rounding error past the end
     sol = solve_ivp(nodal.rate, (0.0, drive.duration_s), x0, method="LSODA", t_eval=t_eval,
                     max_step=max_step_s, rtol=1e-7, atol=1e-9)
     if not sol.success:
@@ -285,51 +334,105 @@ def _numpy(circuit: Circuit, cells, drive: Drive, sources: np.ndarray, t_eval):
     v = np.array([nodal.solve(t, x) for t, x in zip(sol.t, sol.y.T)])
     v_dev = v[:, c.cell_hi] - v[:, c.cell_lo]
     current = np.stack([nodal.cell_eval("current", vd, x) for vd, x in zip(v_dev, sol.y.T)])
-    cell_v = v[:, c.row_node.ravel()] - v[:, c.col_node.ravel()]
-    return sol.t, cell_v, v_dev, current, sol.y.T, {"rhs_evaluations": int(sol.nfev)}
+    gates = gate_voltages(c, v[:, c.fixed])
+    delivered = node_currents(c, v, current, gates)[:, c.fixed]
+    return Waves(sol.t, delivered, delivered_energy(sol.t, v[:, c.fixed], delivered), v, current, sol.y.T,
+                 np.zeros(len(sol.t)),
+                 {"rhs_evaluations": int(sol.nfev)})
 
 
-def array_transient(xb: Crossbar, cells, drive: Drive, *, engine: str = "spice", max_step_s: float | None = None,
-                    floating_rows=None, floating_cols=None, t_eval=None, worker: SpiceWorker | None = None,
-                    timeout_s: float | None = None) -> ArrayTransient:
-    """Transient of a crossbar whose cells are stateful devices.
+def output_times(t_eval, duration_s: float) -> np.ndarray:
+    """Checked output times [s]: strictly increasing, within [0, duration_s] (a rounding error past
+    the end, e.g. ngspice's last time point, is clipped); None gives 2001 uniform points."""
+    if t_eval is None:
+        return np.linspace(0.0, duration_s, 2001)
+    t = finite_array("t_eval", t_eval)
+    if t.ndim != 1 or not len(t) or np.any(np.diff(t) <= 0):
+        raise ValueError("t_eval must be a non-empty 1-D array of strictly increasing times")
+    if t[0] < 0 or t[-1] > duration_s * (1 + 1e-9):
+        raise ValueError(f"t_eval spans [{t[0]:g}, {t[-1]:g}] s, beyond the drive's [0, {duration_s:g}] s: "
+                         "the drive must cover the simulated time")
+    return np.clip(t, 0.0, duration_s)
 
-    xb gives the wiring and the selector or access transistor; its conductance only marks open
-    cells (0). cells: one device (circuitsim.devices.memristors) for every cell, or a (rows, cols)
-    array of them (each starts at its own x0). drive: PWL line voltages, and gate voltages for
-    1T1R arrays (default: every gate at the transistor's v_gate_on). max_step_s: ngspice's
-    largest time step [s] (default duration/2000; the numpy engine steps at most one drive
-    segment and controls its own error); t_eval: output times of the numpy engine (default
-    2001 uniform points; spice returns its own time points).
-    """
-    if engine not in ENGINES:
-        raise ValueError(f"unknown transient engine {engine!r}; choose one of {ENGINES}")
+
+def _result(engine: str, circuit: Circuit, waves: Waves, cells, detail: bool, provenance: dict) -> ArrayTransient:
+    """The ArrayTransient of an engine's waves (column and row currents as in circuitsim.Result)."""
+    rows, cols = circuit.xb.shape
+    t = waves.time_s
+    kind, line = circuit.fixed_kind, circuit.fixed_line
+    col_i, row_i = np.zeros((len(t), cols)), np.zeros((len(t), rows))
+    row_i[:, line[kind == 0]] = waves.source_currents[:, kind == 0]
+    col_i[:, line[kind == 1]] = -waves.source_currents[:, kind == 1]
+    per_cell = [None] * 4
+    if detail:
+        v = waves.node_volts
+        grid = (len(t), rows, cols)
+        per_cell = [(v[:, circuit.row_node.ravel()] - v[:, circuit.col_node.ravel()]).reshape(grid),
+                    (v[:, circuit.cell_hi] - v[:, circuit.cell_lo]).reshape(grid),
+                    waves.cell_currents.reshape(grid), None if waves.state is None else waves.state.reshape(grid)]
+    initial = None if cells is None else np.array([d.x0 for d in cells]).reshape(rows, cols)
+    return ArrayTransient(engine, t, col_i, row_i, waves.source_energy_j, waves.stored_energy_j, *per_cell, initial,
+                          waves.node_volts if detail else None, circuit, {**provenance, **waves.extra})
+
+
+def _prepare(xb: Crossbar, cells, drive: Drive, max_step_s, floating_rows, floating_cols):
+    """Checked inputs of a transient: (circuit, devices or None, source voltages, max step)."""
     if not isinstance(xb, Crossbar) or not isinstance(drive, Drive):
-        raise TypeError("array_transient takes a Crossbar and a Drive")
+        raise TypeError("a transient takes a Crossbar and a Drive")
     rows, cols = xb.shape
     if drive.v_rows.shape[1] != rows or drive.v_cols.shape[1] != cols:
         raise ValueError(f"the drive has {drive.v_rows.shape[1]} rows and {drive.v_cols.shape[1]} columns, "
                          f"the array {rows}x{cols}")
     gates = _gate_waveforms(xb, drive)
-    device_list = _cells(cells, xb)
+    device_list = None if cells is None else _cells(cells, xb)
     step = drive.duration_s / 2000 if max_step_s is None else float(max_step_s)
     if not 0 < step <= drive.duration_s:
         raise ValueError(f"max_step_s must be in (0, duration], got {step:g}")
     circuit = build_circuit(xb, line_mask("floating_rows", floating_rows, rows),
                             line_mask("floating_cols", floating_cols, cols))
-    sources = circuit.fixed_voltages(drive.v_rows, drive.v_cols, gates)
+    return circuit, device_list, circuit.fixed_voltages(drive.v_rows, drive.v_cols, gates), step
+
+
+def transient_deck(xb: Crossbar, cells, drive: Drive, *, max_step_s: float | None = None, floating_rows=None,
+                   floating_cols=None, detail: bool = True) -> str:
+    """The .tran deck that array_transient(..., engine="spice") runs (same arguments)."""
+    circuit, device_list, sources, step = _prepare(xb, cells, drive, max_step_s, floating_rows, floating_cols)
+    return _deck(circuit, device_list, drive, sources, step, detail)[0]
+
+
+def array_transient(xb: Crossbar, cells, drive: Drive, *, engine: str = "spice", max_step_s: float | None = None,
+                    floating_rows=None, floating_cols=None, t_eval=None, detail: bool = True, rtol: float = 1e-5,
+                    worker: SpiceWorker | None = None, timeout_s: float | None = None) -> ArrayTransient:
+    """Transient of a crossbar, its wires and capacitances included.
+
+    cells: None for the linear cells of xb.conductance (with its selector or access transistor);
+    or stateful devices (circuitsim.devices.memristors), one for every cell or a (rows, cols)
+    array of them (each starts at its own x0), xb's conductance then only marks open cells (0).
+    drive: PWL line voltages, and gate voltages for 1T1R arrays (default: every gate at the
+    transistor's v_gate_on); the circuit starts at its DC operating point at t = 0.
+    max_step_s: ngspice's largest time step [s] (default duration/2000; the numpy engine steps at
+    most one drive segment and controls its own error); t_eval: output times of the numpy engine
+    (default 2001 uniform points; spice returns its own time points). detail=False keeps only
+    the line currents and energies (no per-cell waveform): what large arrays need. rtol: the
+    numpy engine's local error per step, relative to full scale (solver.transient.StepOptions).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown transient engine {engine!r}; choose one of {ENGINES}")
+    circuit, device_list, sources, step = _prepare(xb, cells, drive, max_step_s, floating_rows, floating_cols)
+    t_eval = output_times(t_eval, drive.duration_s)
     start = time.perf_counter()
     if engine == "spice":
-        t, cell_v, dev_v, current, state, extra = _spice(circuit, device_list, drive, sources, step, worker,
-                                                         timeout_s)
+        waves = _spice(circuit, device_list, drive, sources, step, detail, worker, timeout_s)
+    elif device_list is not None and xb.shape == (1, 1) and not xb.has_capacitance:
+        waves = _single_device(circuit, device_list, drive, sources, t_eval)
     else:
-        t, cell_v, dev_v, current, state, extra = _numpy(circuit, device_list, drive, sources, t_eval)
-    grid = (len(t), rows, cols)
+        waves = integrate(circuit, device_list, drive.time_s, sources, t_eval, detail=detail,
+                          opts=StepOptions(rtol=rtol))
     provenance = {"engine": engine, "circuitsim_version": __version__, "wall_time_s": time.perf_counter() - start,
-                  "max_step_s": step, "cells": [{"type": type(d).__name__, **d.spice_params()} for d in device_list],
-                  **extra}
-    return ArrayTransient(engine, t, cell_v.reshape(grid), dev_v.reshape(grid), current.reshape(grid),
-                          state.reshape(grid), np.array([d.x0 for d in device_list]).reshape(rows, cols), provenance)
+                  "max_step_s": step,
+                  "cells": None if device_list is None else [{"type": type(d).__name__, **d.spice_params()}
+                                                             for d in device_list]}
+    return _result(engine, circuit, waves, device_list, detail, provenance)
 
 
 def transient(device: StateDevice, drive: Drive, *, engine: str = "spice", max_step_s: float | None = None,

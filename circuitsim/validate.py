@@ -30,6 +30,7 @@ PHYSICAL_RANGES = {
     "Ω": (1e-6, 1e6),  # wire segment, driver and sense resistance: 1 µΩ .. 1 MΩ
     "V": (0.0, 100.0),  # drive, threshold and gate voltages
     "A": (0.0, 1.0),  # device current scales (selector i0, diode isat)
+    "F": (1e-21, 1e-6),  # wire-segment and cell capacitance: 1 zF .. 1 µF
 }
 
 # Memory the numpy engine needs per cell (peak RSS over the design's size; 2.45-2.78 kB for 1R
@@ -85,6 +86,17 @@ def finite_array(name: str, value, *, shape: tuple[int, ...] | None = None, nonn
 def positive_scalar(name: str, value) -> float:
     """A finite float > 0."""
     return float(finite_array(name, value, shape=(), positive=True))
+
+
+def positive_seconds(name: str, value, allow_none: bool = False) -> float | None:
+    """A time limit or wait in seconds: a positive finite number (None too where allow_none).
+    Anything else, text or booleans included, is a ValueError naming `name`."""
+    if value is None and allow_none:
+        return None
+    if _is_bool(value) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number of seconds{' or None' if allow_none else ''}, "
+                         f"got {value!r}")
+    return float(value)
 
 
 def integer(name: str, value, *, minimum: int = 0, maximum: int | None = None) -> int:
@@ -151,15 +163,20 @@ def array_size(rows, cols) -> tuple[int, int]:
     return rows, cols
 
 
-def broadcast_resistance(name: str, value, shape: tuple[int, ...]) -> np.ndarray:
-    """Scalar or per-segment resistance (Ω) broadcast to `shape`, checked finite and >= 0."""
+def broadcast_quantity(name: str, value, shape: tuple[int, ...], unit: str) -> np.ndarray:
+    """Scalar or per-element value in `unit` broadcast to `shape`, checked finite and >= 0."""
     arr = finite_array(name, value, nonnegative=True)
     if arr.shape not in ((), shape):
         raise ValueError(f"{name} must be a scalar or have shape {shape}, got {arr.shape}")
-    check_physical(name, arr, "Ω")
+    check_physical(name, arr, unit)
     out = np.broadcast_to(arr, shape).copy()
     out.flags.writeable = False
     return out
+
+
+def broadcast_resistance(name: str, value, shape: tuple[int, ...]) -> np.ndarray:
+    """Scalar or per-segment resistance (Ω) broadcast to `shape`, checked finite and >= 0."""
+    return broadcast_quantity(name, value, shape, "Ω")
 
 
 def line_mask(name: str, value, length: int) -> np.ndarray:

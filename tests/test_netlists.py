@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_ngspice
+from golden_decks import BUILDERS, DECKS, normalized
 from margins import assert_close
 from scipy.optimize import brentq
 
@@ -28,6 +29,18 @@ def test_generated_decks_are_current(name):
     expected = relative_includes(design_netlist(ROOT / "examples" / f"{name}.toml"), NETLISTS)
     assert (NETLISTS / f"{name}.cir").read_text() == expected, \
         f"regenerate: circuitsim netlist examples/{name}.toml --out netlists/{name}.cir"
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_deck_text_is_byte_identical_to_its_golden_copy(name):
+    """Open cells, zero-ohm and floating lines, dead nodes, gates, transient cells: every branch of
+    render() writes exactly the bytes it wrote when tests/decks/ was made (speed-ups of the deck
+    writer must not change a deck)."""
+    deck = normalized(BUILDERS[name]())
+    golden = (DECKS / f"{name}.cir").read_text()
+    differing = [k for k, (a, b) in enumerate(zip(deck.splitlines(), golden.splitlines())) if a != b]
+    assert deck == golden, f"{name}: {len(deck.splitlines())} lines vs {len(golden.splitlines())}, " \
+                           f"first differing line {differing[:1]}"
 
 
 @pytest.mark.parametrize("name", GENERATED)

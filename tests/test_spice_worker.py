@@ -75,6 +75,35 @@ def test_bad_deck_is_reported_without_convergence_retries():
             worker.run(SpiceJob("* bad\nV1 a 0 DC 1\nX1 a 0 nosuch\n.op\n.end\n", label="bad deck"))
 
 
+SHORT_OF_MEMORY = """
+import resource, runpy, sys
+server = runpy.run_path(sys.argv[1])
+session = server["Session"]()
+size = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize"))
+resource.setrlimit(resource.RLIMIT_AS, (size + 150 * 2**20, resource.RLIM_INFINITY))
+try:
+    session.run(open(sys.argv[2]).read(), [()], None, "capped worker", lambda done: None)
+except server["JobFailed"] as exc:
+    print(exc)
+"""
+
+
+def test_klu_short_of_memory_is_refused_with_its_reason_and_no_retries(tmp_path):
+    """ngspice reports a KLU factor it could not allocate as 'singular matrix: check node 0' (ground;
+    how a 1R 1024x1024 array fails, its allocation size overflowing 32 bits). Here a real allocation
+    fails: the child's address space is capped 150 MB above its size, enough to parse a 1R 128x128
+    deck but not for the ~230 MB KLU reserves for its factors. The job fails at once with the
+    reason, without trying the convergence aids."""
+    xb = circuitsim.Crossbar(conductance=np.full((128, 128), 1e-5), r_row=2.0, r_col=2.0)
+    deck = tmp_path / "deck.cir"
+    deck.write_text(circuitsim.netlist(xb, np.ones(128)))
+    done = subprocess.run([sys.executable, "-c", SHORT_OF_MEMORY, server.__file__, str(deck)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.startswith("capped worker: ngspice's KLU solver could not allocate the LU factors"), \
+        done.stdout + done.stderr
+    assert "aid" not in done.stdout
+
+
 def test_simulate_accepts_a_given_worker():
     xb = circuitsim.Crossbar(conductance=np.full((2, 2), 1e-4), r_row=1.0, r_col=1.0)
     with SpiceWorker() as worker:

@@ -33,6 +33,15 @@ CONVERGENCE_AIDS = (
 _FAILURE = re.compile(r"(^|\n)\s*(error|.*simulation\(s\) aborted|.*iteration limit reached|.*timestep too small)",
                       re.IGNORECASE)
 PROGRESS_PERIOD_S = 0.25  # at most this often a progress message
+# KLU failing for a reason other than a singular pivot: ngspice then names ground, node 0. Its LU
+# factors could not be allocated: ngspice 46's KLU sizes their first allocation at 10x AMD's fill
+# estimate in 32-bit units (klu.c, KLU_kernel_factor), which overflows for circuits of ~2 million
+# nodes, or memory ran out. No convergence aid or pivot option can help.
+_KLU_NO_MEMORY = re.compile(r"singular matrix:\s+check node 0\s*$", re.MULTILINE)
+KLU_NO_MEMORY = ("ngspice's KLU solver could not allocate the LU factors of this circuit (it reports 'singular "
+                 "matrix: check node 0', i.e. ground: not a singular pivot). ngspice 46 sizes that allocation at 10x "
+                 "its fill estimate in 32-bit units, which overflows at ~2 million nodes (1R arrays from about "
+                 "1024x1024), or memory ran out; the numpy engine solves arrays this large")
 
 
 def send_message(sock: socket.socket, message) -> None:
@@ -167,6 +176,8 @@ class Session:
                 return {"values": self._runs(runs, probes, label, report), "ngspice_version": self.version,
                         "aid": aid}
             except JobFailed as exc:
+                if _KLU_NO_MEMORY.search(str(exc)):
+                    raise JobFailed(f"{label}: {KLU_NO_MEMORY}") from None
                 errors.append(f"[options '{aid or 'default'}'] {exc}")
                 self.cleanup()
         raise JobFailed(f"{label}: ngspice did not converge with any aid "

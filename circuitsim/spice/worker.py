@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import atexit
 import itertools
-import math
-import numbers
 import os
 import socket
 import subprocess
@@ -26,19 +24,13 @@ import numpy as np
 
 from circuitsim.errors import SpiceError, SpiceTimeout
 from circuitsim.spice import server
+from circuitsim.validate import positive_seconds
 
 SERVER_PATH = Path(server.__file__).resolve()
 CONVERGENCE_AIDS = server.CONVERGENCE_AIDS  # tried in this order when ngspice does not converge
-
-
-def check_timeout(timeout_s) -> float | None:
-    """A time limit in seconds: a positive finite number, or None (no limit of its own)."""
-    if timeout_s is None:
-        return None
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, numbers.Real) or not math.isfinite(timeout_s) \
-            or timeout_s <= 0:
-        raise ValueError(f"timeout_s must be a positive finite number of seconds or None, got {timeout_s!r}")
-    return float(timeout_s)
+# The child does no linear algebra in numpy: an OpenBLAS thread pool there would only compete
+# with ngspice for the cores.
+CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1"}
 
 
 @dataclass(frozen=True)
@@ -86,7 +78,7 @@ class SpiceWorker:
     """
 
     def __init__(self, timeout_s: float | None = 600.0, max_jobs: int = 100):
-        self.timeout_s = check_timeout(timeout_s)
+        self.timeout_s = positive_seconds("timeout_s", timeout_s, allow_none=True)
         self.max_jobs = max_jobs
         self._process = None
         self._sock = None
@@ -102,7 +94,7 @@ class SpiceWorker:
                  "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
                  str(SERVER_PATH), str(child.fileno()), str(os.getpid())],
                 pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL)
+                stderr=subprocess.DEVNULL, env=os.environ | CHILD_ENV)
         except BaseException:
             parent.close()
             raise
@@ -149,7 +141,7 @@ class SpiceWorker:
             progress: Callable[[int], None] | None = None) -> SpiceOutput:
         """Run one job. timeout_s: this job's limit (None: the worker's); progress: called with
         the number of runs done, now and then, for long batches."""
-        limit = check_timeout(timeout_s) if timeout_s is not None else self.timeout_s
+        limit = positive_seconds("timeout_s", timeout_s, allow_none=True) or self.timeout_s
         with self._lock:
             if self._process is None or self._process.poll() is not None or self._jobs >= self.max_jobs:
                 self.close()

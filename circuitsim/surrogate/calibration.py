@@ -90,3 +90,19 @@ def heldout_by_size(calibration) -> list[tuple[int, int, int, float, float]]:
         pick = (held["rows"] == rows) & (held["cols"] == cols)
         out.append((rows, cols, int(pick.sum()), float(errors[pick].max()), float(errors[pick].mean())))
     return out
+
+
+def checked_by_size(calibration) -> list[tuple[int, int, int, float, int]]:
+    """(rows, cols, held-out designs, largest per-design max error, designs the check would not
+    vouch for) of what simulate() returns per array size: the calibration's form checked and
+    corrected as on every call. Empty for calibration files written before this was stored."""
+    held = calibration.heldout
+    if "checked_max_error" not in held:
+        return []
+    errors = held["checked_max_error"]
+    out = []
+    for rows, cols in sorted(set(zip(held["rows"].tolist(), held["cols"].tolist()))):
+        pick = (held["rows"] == rows) & (held["cols"] == cols)
+        vouched = errors[pick][np.isfinite(errors[pick])]
+        out.append((rows, cols, int(pick.sum()), float(vouched.max(initial=0.0)), int(pick.sum() - vouched.size)))
+    return out

@@ -47,12 +47,13 @@ SHOOT_POINTS = 64
 def selector_voltage(v_cell: np.ndarray, g: np.ndarray, i0: float, v0: float) -> np.ndarray:
     """Voltage [V] across the selector of a cell (g [S] in series with i0·sinh(V/v0)) at v_cell [V].
 
-    Solves Vs + i0·sinh(Vs/v0)/g = |v| by Newton from Vs = |v|: the function is convex
-    and increasing, so the iterates fall monotonically onto the root.
+    Solves Vs + i0·sinh(Vs/v0)/g = |v| by Newton from an upper bound of the root, the smaller of
+    |v| and v0·asinh(g·|v|/i0) (the cell carries at most g·|v|): the function is convex and
+    increasing, so the iterates fall monotonically onto the root.
     """
     a = np.abs(v_cell)
     k = i0 / np.where(g > 0, g, np.inf)
-    vs = a.copy()
+    vs = np.minimum(a, v0 * np.arcsinh(a * g / i0))
     for _ in range(CELL_NEWTON_ITERS):
         x = np.minimum(vs / v0, 80.0)
         step = (vs + k * np.sinh(x) - a) / (1.0 + k / v0 * np.cosh(x))
@@ -309,27 +310,40 @@ def column_currents(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:
     return i0 - lam0 * a0 * x0 - lam1 * a1 * x1
 
 
-def cell_currents(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:
+def cell_currents(prep: Prepared, v_rows: np.ndarray, dtype=np.float64) -> np.ndarray:
     """Cell currents [A] (batch, rows, cols) of the form's solution; they sum to column_currents.
 
-    What the a-posteriori check (circuitsim.surrogate.trust) puts into the exact equations.
+    What the a-posteriori check (circuitsim.surrogate.trust) puts into the exact equations. Except
+    for "relax", a view of a (rows, cols, batch) array of `dtype`: the layout the check works in,
+    made by one batched matmul per term (rows × (cols, K) @ (K, batch)). The check runs in
+    float32 (half the memory traffic); the small per-column terms stay float64.
     """
     a = prep.arrays
-    if prep.form == "ideal":
-        return v_rows[:, :, None] * a["g"]
     if prep.form == "relax":
-        return relax_cells(prep, v_rows)
-    batch, rows = v_rows.shape
+        return relax_cells(prep, v_rows).astype(dtype, copy=False)
+    if prep.form == "ideal":
+        return np.moveaxis(a["g"].astype(dtype)[:, :, None] * v_rows.T.astype(dtype)[:, None, :], -1, 0)
+    rows = v_rows.shape[1]
     if prep.form in ONE_MATMUL:
         phi = prep.basis.features(v_rows, with_slopes=False)[0]
-        return np.einsum("bkr,krc->brc", phi.reshape(batch, N_BASIS, rows), a["coef"], optimize=True)
+        return np.moveaxis(_per_row(a["coef"], phi, rows, dtype), -1, 0)
     phi, dphi, (_, _, _, x0, x1) = _lowrank_feedback(prep, v_rows)
     lam0, lam1 = a["lam"]
     w0, w1 = a["eigvec"]
-    rise = lam0 * w0 * x0[:, None, :] + lam1 * w1 * x1[:, None, :]      # column-wire rise per unit slope
-    i_rows = np.einsum("bkr,krc->brc", phi.reshape(batch, N_BASIS, rows), a["coef"], optimize=True)
-    slope = np.einsum("bkr,krc->brc", dphi.reshape(batch, N_BASIS, rows), a["coef"], optimize=True)
-    return i_rows - slope * rise
+    cells = _per_row(a["coef"], phi, rows, dtype)
+    slope = _per_row(a["coef"], dphi, rows, dtype)
+    x0, x1 = (np.ascontiguousarray(x.T, dtype=dtype)[None] for x in (x0, x1))    # (1, cols, batch)
+    rise = (lam0 * w0).astype(dtype)[:, :, None] * x0                             # column-wire rise per unit slope
+    rise += (lam1 * w1).astype(dtype)[:, :, None] * x1
+    slope *= rise
+    cells -= slope
+    return np.moveaxis(cells, -1, 0)
+
+
+def _per_row(coef: np.ndarray, features: np.ndarray, rows: int, dtype) -> np.ndarray:
+    """Σ_k coef[k, r, c]·features[b, k, r] as a (rows, cols, batch) array, one batched matmul."""
+    per_row = features.reshape(len(features), N_BASIS, rows).transpose(2, 1, 0).astype(dtype)   # (rows, K, batch)
+    return np.matmul(coef.transpose(1, 2, 0).astype(dtype), per_row)
 
 
 def _lowrank_feedback(prep: Prepared, v_rows: np.ndarray):

@@ -307,8 +307,9 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[]
 
     1R: exact transfer matrix (any drive); fills column and row currents and power.
     1S1R (sinh selector): the calibration's form, checked on every call by its residual in
-    the exact equations (trust.estimate). An answer is returned only inside the calibrated
-    range and with an estimated error within ERROR_BOUND of full scale; otherwise `exact()`
+    the exact equations (trust.estimate); where the estimate is above ERROR_BOUND, up to
+    NEWTON_STEPS corrections by the check's own solve, each checked again. An answer is returned
+    only inside the calibrated range and with an estimated error within ERROR_BOUND of full scale; otherwise `exact()`
     (the numpy engine) answers, with a warning, or, when `exact` is None, SurrogateAccuracyError
     is raised. Provenance records the estimate, the bound and any fallback. Fills column and
     row currents and power (the "relax" form also cell currents and voltages); the rest is NaN.
@@ -339,8 +340,8 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[]
                           exact, provenance)
     with _blas().limit(limits=1, user_api="blas"):
         prep, equations = _prepared(xb, calibration)
-        cols_i, rows_i, cell_i, estimate = _evaluate(prep, equations, v_rows)
-    provenance.update(error_estimate=estimate.relative, cg_iterations=estimate.iterations)
+        cols_i, rows_i, cell_i, estimate, newton = _evaluate(prep, equations, v_rows)
+    provenance.update(error_estimate=estimate.relative, cg_iterations=estimate.iterations, newton_steps=newton)
     if not estimate.relative <= ERROR_BOUND:
         return _untrusted(f"surrogate error estimate {100 * estimate.relative:.3g} % of full scale exceeds its bound "
                           f"{100 * ERROR_BOUND:g} %", SurrogateAccuracyWarning, exact, provenance)
@@ -350,27 +351,38 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[]
     return _result(drive, cols_i, rows_i, provenance, cell_i=cell_i, cell_v=_cell_volts(prep, v_rows, cell_i))
 
 
-CHUNK_CELLS = 1 << 16   # cells per chunk of the batch: 512 kB work arrays (cache-sized: 1.3-1.5x over 8 MB ones)
+CHUNK_CELLS = 1 << 21   # cells per chunk of the batch: 8 MB float32 work arrays (32 vectors at 256²: long vector adds)
+NEWTON_STEPS = 2   # corrections tried on a chunk the check cannot vouch for, before the exact engine answers
 
 
 def _evaluate(prep: models.Prepared, equations: trust.Equations, v_rows: np.ndarray):
-    """(column currents, row currents, cell currents or None, estimate) in chunks of the batch,
-    so that memory stays bounded; cell currents are kept for the "relax" form only."""
+    """(column currents, row currents, cell currents or None, estimate, Newton steps) in chunks of
+    the batch, so that memory stays bounded; cell currents are kept for the "relax" form only.
+
+    A chunk whose estimate exceeds ERROR_BOUND gets up to NEWTON_STEPS corrections by the check's
+    own solve (trust.estimate, correct=True), each checked again like the form's answer."""
     rows, cols = equations.on.shape
     step = max(1, CHUNK_CELLS // (rows * cols))
-    cols_i, rows_i, cells_i, errors, iterations = [], [], [], [], 0
+    cols_i, rows_i, cells_i, errors, iterations, newton = [], [], [], [], 0, 0
     for lo in range(0, len(v_rows), step):
-        cell_i = models.cell_currents(prep, v_rows[lo:lo + step])
-        estimate = trust.estimate(equations, v_rows[lo:lo + step], cell_i)
+        v = v_rows[lo:lo + step]
+        cell_i = models.cell_currents(prep, v, np.float32)
+        estimate = trust.estimate(equations, v, cell_i, decide_at=ERROR_BOUND, correct=True)
+        for k in range(NEWTON_STEPS):
+            if estimate.relative <= ERROR_BOUND or not np.isfinite(estimate.relative):
+                break
+            cell_i = np.moveaxis(np.moveaxis(cell_i, 0, -1) + estimate.correction, -1, 0)
+            estimate = trust.estimate(equations, v, cell_i, decide_at=ERROR_BOUND, correct=True)
+            newton = max(newton, k + 1)
         errors.append(estimate.column_error_a)
         iterations = max(iterations, estimate.iterations)
-        cols_i.append(cell_i.sum(axis=1))
-        rows_i.append(cell_i.sum(axis=2))
+        cols_i.append(cell_i.sum(axis=1, dtype=float))
+        rows_i.append(cell_i.sum(axis=2, dtype=float))
         if prep.form == "relax":
             cells_i.append(cell_i)
     cols_i, errors = np.concatenate(cols_i), np.concatenate(errors)
     estimate = trust.Estimate(errors, trust.relative(errors, cols_i), iterations)
-    return cols_i, np.concatenate(rows_i), np.concatenate(cells_i) if cells_i else None, estimate
+    return cols_i, np.concatenate(rows_i), np.concatenate(cells_i).astype(float) if cells_i else None, estimate, newton
 
 
 def _untrusted(reason: str, category: type[Warning], exact, provenance: dict) -> Result:
@@ -525,12 +537,28 @@ def calibrate(samples: list[Sample], *, forms: tuple[str, ...] | None = None, ho
                              seconds_per_vector=_seconds_per_vector(form, params, biggest, domain.v_abs_max))
         progress.update(int(done) - progress.n)   # the fit may have stopped before its budget
     chosen = _choose(fits)
+    checked = [_checked_error(s, chosen, {**fits[chosen].params, **FIXED.get(chosen, {})}, domain.v_abs_max)
+               for s in held]
+    heldout["checked_max_error"] = np.array([error for error, _ in checked])
+    heldout["checked_newton_steps"] = np.array([steps for _, steps in checked])
     prov = {"circuitsim_version": __version__, "seed": seed, "holdout_fraction": holdout_fraction,
             "fit_max_cells": -1 if fit_max_cells is None else fit_max_cells,
             "n_designs_train": len(train), "n_designs_heldout": len(held),
             "n_vectors_train": int(sum(len(s.v_rows) for s in train)),
             "n_vectors_heldout": int(sum(len(s.v_rows) for s in held)), **(provenance or {})}
     return Calibration(forms=fits, form=chosen, domain=domain, provenance=prov, heldout=heldout)
+
+
+def _checked_error(sample: Sample, form: str, params: dict, v_max: float) -> tuple[float, int]:
+    """(max |I − I_spice| / full scale of what simulate() returns for the sample, Newton steps it took):
+    the form checked and corrected as on every call; NaN where the check would not vouch for it
+    (the exact engine would answer)."""
+    prep = models.prepare(sample.xb, form, params, v_max)
+    with _blas().limit(limits=1, user_api="blas"):
+        cols_i, _, _, estimate, newton = _evaluate(prep, trust.Equations.of(sample.xb), sample.v_rows)
+    if not estimate.relative <= ERROR_BOUND:
+        return float("nan"), newton
+    return float(np.abs(cols_i - sample.column_currents).max() / sample.full_scale), newton
 
 
 def _choose(fits: dict) -> str:
