@@ -32,6 +32,14 @@ def test_divider_runs_in_a_child_process():
     assert out.ngspice_version.isdigit()
 
 
+def test_the_child_runs_one_thread():
+    """No OpenBLAS thread pool in the child beside ngspice (numpy starts one per core otherwise)."""
+    with SpiceWorker() as worker:
+        worker.run(SpiceJob(DIVIDER))
+        threads = len(os.listdir(f"/proc/{worker.pid}/task"))
+    assert threads == 1, f"the ngspice worker runs {threads} threads"
+
+
 def test_time_limit_kills_a_hung_job_and_the_next_job_works():
     with SpiceWorker() as worker:
         start = time.monotonic()

@@ -33,6 +33,8 @@ CONVERGENCE_AIDS = (
 _FAILURE = re.compile(r"(^|\n)\s*(error|.*simulation\(s\) aborted|.*iteration limit reached|.*timestep too small)",
                       re.IGNORECASE)
 PROGRESS_PERIOD_S = 0.25  # at most this often a progress message
+_LINE_BREAKS = re.compile(rb"[\r\n]+")
+_NEWLINE_TO_NUL = bytes.maketrans(b"\n", b"\0")
 # KLU failing for a reason other than a singular pivot: ngspice then names ground, node 0. Its LU
 # factors could not be allocated: ngspice 46's KLU sizes their first allocation at 10x AMD's fill
 # estimate in 32-bit units (klu.c, KLU_kernel_factor), which overflows for circuits of ~2 million
@@ -185,13 +187,15 @@ class Session:
 
     def _load(self, deck: str) -> bool:
         """ngSpice_Circ of the deck's lines; True if ngspice reported an error. The lines go as
-        one buffer and an array of pointers into it, built in bulk (a large deck has ~1e5 lines;
-        ngspice copies them)."""
-        data = np.frombuffer(("\n".join(line for line in deck.splitlines() if line) + "\n\n").encode(), dtype=np.uint8)
-        ends = np.flatnonzero(data == ord("\n"))
-        text = self.ffi.new("char[]", data.size)
-        self.ffi.memmove(text, np.where(data == ord("\n"), 0, data).tobytes(), data.size)
-        address = int(self.ffi.cast("uintptr_t", text))
+        one buffer (newlines turned into NULs) and an array of pointers into it, built in bulk
+        without a Python string per line (a 1024x1024 deck has 4e6 lines; ngspice copies them)."""
+        text = deck.encode()
+        if b"\r" in text or b"\n\n" in text:  # blank lines and CR LF: one newline between lines
+            text = _LINE_BREAKS.sub(b"\n", text)
+        text = text.strip(b"\n") + b"\n\n"
+        ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord("\n"))
+        lines = text.translate(_NEWLINE_TO_NUL)
+        address = int(self.ffi.cast("uintptr_t", self.ffi.from_buffer("char[]", lines)))
         pointers = np.zeros(ends.size + 1, dtype=np.uint64)  # the last line is empty, then NULL
         pointers[0] = address
         pointers[1:-1] = address + ends[:-1] + 1
