@@ -355,7 +355,8 @@ def test_a_network_is_programmed_tile_by_tile_and_drifts_with_time():
     later = network_at(programmed, 1e6).layers[0].tiles[0].crossbar.conductance
     compensated = network_at(programmed, 1e6, compensation="global").layers[0].tiles[0].crossbar.conductance
     g0 = now.layers[0].tiles[0].crossbar.conductance
-    assert np.abs(later / g0 - 1).max() > 0.1  # relaxed towards x_rest
+    loss = 1 - later / g0  # the sourced law relaxes towards the high-resistance end: 3 % after 1e6 s
+    assert (loss > 0).all() and loss.max() > 0.01, loss.max()
     ratio = compensated / later
     assert np.allclose(ratio, ratio[0, 0]) and not np.isclose(ratio[0, 0], 1.0)  # one factor per tile
 
