@@ -366,7 +366,7 @@ class ProgrammingDemoConfig:
     times_s: tuple[float, ...] = (1.0, 60.0, 3600.0, 86400.0, 30 * 86400.0, 3.15e7, 3.15e8)
     temperatures_k: tuple[float, ...] = (300.0, 358.0)
     slices: int = 2
-    stuck_rates: tuple[float, ...] = (0.02, 0.05, 0.1)
+    stuck_rates: tuple[float, ...] = (0.005, 0.01, 0.02)
 
 
 # Stanford-PKU cells behind NMOS access transistors (1T1R), ISPP at 10 ns per pulse: SET with the

@@ -355,7 +355,8 @@ def test_a_network_is_programmed_tile_by_tile_and_drifts_with_time():
     later = network_at(programmed, 1e6).layers[0].tiles[0].crossbar.conductance
     compensated = network_at(programmed, 1e6, compensation="global").layers[0].tiles[0].crossbar.conductance
     g0 = now.layers[0].tiles[0].crossbar.conductance
-    assert np.abs(later / g0 - 1).max() > 0.1  # relaxed towards x_rest
+    loss = 1 - later / g0  # the sourced law relaxes towards the high-resistance end: 3 % after 1e6 s
+    assert (loss > 0).all() and loss.max() > 0.01, loss.max()
     ratio = compensated / later
     assert np.allclose(ratio, ratio[0, 0]) and not np.isclose(ratio[0, 0], 1.0)  # one factor per tile
 
@@ -464,8 +465,8 @@ def test_programming_demo_writes_its_figures_and_results(tmp_path):
     config = ProgrammingDemoConfig(hidden=4, tile=16, levels=4, times_s=(1.0, 3.15e8), temperatures_k=(300.0,),
                                    stuck_rates=(0.1,))
     out = run_programming_demo(tmp_path, config, echo=lines.append)
-    assert {p.name for p in tmp_path.iterdir()} == {"programming.png", "accuracy_vs_time.png", "fault_study.png",
-                                                    "results.h5"}
+    assert {p.name for p in tmp_path.iterdir()} >= {"programming.png", "accuracy_vs_time.png", "fault_study.png",
+                                                    "results.h5"}  # (and the store's lock file)
     assert out["summary"]["failed"] == 0 and out["faults"]["stuck"][0, 1] > 0
     assert set(out["tables"]) == {"1 pair/weight", "2 pairs/weight"}
     with Store.open(tmp_path / "results.h5") as store:

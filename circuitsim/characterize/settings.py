@@ -29,7 +29,7 @@ READ_FLUX_FRACTION = 1e-3  # linear ion drift: one read carries this share of th
 STALL_RATIO = 1e-12  # a rate this far below its fastest on a path is a closed threshold gate, not a slow switch
 PULSE_WIDTHS = 3  # widths of the pulse protocol when they are derived
 OFF_WHEN_ZERO = ("sigma_d2d", "sigma_c2c", "noise_q_lrs", "noise_q_hrs", "compliance_a", "reset_compliance_a",
-                 "gate_v")  # float settings that may be 0
+                 "gate_v", "retention_x_rest")  # float settings that may be 0
 # Upper bounds that keep a protocol's run to minutes and its memory to megabytes: counts, values
 # per list, and the span of the flat tops one transient resolves (it steps at 1/50 of the
 # shortest, so the span sets its steps per pulse; the derived defaults span at most ~750).
