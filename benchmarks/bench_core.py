@@ -7,7 +7,11 @@ time from `.options acct`; it re-solves every vector, so that is its time per ve
 peak RSS), and badcrossbar for linear arrays (`badcrossbar.compute` on the whole batch).
 Answers are checked against each other before a time is reported.
 
-    .venv/bin/python benchmarks/bench_core.py [--rows NAME ...] [--repeat 3] [--no-ngspice]
+Each engine gets a wall time and a CPU time (the process's own; ngspice's whole child process).
+On a shared machine the wall times of two runs see different loads (ngspice's acct times are
+wall times too); the CPU times do not, so their ratio is the one to compare.
+
+    .venv/bin/python benchmarks/bench_core.py [--rows NAME ...] [--repeat 3] [--no-ngspice] [--no-badcrossbar]
 
 Sizes of 512² and more are timed once (a single run), smaller ones best of --repeat.
 """
@@ -44,14 +48,20 @@ ROWS = {
 R_WIRE_OHM = 2.0
 
 
-def best_of(fn, repeat: int) -> float:
-    """Smallest wall time of `repeat` calls [s] (the least disturbed by other load)."""
-    times = []
+def best_of(fn, repeat: int) -> tuple[float, float]:
+    """Smallest wall time and smallest CPU time of `repeat` calls [s] (the least disturbed by other load)."""
+    walls, cpus = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), min(cpus)
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def design(cell: str, n: int, batch: int, seed: int = 0):
@@ -79,31 +89,37 @@ def ngspice_run(deck: str) -> tuple[float, dict]:
 
 
 def measure(engine: str, cell: str, n: int, batch: int, repeat: int) -> dict:
-    """One engine on one row, in this (child) process: seconds, peak RSS, the first vector's column currents."""
+    """One engine on one row, in this (child) process: wall and CPU seconds, peak RSS, the first vector's
+    column currents."""
     xb, v = design(cell, n, batch)
     repeat = repeat if n < 512 else 1
     if engine == "numpy":
         out = {}
-        seconds = best_of(lambda: out.update(i=circuitsim.simulate(xb, v, engine="numpy").column_currents[0]),
-                          repeat)
+        seconds, cpu_s = best_of(lambda: out.update(i=circuitsim.simulate(xb, v, engine="numpy").column_currents[0]),
+                                 repeat)
         rss_kb, currents = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, out["i"]
     elif engine == "badcrossbar":
         logging.getLogger("badcrossbar").setLevel(logging.WARNING)
         import badcrossbar
 
         out = {}
-        seconds = best_of(lambda: out.update(i=badcrossbar.compute(
+        seconds, cpu_s = best_of(lambda: out.update(i=badcrossbar.compute(
             v.T, 1 / xb.conductance, r_i=R_WIRE_OHM, node_voltages=False, all_currents=False).currents.output),
             repeat)
         rss_kb, currents = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, np.atleast_2d(out["i"])[0]
     else:
         deck = circuitsim.netlist(xb, v[0])
-        seconds, values = min((ngspice_run(deck) for _ in range(repeat)), key=lambda run: run[0])
+        runs = []
+        for _ in range(repeat):
+            before = children_cpu_s()
+            runs.append((*ngspice_run(deck), children_cpu_s() - before))
+        seconds, values, _ = min(runs, key=lambda run: run[0])
         seconds *= batch  # it re-solves every vector
+        cpu_s = min(run[2] for run in runs) * batch
         rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         sense = xb.r_col[-1, :] + xb.r_sense
         currents = np.array([values[f"v(b{n - 1}c{j})"] for j in range(n)]) / sense
-    return {"seconds": seconds, "rss_gb": rss_kb / 1e6, "currents": np.asarray(currents).tolist()}
+    return {"seconds": seconds, "cpu_s": cpu_s, "rss_gb": rss_kb / 1e6, "currents": np.asarray(currents).tolist()}
 
 
 def child(engine: str, row: str, repeat: int, timeout_s: float) -> dict | None:
@@ -117,7 +133,8 @@ def child(engine: str, row: str, repeat: int, timeout_s: float) -> dict | None:
         print(f"  {engine} on {row} failed: {(exc.stderr.strip().splitlines() or ['killed'])[-1]}", flush=True)
         return None
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"  {engine} on {row}: {result['seconds']:.3f} s, {result['rss_gb']:.2f} GB", flush=True)
+    print(f"  {engine} on {row}: {result['seconds']:.3f} s wall, {result['cpu_s']:.3f} s CPU, "
+          f"{result['rss_gb']:.2f} GB", flush=True)
     return result
 
 
@@ -127,6 +144,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timeout-s", type=float, default=3600.0, help="per engine and row")
     parser.add_argument("--no-ngspice", action="store_true", help="leave ngspice out (rows at 1024² take it long)")
+    parser.add_argument("--no-badcrossbar", action="store_true", help="leave badcrossbar out (slow on large batches)")
     parser.add_argument("--measure", nargs=2, metavar=("ENGINE", "ROW"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -135,13 +153,14 @@ def main() -> None:
         print(json.dumps(measure(engine, cell, n, batch, args.repeat)))
         return
 
-    print(f"random n×n arrays, cells 1-100 µS, r_row = r_col = {R_WIRE_OHM} Ω; times for the whole batch, "
-          "ngspice's = its time for one vector × batch; peak RSS per engine and row")
-    print(f"{'row':<14} {'goal':<27} {'numpy [s]':>10} {'GB':>5} {'ngspice [s]':>12} {'GB':>5} "
-          f"{'badxbar [s]':>12} {'GB':>5} {'ngsp/np':>8} {'bx/np':>6}")
+    print(f"random n×n arrays, cells 1-100 µS, r_row = r_col = {R_WIRE_OHM} Ω; times for the whole batch "
+          "(wall / CPU), ngspice's = its time for one vector × batch; peak RSS per engine and row")
+    print(f"{'row':<14} {'goal':<27} {'numpy [s]':>15} {'GB':>5} {'ngspice [s]':>17} {'GB':>5} "
+          f"{'badxbar [s]':>15} {'GB':>5} {'ngsp/np':>13} {'bx/np':>11}")
     for row in args.rows:
         cell, n, batch, goal = ROWS[row]
-        engines = ["numpy"] + ([] if args.no_ngspice else ["ngspice"]) + (["badcrossbar"] if cell == "1R" else [])
+        engines = (["numpy"] + ([] if args.no_ngspice else ["ngspice"])
+                   + (["badcrossbar"] if cell == "1R" and not args.no_badcrossbar else []))
         got = {e: child(e, row, args.repeat, args.timeout_s) for e in engines}
         mine = got["numpy"]
         if mine is None:
@@ -152,16 +171,18 @@ def main() -> None:
                 error = np.max(np.abs(ours - ref)) / np.max(np.abs(ref))
                 assert error < 1e-6, f"{row}: numpy and {peer} disagree by {error:.2g}"
 
-        def cols(e):
+        def cols(e, width):
             r = got.get(e)
-            return (f"{r['seconds']:12.3f} {r['rss_gb']:5.2f}" if r else f"{'-':>12} {'-':>5}")
+            return (f"{r['seconds']:.2f} / {r['cpu_s']:.2f}".rjust(width) + f" {r['rss_gb']:5.2f}" if r
+                    else f"{'-':>{width}} {'-':>5}")
 
         def ratio(e, width):
             r = got.get(e)
-            return f"{r['seconds'] / mine['seconds']:{width}.1f}" if r else f"{'-':>{width}}"
+            return (f"{r['seconds'] / mine['seconds']:.1f} / {r['cpu_s'] / mine['cpu_s']:.1f}".rjust(width) if r
+                    else f"{'-':>{width}}")
 
-        print(f"{row:<14} {goal:<27} {mine['seconds']:10.3f} {mine['rss_gb']:5.2f} {cols('ngspice')} "
-              f"{cols('badcrossbar')} {ratio('ngspice', 8)} {ratio('badcrossbar', 6)}", flush=True)
+        print(f"{row:<14} {goal:<27} {cols('numpy', 15)} {cols('ngspice', 17)} {cols('badcrossbar', 15)} "
+              f"{ratio('ngspice', 13)} {ratio('badcrossbar', 11)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from circuitsim.circuit import Drive, make_drive
 from circuitsim.design import Crossbar
 from circuitsim.netlist import number, render, source_names, standalone
 from circuitsim.results import Result, extract
-from circuitsim.solver.dc import is_linear, linear_source_currents, operating_point
+from circuitsim.solver.dc import is_linear, operating_point, source_currents
 from circuitsim.spice.worker import SpiceError, SpiceJob, SpiceWorker, run_job
 from circuitsim.validate import positive_seconds
 
@@ -93,13 +93,16 @@ def _progress_bar(runs: int, progress: bool | None):
         bar.update(runs - bar.n)
 
 
+EAGER_NODE_VALUES = 1 << 26  # a nonlinear batch keeps every node of every vector up to this many (0.5 GB)
+
+
 def _numpy(drive: Drive) -> tuple:
     """Node voltages, source currents, provenance extras, cell currents; for a batch on a linear
-    array only the source currents, the rest on demand (lazy)."""
+    array, or a nonlinear batch past EAGER_NODE_VALUES, only the source currents, the rest on
+    demand (lazy: a linear array's from its factorization, a nonlinear one's solved again)."""
     circuit, volts = drive.circuit, drive.fixed_volts
-    if is_linear(circuit) and len(volts) > 1:
-        currents = linear_source_currents(circuit, volts)
-        return None, currents, {"node_results": "on demand"}, None
+    if len(volts) > 1 and (is_linear(circuit) or len(volts) * circuit.n_nodes > EAGER_NODE_VALUES):
+        return None, source_currents(circuit, volts), {"node_results": "on demand"}, None
 
     solution = _numpy_solution(drive)
     return solution.node_volts, solution.source_currents, {}, solution.cell_currents

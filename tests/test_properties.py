@@ -282,21 +282,11 @@ def _simulate_or_clear_error(kwargs, drive, refused):
     return xb
 
 
-def _known_solver_defect(kwargs, drive) -> bool:
-    """Regions issue 12 gives to the solver owner, left out here until fixed. Each has an
-    xfail(strict) reproducer below; when one passes, delete its condition here."""
-    fr, fc = drive.get("floating_rows"), drive.get("floating_cols")
-    floating = (fr is not None and fr.any()) or (fc is not None and fc.any())
-    # test_floating_column_behind_a_selector: floating lines of nonlinear cells
-    return bool(("selector" in kwargs or "transistor" in kwargs) and floating)
-
-
 @sizes("slow")
 def test_simulate_gives_a_kcl_solution_or_a_clear_error(slow):
     @given(designs())
     def body(case):
         kwargs, drive, refused = case
-        assume(refused is not None or not _known_solver_defect(kwargs, drive))
         _simulate_or_clear_error(kwargs, drive, refused)
 
     run_property(body, EXAMPLES * (20 if slow else 1), slow)
@@ -332,10 +322,9 @@ def test_leakage_through_an_off_transistor():
     assert abs(got - exact) <= FULL_SCALE_RTOL * exact / 3, f"{got!r} A, exact {exact!r} A"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 (solver): a floating column reached only through a diode "
-                                       "selector settles 0.52 mV off (b0c1 = 0.999479 V, ngspice 1.0 V; 2.1e-14 A "
-                                       "through a cell that carries none)")
 def test_floating_column_behind_a_selector():
+    """Fixed by the solver (issue 13): Newton's current floor is per node (its own conductance), so a
+    column reached through one diode no longer stops 0.52 mV off under the array's largest conductance."""
     xb = circuitsim.Crossbar(conductance=[[0, 0], [0, 0.01], [0, 0], [0, 0]], selector=Diode(bipolar=True))
     drive = {"v_rows": [0.0, 1.0, 0.0, 0.0], "floating_cols": np.array([False, True])}
     check_kcl(xb, drive, circuitsim.simulate(xb, engine="numpy", **drive))
@@ -379,7 +368,7 @@ def test_spice_agrees_with_numpy(slow, spice_worker):
     @given(designs(max_side=3))
     def body(case):
         kwargs, drive, refused = case
-        assume(refused is None and not _known_solver_defect(kwargs, drive))
+        assume(refused is None)
         xb = _simulate_or_clear_error(kwargs, drive, refused)
         assume(xb is not None)
         exact = circuitsim.simulate(xb, engine="numpy", **drive).column_currents

@@ -1,13 +1,13 @@
-"""Exact nodal solution of a Circuit with scipy sparse LU.
+"""Exact nodal solution of a Circuit with sparse factorizations (CHOLMOD or SuperLU).
 
 Linear arrays: one factorization serves the whole batch (and gives the transfer matrix).
 Nonlinear cells (device in series with a selector or an access transistor): each cell is
-reduced to one two-terminal branch by solving its inner node exactly (a monotone scalar
-equation, bracketed Newton), so the array system keeps the size and pattern of the linear
-one and the cell's current is bounded by its device conductance. The batch is then solved
-together by Newton with a Jacobian shared across the batch (one factorization per
-iteration for all vectors); vectors it leaves unconverged get their own Newton, and source
-stepping is the last resort.
+reduced to one two-terminal branch by solving its inner node (a monotone scalar equation,
+bracketed Newton), so the array system keeps the size and pattern of the linear one and the
+cell's current is bounded by its device conductance. A batch is then solved in chunks by
+inexact Newton: each vector's own Jacobian, its steps by GMRES preconditioned with one
+factorization shared by the chunk (see _ReducedSystem.newton); vectors it leaves unconverged
+get their own Newton, and source stepping is the last resort.
 """
 from __future__ import annotations
 
@@ -21,19 +21,27 @@ from threadpoolctl import ThreadpoolController
 from circuitsim.circuit import Circuit
 from circuitsim.errors import ConvergenceError, IllConditionedError
 from circuitsim.solver.linear import BLOCK_VALUES, LinearSystem, describe, laplacian
-from circuitsim.solver.ordering import elimination_order, factorize
+from circuitsim.solver.ordering import elimination_order, factorize, have_cholmod
 from circuitsim.solver.shorts import find_shorts
 
 NEWTON_CHUNK = 64  # vectors per Newton batch
 TRUST_BELOW_KCL = 1e-6  # KCL residual of a Newton solution, relative to the currents at the node
+KRYLOV_RTOL_MAX = 0.1  # forcing terms of the inexact Newton (each step's linear residual relative to
+KRYLOV_RTOL_MIN = 1e-3  # KCL's), between these
+KRYLOV_DIM = 10  # most GMRES iterations per Newton step (basis vectors kept per input vector)
+INNER_TOL_FRACTION = 1e-3  # inner nodes solved to this fraction of the outer Newton step
+INNER_TOL_START_V = 1e-6  # ... and to this before the first step
+CELL_BLOCK = 1 << 16  # cells (over all vectors) solved at once: their arrays stay in the CPU cache
+PORT_RTOL = 1e-8  # a step is final once the source currents it can still change are below this, relative
+QUADRATIC_SCALE_V = 0.01  # Newton's error after a step s is taken as s²/QUADRATIC_SCALE_V (sinh: v0/2 ≥ 0.01 V)
 
 
 @dataclass(frozen=True)
 class NewtonOptions:
-    """vtol_v: converged when the largest node update is below this [V], or when every KCL
-    residual is below reltol_kcl × (largest node conductance × drive voltage), the rounding
-    floor of ill-conditioned arrays; max_step_v: Newton steps are scaled down to this [V];
-    shared_iter: iterations with the batch-shared Jacobian; max_iter: iterations of a
+    """vtol_v: converged when the largest node update is below this [V], or when every node's KCL
+    residual is below reltol_kcl × (its conductance × drive voltage), the rounding floor of
+    ill-conditioned arrays; max_step_v: Newton steps are scaled down to this [V];
+    shared_iter: Newton iterations of a batch (chunk); max_iter: iterations of a
     single-vector Newton; source_steps: ramp points of the source-stepping fallback;
     cell_iter: bracketed Newton iterations for the inner node of a cell."""
 
@@ -100,36 +108,67 @@ def inner_current(circuit: Circuit, v_m, v_b, gate_v):
     return xb.transistor.drain_current(v_m, gate_v, v_b)
 
 
-def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions = NewtonOptions(), v_m=None):
+def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions = NewtonOptions(), v_m=None, tol_v=0.0):
+    """Inner-node voltage and current of every cell for given wire voltages (batch, cells): see
+    _solve_cell_block, run on blocks of vectors whose arrays stay in the CPU cache (3.5x faster than
+    one pass over 64 vectors of 64² cells, measured)."""
+    if np.ndim(v_r) != 2 or np.size(v_r) <= CELL_BLOCK:  # one vector (1-D) or a small batch
+        return _solve_cell_block(circuit, v_r, v_b, gate_v, opts, v_m, tol_v)
+    batch, cells = np.shape(v_r)
+    rows = max(1, CELL_BLOCK // cells)
+    parts = [_solve_cell_block(circuit, v_r[k:k + rows], v_b[k:k + rows],
+                               None if gate_v is None else gate_v[k:k + rows], opts,
+                               None if v_m is None else v_m[k:k + rows],
+                               tol_v[k:k + rows] if np.ndim(tol_v) == 2 else tol_v)
+             for k in range(0, batch, rows)]
+    return tuple(np.concatenate(arrays) for arrays in zip(*parts))
+
+
+def _solve_cell_block(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions, v_m, tol_v):
     """Inner-node voltage and current of every cell for given wire voltages (batch, cells).
 
     Solves G·(v_r − v_m) = f(v_m, v_b) by Newton kept inside the bracket between v_b and
     v_r (the root is there because f is increasing in v_m and zero at v_m = v_b), bisecting
     where a Newton step leaves the bracket or does not halve the step before last (rtsafe,
     Numerical Recipes §9.4): past a steep selector's knee Newton alone crawls; v_m, if
-    given, is the starting guess. Returns v_m, i, di/dv_r, di/dv_b.
+    given, is the starting guess. A cell stops once its Newton step is below tol_v [V] (scalar or
+    per vector, (batch, 1); never before rounding level): an outer Newton still far from its
+    solution needs no more. Later iterations run on the cells still moving only.
+    Returns v_m, i, di/dv_r, di/dv_b.
     """
-    g = circuit.cell_g
+    shape = np.shape(v_r)
+    g = np.broadcast_to(circuit.cell_g, shape)
     lo, hi = np.minimum(v_r, v_b), np.maximum(v_r, v_b)
     v_m = 0.5 * (lo + hi) if v_m is None else np.clip(v_m, lo, hi)
-    step = step_before = hi - lo
+    tol = np.broadcast_to(np.maximum(1e-14 + 1e-14 * np.max(np.abs(hi), initial=0.0), tol_v), shape)
+    cells = [g, v_r, v_b, lo, hi, v_m, tol, gate_v]  # the first iteration on all cells, unflattened
+    step_before = hi - lo
+    solved = [np.empty(shape) for _ in range(4)]  # v_m, f, f_m, f_b
+    at = ...  # the (flat indices of the) cells still moving
     for _ in range(opts.cell_iter):
-        f, f_m, _ = inner_current(circuit, v_m, v_b, gate_v)
-        resid = g * (v_r - v_m) - f
+        gc, vr, vb, lo_c, hi_c, vm, tol_c, gate = cells
+        f, f_m, f_b = inner_current(circuit, vm, vb, gate)
+        resid = gc * (vr - vm) - f
         # shrink the bracket with the sign of the residual (decreasing in v_m)
-        lo = np.where(resid > 0, v_m, lo)
-        hi = np.where(resid < 0, v_m, hi)
-        newton = resid / (g + f_m)
-        trial = v_m + newton
-        half, size = 0.5 * (hi - lo), np.abs(newton)
-        tol = 1e-14 + 1e-14 * np.max(np.abs(hi), initial=0.0)
-        bisect = (trial < lo) | (trial > hi) | ((2 * size > step_before) & (size > tol))
-        v_m = np.where(bisect, lo + half, trial)
-        step_before, step = step, np.where(bisect, half, size)
-        if np.max(step, initial=0.0) < tol:
+        lo_c = np.where(resid > 0, vm, lo_c)
+        hi_c = np.where(resid < 0, vm, hi_c)
+        newton = resid / (gc + f_m)
+        trial = vm + newton
+        half, size = 0.5 * (hi_c - lo_c), np.abs(newton)
+        bisect = (trial < lo_c) | (trial > hi_c) | ((2 * size > step_before) & (size > tol_c))
+        new = np.where(bisect, lo_c + half, trial)
+        # f at the new v_m to first order: exact enough once the step is below tol
+        for keep, value in zip(solved, (new, f + f_m * (new - vm), f_m, f_b)):
+            keep.reshape(-1)[at] = value.reshape(-1)
+        step = np.where(bisect, half, size)
+        moving = step >= tol_c
+        if not moving.any():
             break
+        at = np.flatnonzero(moving) if at is ... else at[moving]
+        step_before = step[moving]
+        cells = [None if x is None else x[moving] for x in (gc, vr, vb, lo_c, hi_c, new, tol_c, gate)]
+    v_m, f, f_m, f_b = (x.reshape(shape) for x in solved)
     v_m = np.where(g > 0, v_m, v_b)
-    f, f_m, f_b = inner_current(circuit, v_m, v_b, gate_v)
     denom = g + f_m
     # the current from the less steep of the two branches: rounding of v_m costs the least there
     i = np.where(g <= f_m, g * (v_r - v_m), f)
@@ -138,6 +177,8 @@ def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts: NewtonOptions = Newton
 
 @functools.cache
 def _blas() -> ThreadpoolController:
+    """The BLAS libraries in this process, CHOLMOD's own (the system's) among them: loaded first."""
+    have_cholmod()
     return ThreadpoolController()
 
 
@@ -151,11 +192,14 @@ class Solution:
     cell_currents: np.ndarray
 
 
-def linear_source_currents(circuit: Circuit, fixed_volts: np.ndarray) -> np.ndarray:
-    """Source currents (batch, n_fixed) of a linear circuit through the sources' conductance matrix
-    (solver/linear.py), no node voltage stored; BLAS single-threaded as in solve()."""
+def source_currents(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions = NewtonOptions()) -> np.ndarray:
+    """Source currents (batch, n_fixed) alone, no node voltage of any vector kept: for a linear
+    circuit through the sources' conductance matrix (solver/linear.py), else chunk by chunk of
+    vectors. BLAS single-threaded as in operating_point()."""
     with _blas().limit(limits=1, user_api="blas"):
-        return LinearSystem(circuit, free_nodes(circuit), ports_last=True).source_currents(fixed_volts)
+        if is_linear(circuit):
+            return LinearSystem(circuit, free_nodes(circuit), ports_last=True).source_currents(fixed_volts)
+        return np.concatenate([part[1] for part in _nonlinear_chunks(circuit, fixed_volts, opts)])
 
 
 def solve(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions = NewtonOptions()) -> np.ndarray:
@@ -176,6 +220,11 @@ def operating_point(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptio
 
 
 def _solve_nonlinear(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions) -> Solution:
+    return Solution(*(np.concatenate(arrays) for arrays in zip(*_nonlinear_chunks(circuit, fixed_volts, opts))))
+
+
+def _nonlinear_chunks(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptions):
+    """(node voltages, source currents, cell currents) of one chunk of vectors after the other."""
     cells_across = circuit.row_node.ravel(), circuit.col_node.ravel()  # a cell conducts at most cell_g
     shorts = find_shorts(np.r_[circuit.res_a, cells_across[0]], np.r_[circuit.res_b, cells_across[1]],
                          np.r_[1.0 / circuit.res_ohm, circuit.cell_g], circuit.fixed, circuit.n_nodes)
@@ -186,8 +235,8 @@ def _solve_nonlinear(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOpti
     # chunks of vectors: a batch's working arrays stay bounded, and a Jacobian shared by fewer,
     # less diverse vectors contracts better (PERF_NOTES.md: 1.4-1.8x at chunks of ~64)
     chunk = max(1, min(NEWTON_CHUNK, BLOCK_VALUES // circuit.n_nodes))
-    parts = [_newton_chunk(system, fixed_volts[start:start + chunk]) for start in range(0, len(fixed_volts), chunk)]
-    return Solution(*(np.concatenate(arrays) for arrays in zip(*parts)))
+    for start in range(0, len(fixed_volts), chunk):
+        yield _newton_chunk(system, fixed_volts[start:start + chunk])
 
 
 def _newton_chunk(system: _ReducedSystem, fixed_volts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -196,43 +245,103 @@ def _newton_chunk(system: _ReducedSystem, fixed_volts: np.ndarray) -> tuple[np.n
     v[:, circuit.fixed] = fixed_volts
     gates = gate_voltages(circuit, fixed_volts)
     if len(system.free):
-        v = system.newton(v, gates, shared=True)
-        for k in np.flatnonzero(np.isnan(v[:, 0])):
+        v, guess, tol_v = system.start(v, gates)
+        v, guess = system.newton(v, gates, system.opts.shared_iter, guess, tol_v)
+        failed = np.flatnonzero(np.isnan(v[:, 0]))
+        for k in failed:
             v[k] = system.single(fixed_volts[k], None if gates is None else gates[k])
+        guess = None if len(failed) else guess
+    else:
+        guess = None
     v_m, cell_i, _, _ = solve_cells(circuit, v[:, circuit.row_node.ravel()], v[:, circuit.col_node.ravel()],
-                                    gates, opts)
+                                    gates, opts, guess)
     v[:, circuit.inner_node.ravel()] = v_m
     if len(system.free):
         _check_kcl(system, v, cell_i)
     return v, leaving_currents(circuit, v, gates)[:, circuit.fixed], cell_i
 
 
+def rows_times(rows: np.ndarray, matrix_t: sp.csr_matrix) -> np.ndarray:
+    """rows (batch, n) @ matrix, given matrix's transpose as CSR: the product then runs on contiguous
+    columns (scipy's dense @ sparse copies its operand transposed: 10x slower, measured at 64²)."""
+    return (matrix_t @ np.ascontiguousarray(rows.T)).T
+
+
 def _check_kcl(system: _ReducedSystem, v: np.ndarray, cell_i: np.ndarray) -> None:
     """Refuse a Newton solution whose KCL residual at some node exceeds TRUST_BELOW_KCL of the
     currents meeting there (one sparse matvec: the guard against a quietly wrong answer)."""
-    wires, cells = system.lap[:, system.free], system.cell_incidence[:, system.free]
-    residual = v @ wires + cell_i @ cells
-    scale = np.abs(v) @ abs(wires) + np.abs(cell_i) @ abs(cells)
+    wires, cells = system.lap_free_rows, system.cell_incidence_ff_t
+    residual = rows_times(v, wires) + rows_times(cell_i, cells)
+    scale = rows_times(np.abs(v), abs(wires)) + rows_times(np.abs(cell_i), abs(cells))
     error = np.max(np.abs(residual) / np.where(scale > 0, scale, 1.0), initial=0.0)
     if error > TRUST_BELOW_KCL:
         raise ConvergenceError(f"{describe(system.circuit)}: Newton stopped with a KCL residual of {error:.2g} "
                                "of the currents at a node: not trustworthy")
 
 
+def _gmres(apply, precondition, rhs: np.ndarray, rtol, dim: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """Right-preconditioned GMRES on every column of rhs (n, batch) at once, each column with its
+    own operator (apply maps columns to columns) and one shared preconditioner solve per iteration:
+    x, the iterations taken (at most dim), and per column whether its residual fell below rtol
+    (scalar or per column) of its rhs. The preconditioned vectors are kept (flexible GMRES), which saves a last solve.
+    Columns, not rows: sparse products and gathers of nodes then work on contiguous memory."""
+    batch = rhs.shape[1]
+    beta = np.linalg.norm(rhs, axis=0)
+    basis, preconditioned = [rhs / np.where(beta > 0, beta, 1.0)], []
+    h = np.zeros((batch, dim + 1, dim))
+    cos, sin = np.ones((batch, dim)), np.zeros((batch, dim))
+    g = np.zeros((batch, dim + 1))
+    g[:, 0] = beta
+    for j in range(dim):
+        preconditioned.append(precondition(basis[j]))
+        w = apply(preconditioned[j])
+        for i, q in enumerate(basis):  # modified Gram-Schmidt
+            h[:, i, j] = np.einsum("ij,ij->j", w, q)
+            w -= h[:, i, j] * q
+        h[:, j + 1, j] = np.linalg.norm(w, axis=0)
+        basis.append(w / np.where(h[:, j + 1, j] > 0, h[:, j + 1, j], 1.0))
+        for i in range(j):  # the earlier Givens rotations on the new column
+            h[:, i, j], h[:, i + 1, j] = (cos[:, i] * h[:, i, j] + sin[:, i] * h[:, i + 1, j],
+                                          cos[:, i] * h[:, i + 1, j] - sin[:, i] * h[:, i, j])
+        r = np.hypot(h[:, j, j], h[:, j + 1, j])
+        nonzero = r > 0
+        cos[nonzero, j], sin[nonzero, j] = h[nonzero, j, j] / r[nonzero], h[nonzero, j + 1, j] / r[nonzero]
+        h[:, j, j], h[:, j + 1, j] = np.where(nonzero, r, 1.0), 0.0
+        g[:, j + 1], g[:, j] = -sin[:, j] * g[:, j], cos[:, j] * g[:, j]
+        solved = np.abs(g[:, j + 1]) <= rtol * beta
+        if solved.all():
+            break
+    k = j + 1
+    y = np.linalg.solve(h[:, :k, :k], g[:, :k, None])[..., 0]
+    x = preconditioned[0] * y[:, 0]
+    for i in range(1, k):
+        x += preconditioned[i] * y[:, i]
+    return x, k, solved
+
+
 class _ReducedSystem:
     """Wire Laplacian plus one nonlinear two-terminal branch per cell (row node – column node)."""
 
     def __init__(self, circuit: Circuit, free: np.ndarray, opts: NewtonOptions):
+        free = free[elimination_order(circuit, free)]  # unknowns numbered in elimination order
         self.circuit, self.free, self.opts = circuit, free, opts
+        self.order = np.arange(len(free))
         n = circuit.n_nodes
         self.lap = laplacian(circuit.res_a, circuit.res_b, 1.0 / circuit.res_ohm, n)
-        self.lap_ff = sp.csc_matrix(self.lap[free][:, free])
+        self.lap_free_rows = sp.csr_matrix(self.lap[free])  # KCL at the unknowns
+        self.lap_ff = sp.csr_matrix(self.lap_free_rows[:, free])
         self.a, self.b = circuit.row_node.ravel(), circuit.col_node.ravel()
         index = np.full(n, -1)
         index[free] = np.arange(len(free))
         self.fa, self.fb = index[self.a], index[self.b]  # -1: not an unknown
-        self.cell_incidence = incidence(self.a, self.b, n)
-        self.order = elimination_order(circuit, free)
+        self.cell_incidence_ff = sp.csr_matrix(incidence(self.a, self.b, n)[:, free])  # unknowns → cells
+        self.cell_incidence_ff_t = sp.csr_matrix(self.cell_incidence_ff.T)
+        self.node_conductance = self.lap_ff.diagonal() + abs(self.cell_incidence_ff_t) @ circuit.cell_g
+        to_sources = self.lap_free_rows[:, circuit.fixed]  # unknowns next to a source: the ports
+        self.port_g = np.asarray(abs(to_sources).sum(axis=1)).ravel()
+        self.ports = np.flatnonzero(self.port_g > 0)
+        self.port_coupling = sp.csr_matrix(to_sources[self.ports])
+        self.g_ratio = np.divide(1.0, circuit.cell_g, out=np.zeros(len(self.a)), where=circuit.cell_g > 0)
 
     def _jacobian(self, da: np.ndarray, db: np.ndarray) -> sp.csc_matrix:
         """Wire part plus the cell stamps (da, db: derivatives per cell) on the unknowns."""
@@ -242,51 +351,126 @@ class _ReducedSystem:
         cols = np.concatenate([c[(r >= 0) & (c >= 0)] for r, c, _ in parts])
         vals = np.concatenate([x[(r >= 0) & (c >= 0)] for r, c, x in parts])
         m = len(self.free)
-        return self.lap_ff + sp.csc_matrix((vals, (rows, cols)), shape=(m, m))
+        return sp.csc_matrix(self.lap_ff + sp.csc_matrix((vals, (rows, cols)), shape=(m, m)))
 
-    def residual(self, v: np.ndarray, gates, v_m: np.ndarray):
+    def _factorize(self, da: np.ndarray, db: np.ndarray):
+        """A preconditioner for every vector of a batch: the wires plus each cell as a conductance,
+        the batch's mean of (di/dv_r − di/dv_b)/2. A selector's stamp is that exactly (di/dv_b =
+        −di/dv_r); a transistor's is not symmetric, but the symmetric stand-in (Cholesky) cost
+        GMRES no more iterations than the exact mean Jacobian (SuperLU, 4x slower solves) on 1T1R 64²."""
+        conductance = 0.5 * (da - db).mean(axis=0)
+        return factorize(self._jacobian(conductance, -conductance), self.order, symmetric=True,
+                         label=describe(self.circuit))
+
+    def _at_ends(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Values (batch, cells) of x (batch, unknowns) at each cell's row and column node (0 where
+        that node is held by a source)."""
+        padded = np.concatenate([x, np.zeros((len(x), 1))], axis=1)  # index -1: the zero column
+        return padded[:, self.fa], padded[:, self.fb]
+
+    def _apply_jacobian(self, x: np.ndarray, da: np.ndarray, db: np.ndarray) -> np.ndarray:
+        """Each vector's own Jacobian times its column of x (unknowns, batch); da, db: (cells, batch)."""
+        if self.circuit.xb.selector is not None:  # db = −da: the stamp acts on the voltage across the cell
+            return self.lap_ff @ x + self.cell_incidence_ff_t @ (da * (self.cell_incidence_ff @ x))
+        padded = np.concatenate([x, np.zeros((1, x.shape[1]))])  # index -1: the zero row
+        return self.lap_ff @ x + self.cell_incidence_ff_t @ (da * padded[self.fa] + db * padded[self.fb])
+
+    def _predict(self, v_m: np.ndarray, da: np.ndarray, db: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """Inner-node voltages after a step of the unknowns, to first order (the cell's own
+        linearization): a starting guess on which the exact inner solve needs one or two iterations."""
+        dva, dvb = self._at_ends(step)
+        return v_m + (1.0 - da * self.g_ratio) * dva - db * self.g_ratio * dvb
+
+    def residual(self, v: np.ndarray, gates, v_m: np.ndarray | None, tol_v=0.0):
         """KCL residual on the unknowns (batch, free), the cell derivatives, and the inner-node
-        voltages (v_m: the starting guess for them, e.g. from the previous iteration)."""
-        v_m, i, da, db = solve_cells(self.circuit, v[:, self.a], v[:, self.b], gates, self.opts, v_m)
-        leaving = v @ self.lap + i @ self.cell_incidence  # lap is symmetric; rows of v are vectors
-        return leaving[:, self.free], da, db, v_m
+        voltages (v_m: the starting guess for them, e.g. predicted from the previous iteration;
+        tol_v: their tolerance, see solve_cells)."""
+        v_m, i, da, db = solve_cells(self.circuit, v[:, self.a], v[:, self.b], gates, self.opts, v_m, tol_v)
+        f = rows_times(v, self.lap_free_rows) + rows_times(i, self.cell_incidence_ff_t)  # lap is symmetric
+        return np.ascontiguousarray(f), da, db, v_m
 
-    def newton(self, v: np.ndarray, gates, shared: bool) -> np.ndarray:
-        """Newton on every row of v at once, with a Jacobian shared by the batch (the mean of
-        the vectors' cell derivatives), refactorized only while the residual falls slowly, and
-        a line search per vector (see _line_search). Vectors that do not converge come back as
-        NaN rows."""
+    def start(self, v: np.ndarray, gates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """v with its unknowns moved to the solution of the array linearized at v (one linear solve,
+        shared by the batch where the cells' linearizations agree), the inner nodes predicted there
+        and the tolerance they need (batch, 1). From 0 V that is about the operating point without
+        IR drop, a start from which Newton needs few iterations."""
+        f, da, db, v_m = self.residual(v, gates, None)
+        step = -self._factorize(da, db).solve(np.ascontiguousarray(f.T)).T
+        v = v.copy()
+        v[:, self.free] += step
+        largest = np.max(np.abs(step), axis=1, initial=0.0)[:, None]
+        return v, self._predict(v_m, da, db, step), INNER_TOL_FRACTION * largest
+
+    def newton(self, v: np.ndarray, gates, iterations: int, v_m: np.ndarray | None = None,
+               tol_v=INNER_TOL_START_V) -> tuple[np.ndarray, np.ndarray]:
+        """Inexact Newton on every row of v at once: each vector's own Jacobian, its step solved by
+        GMRES preconditioned with one factorization shared by the batch (refactorized only when
+        GMRES slows down), and a line search per vector (see _line_search). Vectors that do not
+        converge come back as NaN rows, with the inner-node voltages (v_m: a guess for them, tol_v:
+        their tolerance at v).
+
+        A vector is done when its KCL residual is at rounding level, or when its step's error
+        (GMRES's tolerance and the quadratic term of Newton, within QUADRATIC_SCALE_V) would be below
+        vtol_v once applied."""
         opts = self.opts
         v = v.copy()
         drive = np.max(np.abs(v[:, self.circuit.fixed]), axis=1, initial=0.0)
-        itol = opts.reltol_kcl * np.max(np.abs(self.lap.diagonal()), initial=1.0) * np.maximum(drive, 1.0)
+        # each node's rounding floor: its conductance (wires, cells at most their device's g) × the drive
+        itol = opts.reltol_kcl * np.maximum(drive, 1.0)[:, None] * self.node_conductance
         active = np.ones(len(v), dtype=bool)
-        f, da, db, v_m = self.residual(v, gates, np.zeros((len(v), len(self.a))))
-        lu, previous = None, np.inf
-        for _ in range(opts.shared_iter if shared else opts.max_iter):
+        f, da, db, v_m = self.residual(v, gates, v_m, tol_v)
+        factor, forcing, before = None, np.full(len(v), KRYLOV_RTOL_MAX), None
+        for _ in range(iterations):
             idx = slice(None) if active.all() else np.flatnonzero(active)  # a slice gives views, not copies
-            worst = np.max(np.abs(f[idx]), initial=0.0)
-            if lu is None or worst > 0.5 * previous:
-                try:  # a selector's stamp is symmetric (di/dv_b = −di/dv_r): then Cholesky
-                    lu = factorize(self._jacobian(da[idx].mean(axis=0), db[idx].mean(axis=0)), self.order,
-                                   symmetric=self.circuit.xb.selector is not None, label=describe(self.circuit))
+            if factor is None:
+                try:
+                    factor = self._factorize(da[idx], db[idx])
                 except ConvergenceError:
                     break
-            previous = worst
-            step = -lu.solve(f[idx].T).T
+            sub_da, sub_db = da[idx], db[idx]
+            da_t, db_t = np.ascontiguousarray(sub_da.T), np.ascontiguousarray(sub_db.T)
+            norm = np.linalg.norm(f, axis=1)
+            if before is not None:  # Eisenstat-Walker: as tight as Newton's own progress warrants
+                forcing = np.clip(0.9 * (norm / np.where(before > 0, before, 1.0)) ** 2, KRYLOV_RTOL_MIN,
+                                  KRYLOV_RTOL_MAX)
+            before = norm
+            step, used, solved = _gmres(lambda x: self._apply_jacobian(x, da_t, db_t), factor.solve,
+                                        np.ascontiguousarray(-f[idx].T), forcing[idx], KRYLOV_DIM)
+            step = np.ascontiguousarray(step.T)
+            if used > KRYLOV_DIM // 2 or not solved.all():
+                factor = None  # the batch has moved away from the preconditioner's linearization
             largest = np.max(np.abs(step), axis=1, initial=0.0)
             step *= np.minimum(1.0, opts.max_step_v / np.maximum(largest, 1e-300))[:, None]
-            done = (largest < opts.vtol_v) | (np.max(np.abs(f[idx]), axis=1, initial=0.0) < itol[idx])
+            error_after = largest * np.where(solved, forcing[idx] + largest / QUADRATIC_SCALE_V, 1.0)
+            # each port's own step: a high-impedance node elsewhere (a floating line) may wiggle at rounding
+            port_error = (self.port_g[self.ports] * np.abs(step[:, self.ports])
+                          * np.where(solved, forcing[idx] + largest / QUADRATIC_SCALE_V, 1.0)[:, None])
+            done = self._ports_accurate(v[idx], port_error) & (
+                (error_after < opts.vtol_v) | np.all(np.abs(f[idx]) < itol[idx], axis=1))
             v[idx], f[idx], da[idx], db[idx], v_m[idx] = self._line_search(
-                v[idx], step, f[idx], None if gates is None else gates[idx], v_m[idx])
+                v[idx], step, f[idx], None if gates is None else gates[idx], v_m[idx], sub_da, sub_db,
+                INNER_TOL_FRACTION * largest[:, None])
             active[np.arange(len(v))[idx][done]] = False
             if not active.any():
-                return v
+                return v, v_m
         v[active] = np.nan
-        return v
+        return v, v_m
 
-    def _line_search(self, v, step, f, gates, v_m, tries: int = 12):
-        """v + t·step per vector, t in (0, 1], with everything residual() returns there.
+    def _ports_accurate(self, v: np.ndarray, error_a: np.ndarray) -> np.ndarray:
+        """Per vector: whether current errors error_a (batch, ports) [A] at the ports are below
+        PORT_RTOL of the current each port delivers into its sources, or at its rounding floor.
+        The reported row and column currents are those differences: a sense node held at 1 V with
+        1 nA flowing needs its neighbour right to 1e-15 V, far below vtol_v."""
+        if not len(self.ports):
+            return np.ones(len(v), dtype=bool)
+        held = -rows_times(v[:, self.circuit.fixed], self.port_coupling)  # Σ g·v over the sources
+        own = self.port_g[self.ports] * v[:, self.free[self.ports]]
+        floor = PORT_RTOL * np.abs(own - held) + 8 * np.finfo(float).eps * (np.abs(own) + np.abs(held))
+        return np.all(error_a <= floor, axis=1)
+
+    def _line_search(self, v, step, f, gates, v_m, da, db, tol_v, tries: int = 12):
+        """v + t·step per vector, t in (0, 1], with everything residual() returns there (da, db:
+        the cell derivatives at v, to predict the inner nodes; tol_v: the inner nodes' tolerance).
 
         KCL of wires and monotone cells is the gradient of a convex energy (the co-content), so
         along a descent direction its slope f(v + t·step)·step rises with t. A full step that
@@ -298,7 +482,7 @@ class _ReducedSystem:
         slope0 = np.einsum("ij,ij->i", f, step)
         trial = v.copy()
         trial[:, free] += step
-        out = list(self.residual(trial, gates, v_m))
+        out = list(self.residual(trial, gates, self._predict(v_m, da, db, step), tol_v))
         slope1 = np.einsum("ij,ij->i", out[0], step)
         redo = np.flatnonzero((slope0 < 0) & (slope1 > -slope0))
         if not len(redo):
@@ -312,7 +496,8 @@ class _ReducedSystem:
             t = np.clip(lo - s_lo * (hi - lo) / (s_hi - s_lo), lo + 0.05 * (hi - lo), hi - 0.05 * (hi - lo))
             point = v[redo].copy()
             point[:, free] += t[:, None] * step[redo]
-            found = self.residual(point, sub_gates, v_m[redo])
+            found = self.residual(point, sub_gates, self._predict(v_m[redo], da[redo], db[redo],
+                                                                  t[:, None] * step[redo]), tol_v[redo])
             s_t = np.einsum("ij,ij->i", found[0], step[redo])
             below = s_t <= 0
             for keep, new in zip(best, (point, *found)):
@@ -331,13 +516,14 @@ class _ReducedSystem:
         gates = None if gate_v is None else gate_v[None, :]
         start = np.zeros((1, self.circuit.n_nodes))
         start[0, self.circuit.fixed] = v_fixed
-        v = self.newton(start, gates, shared=False)
+        v, guess, tol_v = self.start(start, gates)
+        v = self.newton(v, gates, self.opts.max_iter, guess, tol_v)[0]
         if not np.isnan(v[0, 0]):
             return v[0]
         v = np.zeros((1, self.circuit.n_nodes))
         for alpha in np.linspace(0, 1, self.opts.source_steps + 1)[1:]:
             v[0, self.circuit.fixed] = alpha * v_fixed
-            v = self.newton(v, None if gates is None else alpha * gates, shared=False)
+            v = self.newton(v, None if gates is None else alpha * gates, self.opts.max_iter)[0]
             if np.isnan(v[0, 0]):
                 raise ConvergenceError(f"{describe(self.circuit)}: Newton did not converge even with source "
                                        f"stepping (stuck at {alpha:.0%} of the drive)")
@@ -346,8 +532,9 @@ class _ReducedSystem:
 
 def leaving_currents(circuit: Circuit, v: np.ndarray, gates) -> np.ndarray:
     """Net current (batch, n_nodes) leaving each node through all elements, from node voltages."""
-    out = v @ _full_linear_laplacian(circuit)  # wires and linear cell devices; symmetric
+    out = rows_times(v, _full_linear_laplacian(circuit))  # wires and linear cell devices; symmetric
     if not is_linear(circuit):
         m, b = circuit.inner_node.ravel(), circuit.col_node.ravel()
-        out += inner_current(circuit, v[:, m], v[:, b], gates)[0] @ incidence(m, b, circuit.n_nodes)
+        through = inner_current(circuit, v[:, m], v[:, b], gates)[0]
+        out += rows_times(through, incidence(m, b, circuit.n_nodes).T.tocsr())
     return out

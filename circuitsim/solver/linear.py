@@ -82,7 +82,8 @@ class LinearSystem:
         self.ports = order[is_port[order]] if ports_last else order[:0]
         if ports_last:
             order = np.concatenate([order[~is_port[order]], self.ports])
-        self.factor = factorize(self.matrix, order, symmetric=True, label=describe(circuit)) if len(self.free) else None
+        self.factor = (factorize(self.matrix, order, symmetric=True, label=describe(circuit), schur=ports_last)
+                       if len(self.free) else None)
 
     def _solve(self, rhs: np.ndarray) -> np.ndarray:
         return refined(self.matrix, self.factor, rhs, self.factor.solve(rhs), describe(self.circuit))
