@@ -186,7 +186,7 @@ def estimate_table(args, cal: sur.Calibration) -> None:
         n = xb.shape[0]
         v = np.vstack([np.full(n, v_max), inputs(rng, args.estimate_vectors - 1, n, v_max)])
         exact = circuitsim.simulate(xb, v, engine="numpy").column_currents
-        prep, equations = sur._prepared(xb, cal)
+        prep, equations, _ = sur._prepared(xb, cal)
         cells = models.cell_currents(prep, v, np.float32)
         form = np.abs(cells.sum(axis=1) - exact).max() / np.abs(exact).max()
         converged = sur.trust.estimate(equations, v, cells).relative
