@@ -369,7 +369,7 @@ def _evaluate(prep: models.Prepared, equations: trust.Equations, v_rows: np.ndar
     cols_i, rows_i, cells_i, errors, iterations, newton = [], [], [], [], 0, 0
     for lo in range(0, len(v_rows), step):
         v = v_rows[lo:lo + step]
-        cell_i = models.cell_currents(prep, v, np.float32)
+        cell_i = models.cell_currents(prep, v, np.float32, work)   # a work array: only its sums are kept
         estimate = trust.estimate(equations, v, cell_i, decide_at=ERROR_BOUND, correct=True, work=work)
         for k in range(NEWTON_STEPS):
             if estimate.relative <= ERROR_BOUND or not np.isfinite(estimate.relative):

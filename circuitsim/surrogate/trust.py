@@ -122,7 +122,7 @@ class Workspace:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._flat: dict[str, np.ndarray] = {}
+        self._flat: dict[tuple[str, np.dtype], np.ndarray] = {}
 
     @contextmanager
     def take(self):
@@ -133,12 +133,12 @@ class Workspace:
             if held:
                 self._lock.release()
 
-    def array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """The float32 work array `name` of this shape (contents undefined), grown as needed."""
-        size = int(np.prod(shape))
-        flat = self._flat.get(name)
+    def array(self, name: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+        """The work array `name` of this shape and dtype (contents undefined), grown as needed."""
+        size, key = int(np.prod(shape)), (name, np.dtype(dtype))
+        flat = self._flat.get(key)
         if flat is None or flat.size < size:
-            flat = self._flat[name] = np.empty(size, np.float32)
+            flat = self._flat[key] = np.empty(size, dtype)
         return flat[:size].reshape(shape)
 
 
