@@ -435,3 +435,20 @@ def test_successive_calls_on_one_design_reuse_work_arrays_without_leaking(rng):
     for res, want in ((first, exact[:7]), (second, exact[7:])):
         error = full_scale_error(res.column_currents, want)
         assert error <= res.provenance["error_estimate"] <= sur.ERROR_BOUND, f"{error:.2e} of full scale"
+
+
+def test_concurrent_calls_on_one_design_give_the_answers_of_sequential_calls(rng):
+    """One caller at a time uses the design's work arrays; the others get their own."""
+    from concurrent.futures import ThreadPoolExecutor
+    xb = one_s_one_r(rng, 32, 32, 2.0)
+    cal = sur.load_default()
+    batches = [inputs(rng, 40, 32) for _ in range(6)]
+
+    def solve(v):
+        return circuitsim.simulate(xb, v, engine="surrogate", calibration=cal, fallback=False).column_currents
+
+    sequential = [solve(v) for v in batches]
+    with ThreadPoolExecutor(3) as pool:
+        concurrent = list(pool.map(solve, batches))
+    for k, (a, b) in enumerate(zip(sequential, concurrent)):
+        assert np.array_equal(a, b), f"batch {k}: {np.abs(a - b).max():.2e} A apart"
