@@ -71,14 +71,14 @@ class PeakRss:
 def timed(fn, repeat: int = 1) -> tuple[float, float]:
     """(best wall time [s] of `repeat` runs, peak RSS [MB] while they ran)."""
     with PeakRss() as rss:
-        t = best_of(fn, repeat)
+        t = best_of(fn, repeat)[0]   # wall time
     return t, rss.peak
 
 
 def timed_apart(fn, repeat: int) -> tuple[float, float]:
     """(best wall time [s] of `repeat` runs without the RSS poller, peak RSS [MB] of one more run
     with it): for calls of milliseconds, which a 2 ms poller holding the GIL would slow."""
-    t = best_of(fn, repeat)
+    t = best_of(fn, repeat)[0]   # wall time
     with PeakRss() as rss:
         fn()
     return t, rss.peak
@@ -159,8 +159,8 @@ def bench_linear(args) -> None:
     print(f"{'batch':>8}{'V·T [s]':>12}{'V·G [s]':>12}{'ratio':>8}{'max err/FS vs numpy':>22}")
     for batch in dict.fromkeys((1000, args.batch)):
         v = rng.uniform(-1, 1, (batch, n))
-        t_t = best_of(lambda v=v: v @ transfer, 5)
-        t_g = best_of(lambda v=v: v @ xb.conductance, 5)
+        t_t = best_of(lambda v=v: v @ transfer, 5)[0]
+        t_g = best_of(lambda v=v: v @ xb.conductance, 5)[0]
         exact = circuitsim.simulate(xb, v[:200], engine="numpy").column_currents
         err = np.abs(v[:200] @ transfer - exact).max() / np.abs(exact).max()
         print(f"{batch:>8}{t_t:>12.3e}{t_g:>12.3e}{t_t / t_g:>8.2f}{err:>22.1e}")
@@ -186,7 +186,7 @@ def estimate_table(args, cal: sur.Calibration) -> None:
         n = xb.shape[0]
         v = np.vstack([np.full(n, v_max), inputs(rng, args.estimate_vectors - 1, n, v_max)])
         exact = circuitsim.simulate(xb, v, engine="numpy").column_currents
-        prep, equations = sur._prepared(xb, cal)
+        prep, equations, _ = sur._prepared(xb, cal)
         cells = models.cell_currents(prep, v, np.float32)
         form = np.abs(cells.sum(axis=1) - exact).max() / np.abs(exact).max()
         converged = sur.trust.estimate(equations, v, cells).relative

@@ -209,7 +209,7 @@ def test_the_error_estimate_tracks_the_true_error(rng, rows, cols, r_wire):
     decided = res.provenance["error_estimate"]      # the bound that vouched for the answer: may stop early, high
     assert res.engine == "surrogate" and 0.95 * true <= decided <= sur.ERROR_BOUND, f"{decided:.3e}, true {true:.3e}"
     # converged, the estimate may overstate (safe) but must not understate the error
-    prep, equations = sur._prepared(xb, cal)
+    prep, equations, _ = sur._prepared(xb, cal)
     estimate = trust.estimate(equations, v, models.cell_currents(prep, v, np.float32)).relative
     assert 0.95 * true <= estimate <= 1.5 * true + 1e-6, f"estimate {estimate:.3e}, true {true:.3e}"
 
@@ -217,7 +217,7 @@ def test_the_error_estimate_tracks_the_true_error(rng, rows, cols, r_wire):
 def test_the_check_stops_once_decided_with_a_bound_above_the_converged_estimate(rng):
     xb = one_s_one_r(rng, 48, 40, 2.0, r_driver=4.0)
     v = inputs(rng, 30, 48)
-    prep, equations = sur._prepared(xb, sur.load_default())
+    prep, equations, _ = sur._prepared(xb, sur.load_default())
     cells = models.cell_currents(prep, v, np.float32)
     converged = trust.estimate(equations, v, cells)
     decided = trust.estimate(equations, v, cells, decide_at=sur.ERROR_BOUND)
@@ -411,3 +411,44 @@ def test_cli_calibrates_from_a_sweep_store(tmp_path, capsys):
     assert main(["calibrate", str(numpy_data), "--out", str(tmp_path / "no.h5")]) == 2
     assert "none of its 8 points is a SPICE result" in capsys.readouterr().err
     assert not (tmp_path / "no.h5").exists()
+
+
+def test_successive_calls_on_one_design_reuse_work_arrays_without_leaking(rng):
+    """The design's cached work arrays: a second call with other inputs (and another batch size)
+    gives the answer a fresh computation gives, and leaves the first call's answer untouched."""
+    xb = one_s_one_r(rng, 24, 20, 3.0, r_driver=4.0)
+    cal = sur.load_default()
+    v_first, v_second = inputs(rng, 7, 24), inputs(rng, 5, 24)
+    first = circuitsim.simulate(xb, v_first, engine="surrogate", calibration=cal, fallback=False)
+    kept = {name: getattr(first, name).copy() for name in ("column_currents", "row_currents", "power")}
+    error_first = first.provenance["error_estimate"]
+    second = circuitsim.simulate(xb, v_second, engine="surrogate", calibration=cal, fallback=False)
+    for name, value in kept.items():
+        assert np.array_equal(getattr(first, name), value), f"{name} of the first call changed"
+    prep, equations, work = sur._prepared(xb, cal)
+    cells = models.cell_currents(prep, v_second, np.float32)
+    fresh, reused = (trust.estimate(equations, v_second, cells, decide_at=sur.ERROR_BOUND, correct=True, work=w)
+                     for w in (None, work))
+    assert np.array_equal(fresh.column_error_a, reused.column_error_a) and fresh.iterations == reused.iterations
+    assert second.provenance["error_estimate"] == fresh.relative != error_first
+    exact = circuitsim.simulate(xb, np.vstack([v_first, v_second]), engine="numpy").column_currents
+    for res, want in ((first, exact[:7]), (second, exact[7:])):
+        error = full_scale_error(res.column_currents, want)
+        assert error <= res.provenance["error_estimate"] <= sur.ERROR_BOUND, f"{error:.2e} of full scale"
+
+
+def test_concurrent_calls_on_one_design_give_the_answers_of_sequential_calls(rng):
+    """One caller at a time uses the design's work arrays; the others get their own."""
+    from concurrent.futures import ThreadPoolExecutor
+    xb = one_s_one_r(rng, 32, 32, 2.0)
+    cal = sur.load_default()
+    batches = [inputs(rng, 40, 32) for _ in range(6)]
+
+    def solve(v):
+        return circuitsim.simulate(xb, v, engine="surrogate", calibration=cal, fallback=False).column_currents
+
+    sequential = [solve(v) for v in batches]
+    with ThreadPoolExecutor(3) as pool:
+        concurrent = list(pool.map(solve, batches))
+    for k, (a, b) in enumerate(zip(sequential, concurrent)):
+        assert np.array_equal(a, b), f"batch {k}: {np.abs(a - b).max():.2e} A apart"

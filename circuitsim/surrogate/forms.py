@@ -310,13 +310,15 @@ def column_currents(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:
     return i0 - lam0 * a0 * x0 - lam1 * a1 * x1
 
 
-def cell_currents(prep: Prepared, v_rows: np.ndarray, dtype=np.float64) -> np.ndarray:
+def cell_currents(prep: Prepared, v_rows: np.ndarray, dtype=np.float64, work=None) -> np.ndarray:
     """Cell currents [A] (batch, rows, cols) of the form's solution; they sum to column_currents.
 
     What the a-posteriori check (circuitsim.surrogate.trust) puts into the exact equations. Except
     for "relax", a view of a (rows, cols, batch) array of `dtype`: the layout the check works in,
     made by one batched matmul per term (rows × (cols, K) @ (K, batch)). The check runs in
     float32 (half the memory traffic); the small per-column terms stay float64.
+    work: reusable arrays (trust.Workspace) for the "lowrank" form; the answer is then one of
+    them, valid until the next call with the same work.
     """
     a = prep.arrays
     if prep.form == "relax":
@@ -330,20 +332,25 @@ def cell_currents(prep: Prepared, v_rows: np.ndarray, dtype=np.float64) -> np.nd
     phi, dphi, (_, _, _, x0, x1) = _lowrank_feedback(prep, v_rows)
     lam0, lam1 = a["lam"]
     w0, w1 = a["eigvec"]
-    cells = _per_row(a["coef"], phi, rows, dtype)
-    slope = _per_row(a["coef"], dphi, rows, dtype)
+    shape = (rows, w0.shape[1], len(v_rows))
+
+    def new(name):
+        return np.empty(shape, dtype) if work is None else work.array(name, shape, dtype)
+
+    cells = _per_row(a["coef"], phi, rows, dtype, new("cells"))
+    slope = _per_row(a["coef"], dphi, rows, dtype, new("cell_slopes"))
     x0, x1 = (np.ascontiguousarray(x.T, dtype=dtype)[None] for x in (x0, x1))    # (1, cols, batch)
-    rise = (lam0 * w0).astype(dtype)[:, :, None] * x0                             # column-wire rise per unit slope
-    rise += (lam1 * w1).astype(dtype)[:, :, None] * x1
+    rise = np.multiply((lam0 * w0).astype(dtype)[:, :, None], x0, out=new("rise"))   # column-wire rise per unit slope
+    rise += np.multiply((lam1 * w1).astype(dtype)[:, :, None], x1, out=new("rise_1"))
     slope *= rise
     cells -= slope
     return np.moveaxis(cells, -1, 0)
 
 
-def _per_row(coef: np.ndarray, features: np.ndarray, rows: int, dtype) -> np.ndarray:
-    """Σ_k coef[k, r, c]·features[b, k, r] as a (rows, cols, batch) array, one batched matmul."""
+def _per_row(coef: np.ndarray, features: np.ndarray, rows: int, dtype, out=None) -> np.ndarray:
+    """Σ_k coef[k, r, c]·features[b, k, r] as a (rows, cols, batch) array, one batched matmul (into out if given)."""
     per_row = features.reshape(len(features), N_BASIS, rows).transpose(2, 1, 0).astype(dtype)   # (rows, K, batch)
-    return np.matmul(coef.transpose(1, 2, 0).astype(dtype), per_row)
+    return np.matmul(coef.transpose(1, 2, 0).astype(dtype), per_row, out=out)
 
 
 def _lowrank_feedback(prep: Prepared, v_rows: np.ndarray):

@@ -259,7 +259,8 @@ class _Lru:
 
 
 _CALIBRATIONS = _Lru(4)     # by (path, mtime, size): a rewritten file is read again
-_PREPARED = _Lru(8)         # by design content, calibration and form; ~35 MB each at 256x256
+_PREPARED = _Lru(8)         # by design content, calibration and form; ~35 MB each at 256x256, plus its work arrays
+                            # (trust.Workspace: up to 14 float32 arrays of a chunk, <= 112 MB, 23 MB at 64² batch 100)
 _TRANSFERS = _Lru(8)        # 1R: by design content and floating lines; (n_fixed, rows + cols) each
 
 
@@ -291,10 +292,10 @@ def design_key(xb: Crossbar) -> str:
     return digest.hexdigest()
 
 
-def _prepared(xb: Crossbar, calibration: Calibration) -> tuple[models.Prepared, trust.Equations]:
+def _prepared(xb: Crossbar, calibration: Calibration) -> tuple[models.Prepared, trust.Equations, trust.Workspace]:
     key = (design_key(xb), calibration.provenance.get("calibration_sha256", id(calibration)), calibration.form,
            repr(calibration.params()), calibration.domain.v_abs_max)
-    return _PREPARED.get(key, lambda: (prepare(xb, calibration), trust.Equations.of(xb)))
+    return _PREPARED.get(key, lambda: (prepare(xb, calibration), trust.Equations.of(xb), trust.Workspace()))
 
 
 @functools.cache
@@ -339,8 +340,9 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[]
         return _untrusted("design outside the calibrated range: " + "; ".join(problems), CalibrationRangeWarning,
                           exact, provenance)
     with _blas().limit(limits=1, user_api="blas"):
-        prep, equations = _prepared(xb, calibration)
-        cols_i, rows_i, cell_i, estimate, newton = _evaluate(prep, equations, v_rows)
+        prep, equations, workspace = _prepared(xb, calibration)
+        with workspace.take() as work:
+            cols_i, rows_i, cell_i, estimate, newton = _evaluate(prep, equations, v_rows, work)
     provenance.update(error_estimate=estimate.relative, cg_iterations=estimate.iterations, newton_steps=newton)
     if not estimate.relative <= ERROR_BOUND:
         return _untrusted(f"surrogate error estimate {100 * estimate.relative:.3g} % of full scale exceeds its bound "
@@ -355,9 +357,11 @@ CHUNK_CELLS = 1 << 21   # cells per chunk of the batch: 8 MB float32 work arrays
 NEWTON_STEPS = 2   # corrections tried on a chunk the check cannot vouch for, before the exact engine answers
 
 
-def _evaluate(prep: models.Prepared, equations: trust.Equations, v_rows: np.ndarray):
+def _evaluate(prep: models.Prepared, equations: trust.Equations, v_rows: np.ndarray,
+              work: trust.Workspace | None = None):
     """(column currents, row currents, cell currents or None, estimate, Newton steps) in chunks of
     the batch, so that memory stays bounded; cell currents are kept for the "relax" form only.
+    work: the design's work arrays for the check (none of the results is a view of them).
 
     A chunk whose estimate exceeds ERROR_BOUND gets up to NEWTON_STEPS corrections by the check's
     own solve (trust.estimate, correct=True), each checked again like the form's answer."""
@@ -366,13 +370,13 @@ def _evaluate(prep: models.Prepared, equations: trust.Equations, v_rows: np.ndar
     cols_i, rows_i, cells_i, errors, iterations, newton = [], [], [], [], 0, 0
     for lo in range(0, len(v_rows), step):
         v = v_rows[lo:lo + step]
-        cell_i = models.cell_currents(prep, v, np.float32)
-        estimate = trust.estimate(equations, v, cell_i, decide_at=ERROR_BOUND, correct=True)
+        cell_i = models.cell_currents(prep, v, np.float32, work)   # a work array: only its sums are kept
+        estimate = trust.estimate(equations, v, cell_i, decide_at=ERROR_BOUND, correct=True, work=work)
         for k in range(NEWTON_STEPS):
             if estimate.relative <= ERROR_BOUND or not np.isfinite(estimate.relative):
                 break
             cell_i = np.moveaxis(np.moveaxis(cell_i, 0, -1) + estimate.correction, -1, 0)
-            estimate = trust.estimate(equations, v, cell_i, decide_at=ERROR_BOUND, correct=True)
+            estimate = trust.estimate(equations, v, cell_i, decide_at=ERROR_BOUND, correct=True, work=work)
             newton = max(newton, k + 1)
         errors.append(estimate.column_error_a)
         iterations = max(iterations, estimate.iterations)
