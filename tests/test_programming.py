@@ -281,6 +281,22 @@ def test_drift_follows_the_models_retention_law_at_two_temperatures():
     assert RetentionLaw.of(StanfordPKU()).settings.ea_ev == StanfordPKU().ea
 
 
+@pytest.mark.parametrize("name", ["lid_joglekar", "lid_biolek", "vteam", "yakopcic", "stanford_pku"])
+def test_the_sourced_law_relaxes_every_model_towards_its_high_resistance_end(name):
+    """aihwkit's CMO/HfOx fit loses conductance with time: x_rest must be the model's HRS end, and a
+    mid-window state must lose 1.12e-3 of the window per e-fold of time (0.0890 µS of 79.19 µS)."""
+    from circuitsim.devices.memristors import MEMRISTORS
+
+    dev = MEMRISTORS[name]()
+    law = RetentionLaw.of(dev)
+    ends = CellModels(dev, (1, 2)).read_conductance(np.array([[0.0, 1.0]]), 0.1)[0]
+    assert ends[int(law.settings.retention_x_rest)] == ends.min()
+    x_rest = law.settings.retention_x_rest
+    x = law.state(abs(x_rest - 0.5), np.array([1e6, 1e6 * np.e]), 300.0)
+    per_efold = abs(x[1] - x[0]) * 0.5 / abs(x[0] - x_rest)  # for a state at mid-window at 1e6 s
+    assert per_efold == pytest.approx(0.0890 / 79.19, rel=0.01), per_efold
+
+
 def test_read_noise_grows_with_time_and_is_seeded():
     dev = Yakopcic()
     x = np.full((40, 40), 0.5)
