@@ -6,7 +6,9 @@ equations cannot describe different circuits. Zero-ohm segments are merged into 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 
 import numpy as np
@@ -230,6 +232,34 @@ def _without_dc_path(n_nodes: int, branches: list[tuple[np.ndarray, np.ndarray]]
     return ~np.isin(label, label[fixed])
 
 
+CACHED_DESIGNS = 4  # circuits kept: a sweep or a training loop reuses one or two designs
+_cache: OrderedDict[tuple, Circuit] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def cached_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.ndarray) -> Circuit:
+    """build_circuit, reused for the same Crossbar object and floating lines (a 1024² build costs
+    ~1 s). Crossbar compares by identity and its arrays are read-only, so the object is the key;
+    the cached Circuit refers to it, which keeps its id from being reused while the entry lives.
+    The Circuit's arrays are made read-only because every caller shares them."""
+    key = (id(xb), floating_rows.tobytes(), floating_cols.tobytes())
+    with _cache_lock:
+        circuit = _cache.get(key)
+        if circuit is not None and circuit.xb is xb:
+            _cache.move_to_end(key)
+            return circuit
+    circuit = build_circuit(xb, floating_rows, floating_cols)
+    for f in fields(circuit):
+        value = getattr(circuit, f.name)
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+    with _cache_lock:
+        _cache[key] = circuit
+        while len(_cache) > CACHED_DESIGNS:
+            _cache.popitem(last=False)
+    return circuit
+
+
 @dataclass(frozen=True, eq=False)
 class Drive:
     """A validated drive of one crossbar: its circuit and (batch, n_fixed) source voltages."""
@@ -262,5 +292,5 @@ def make_drive(xb: Crossbar, v_rows, v_cols=None, v_gates=None, floating_rows=No
     fr, fc = line_mask("floating_rows", floating_rows, rows), line_mask("floating_cols", floating_cols, cols)
     if fr.all():
         raise ValueError("at least one row must be driven")
-    circuit = build_circuit(xb, fr, fc)
+    circuit = cached_circuit(xb, fr, fc)
     return Drive(circuit, circuit.fixed_voltages(v_r, v_c, v_g), single)
