@@ -260,6 +260,12 @@ def cached_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.nd
     return circuit
 
 
+def clear_circuit_cache() -> None:
+    """Forget the cached circuits (frees their memory; the next call on each design rebuilds)."""
+    with _cache_lock:
+        _cache.clear()
+
+
 @dataclass(frozen=True, eq=False)
 class Drive:
     """A validated drive of one crossbar: its circuit and (batch, n_fixed) source voltages."""
