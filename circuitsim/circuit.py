@@ -233,6 +233,7 @@ def _without_dc_path(n_nodes: int, branches: list[tuple[np.ndarray, np.ndarray]]
 
 
 CACHED_DESIGNS = 4  # circuits kept: a sweep or a training loop reuses one or two designs
+CACHED_BYTES = 2**30  # and at most this much of their arrays, apart from the newest one
 _cache: OrderedDict[tuple, Circuit] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -255,9 +256,16 @@ def cached_circuit(xb: Crossbar, floating_rows: np.ndarray, floating_cols: np.nd
             value.setflags(write=False)
     with _cache_lock:
         _cache[key] = circuit
-        while len(_cache) > CACHED_DESIGNS:
+        while len(_cache) > 1 and (len(_cache) > CACHED_DESIGNS
+                                   or sum(map(circuit_bytes, _cache.values())) > CACHED_BYTES):
             _cache.popitem(last=False)
     return circuit
+
+
+def circuit_bytes(circuit: Circuit) -> int:
+    """Memory held by a circuit's arrays (its design's not counted)."""
+    return sum(getattr(circuit, f.name).nbytes for f in fields(circuit)
+               if isinstance(getattr(circuit, f.name), np.ndarray))
 
 
 def clear_circuit_cache() -> None:

@@ -60,3 +60,13 @@ def test_shared_arrays_are_read_only_and_results_independent():
     for got, want in zip((r2.column_currents, r2.cell_voltages), expected):
         err = np.max(np.abs(got - want))
         assert err == 0.0, f"second result differs by {err} after the first one was changed"
+
+
+def test_byte_budget_keeps_only_the_newest(monkeypatch):
+    from circuitsim import circuit as circuit_module
+    monkeypatch.setattr(circuit_module, "CACHED_BYTES", 0)
+    a, b = _design(20), _design(21)
+    ca = make_drive(a, np.ones(6)).circuit
+    assert make_drive(a, np.ones(6)).circuit is ca, "the newest circuit is kept whatever its size"
+    make_drive(b, np.ones(6))
+    assert make_drive(a, np.ones(6)).circuit is not ca, "over the byte budget, older circuits are dropped"
