@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import circuitsim
+from circuitsim import circuit as circuit_module
 from circuitsim.circuit import CACHED_DESIGNS, make_drive
 
 
@@ -63,7 +64,6 @@ def test_shared_arrays_are_read_only_and_results_independent():
 
 
 def test_byte_budget_keeps_only_the_newest(monkeypatch):
-    from circuitsim import circuit as circuit_module
     monkeypatch.setattr(circuit_module, "CACHED_BYTES", 0)
     a, b = _design(20), _design(21)
     ca = make_drive(a, np.ones(6)).circuit
