@@ -71,8 +71,9 @@ def design(cell: str, n: int, batch: int, seed: int = 0):
     return xb, rng.uniform(0.2, 1.0, (batch, n))
 
 
-def ngspice_run(deck: str) -> tuple[float, dict]:
-    """ngspice's own loading + parsing + analysis time [s] for one .op deck, and its operating point."""
+def ngspice_batch(deck: str) -> tuple[float, list[str], np.ndarray]:
+    """Run a deck with `ngspice -b`: its own loading + parsing + analysis time [s] (from `.options acct`),
+    and its raw file's vector names and values (points, vectors)."""
     with tempfile.TemporaryDirectory() as tmp:
         path, raw = Path(tmp) / "bench.cir", Path(tmp) / "bench.raw"
         path.write_text(deck.replace(".options klu", ".options klu acct", 1))
@@ -80,12 +81,18 @@ def ngspice_run(deck: str) -> tuple[float, dict]:
                              timeout=7200).stdout
         header, data = raw.read_bytes().split(b"Binary:\n", 1)
     names = [line.split()[1] for line in header.decode().split("Variables:\n", 1)[1].splitlines()]
-    values = dict(zip(names, np.frombuffer(data, dtype="<f8", count=len(names)).tolist()))
+    values = np.frombuffer(data, dtype="<f8").reshape(-1, len(names))
 
     def field(name):
         return float(re.search(rf"{name}[^=]*=\s*([0-9.eE+-]+)", out).group(1))
 
-    return field("Netlist loading time") + field("Netlist parsing time") + field("Total analysis time"), values
+    return field("Netlist loading time") + field("Netlist parsing time") + field("Total analysis time"), names, values
+
+
+def ngspice_run(deck: str) -> tuple[float, dict]:
+    """ngspice's own time [s] for one .op deck, and its operating point."""
+    seconds, names, values = ngspice_batch(deck)
+    return seconds, dict(zip(names, values[0].tolist()))
 
 
 def measure(engine: str, cell: str, n: int, batch: int, repeat: int) -> dict:
@@ -122,19 +129,26 @@ def measure(engine: str, cell: str, n: int, batch: int, repeat: int) -> dict:
     return {"seconds": seconds, "cpu_s": cpu_s, "rss_gb": rss_kb / 1e6, "currents": np.asarray(currents).tolist()}
 
 
-def child(engine: str, row: str, repeat: int, timeout_s: float) -> dict | None:
-    args = [sys.executable, __file__, "--measure", engine, row, "--repeat", str(repeat)]
+def run_child(args: list[str], label: str, timeout_s: float) -> dict | None:
+    """Run one measurement in a fresh child process (its peak RSS is its own) and read the JSON on its
+    last stdout line; None, with a line saying why, when it fails or gives no answer within timeout_s."""
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, check=True)
     except subprocess.TimeoutExpired:
-        print(f"  {engine} on {row}: no answer within {timeout_s:.0f} s", flush=True)
+        print(f"  {label}: no answer within {timeout_s:.0f} s", flush=True)
         return None
     except subprocess.CalledProcessError as exc:
-        print(f"  {engine} on {row} failed: {(exc.stderr.strip().splitlines() or ['killed'])[-1]}", flush=True)
+        print(f"  {label} failed: {(exc.stderr.strip().splitlines() or ['killed'])[-1]}", flush=True)
         return None
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"  {engine} on {row}: {result['seconds']:.3f} s wall, {result['cpu_s']:.3f} s CPU, "
-          f"{result['rss_gb']:.2f} GB", flush=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def child(engine: str, row: str, repeat: int, timeout_s: float) -> dict | None:
+    result = run_child([sys.executable, __file__, "--measure", engine, row, "--repeat", str(repeat)],
+                       f"{engine} on {row}", timeout_s)
+    if result is not None:
+        print(f"  {engine} on {row}: {result['seconds']:.3f} s wall, {result['cpu_s']:.3f} s CPU, "
+              f"{result['rss_gb']:.2f} GB", flush=True)
     return result
 
 

@@ -16,13 +16,13 @@ import argparse
 import json
 import re
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_core import ngspice_batch, run_child  # benchmarks/ is on sys.path when this file runs as a script
 
 import circuitsim
 from circuitsim.devices import NmosAccess, SinhSelector
@@ -49,23 +49,10 @@ def design(cell: str, n: int, seed: int = 0) -> tuple[circuitsim.Crossbar, Drive
 
 
 def ngspice_run(deck: str) -> tuple[float, np.ndarray, np.ndarray]:
-    """ngspice's own loading + parsing + analysis time [s], its time points and its column currents
-    (points, cols) [A], from the raw file of `ngspice -b`."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path, raw = Path(tmp) / "bench.cir", Path(tmp) / "bench.raw"
-        path.write_text(deck.replace(".options klu", ".options klu acct", 1))
-        out = subprocess.run(["ngspice", "-b", "-r", str(raw), str(path)], capture_output=True, text=True,
-                             timeout=7200).stdout
-        header, data = raw.read_bytes().split(b"Binary:\n", 1)
-    names = [line.split()[1] for line in header.decode().split("Variables:\n", 1)[1].splitlines()]
-    values = np.frombuffer(data, dtype="<f8").reshape(-1, len(names))
+    """ngspice's own time [s] for the .tran deck, its time points and its column currents (points, cols) [A]."""
+    seconds, names, values = ngspice_batch(deck)
     senses = sorted((k for k, name in enumerate(names) if name.startswith("i(vout")),
                     key=lambda k: int(re.search(r"\d+", names[k]).group()))
-
-    def field(name):
-        return float(re.search(rf"{name}[^=]*=\s*([0-9.eE+-]+)", out).group(1))
-
-    seconds = field("Netlist loading time") + field("Netlist parsing time") + field("Total analysis time")
     return seconds, values[:, names.index("time")], values[:, senses]
 
 
@@ -91,16 +78,9 @@ def measure(engine: str, row: str, rtol: float, t_eval: str | None) -> dict:
 def child(engine: str, row: str, rtol: float, timeout_s: float, t_eval: str | None = None) -> dict | None:
     args = [sys.executable, __file__, "--measure", engine, row, "--rtol", str(rtol)]
     args += ["--t-eval", t_eval] if t_eval else []
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, check=True)
-    except subprocess.TimeoutExpired:
-        print(f"  {engine} on {row}: no answer within {timeout_s:.0f} s", flush=True)
-        return None
-    except subprocess.CalledProcessError as exc:
-        print(f"  {engine} on {row} failed: {(exc.stderr.strip().splitlines() or ['killed'])[-1]}", flush=True)
-        return None
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"  {engine} on {row}: {result['seconds']:.2f} s, {result['rss_gb']:.2f} GB", flush=True)
+    result = run_child(args, f"{engine} on {row}", timeout_s)
+    if result is not None:
+        print(f"  {engine} on {row}: {result['seconds']:.2f} s, {result['rss_gb']:.2f} GB", flush=True)
     return result
 
 
