@@ -32,7 +32,7 @@ DC_SUBSTEPS_NONLINEAR = 16  # quasi-static points per drive segment for selector
 
 
 def window_charge(time_s, currents, start_s: float, stop_s: float) -> np.ndarray:
-    """∫ currents dt over [start_s, stop_s] [C]: currents (T, n) sampled at time_s (T,), linear
+    """∫ currents dt [C] over the window start_s..stop_s: currents (T, n) sampled at time_s (T,), linear
     between samples (exact for a piecewise-linear waveform sampled at its breakpoints)."""
     t = np.asarray(time_s, dtype=float)
     i = np.asarray(currents, dtype=float).reshape(len(t), -1)
