@@ -1,7 +1,7 @@
 """Transient simulation of an array (wires, capacitances, linear or stateful cells) or of one
 stateful device, with two engines.
 
-engine="spice" renders the crossbar (circuit.build_circuit + netlist.render, cells as resistors or
+engine="spice" renders the crossbar (circuit.cached_circuit + netlist.render, cells as resistors or
 device subckt instances, capacitors, sources as PWL) with `.ic` states and `.tran`, and runs it
 through spice.run_job; engine="numpy" integrates the same nodal equations with the sparse implicit
 integrator of solver/transient.py (variable-step BDF2, chord Newton, one factorization reused
@@ -20,7 +20,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from circuitsim import __version__
-from circuitsim.circuit import Circuit, build_circuit
+from circuitsim.circuit import Circuit, cached_circuit
 from circuitsim.design import Crossbar
 from circuitsim.devices.memristors import StateDevice
 from circuitsim.netlist import number, render, source_names
@@ -391,8 +391,8 @@ def _prepare(xb: Crossbar, cells, drive: Drive, max_step_s, floating_rows, float
     step = drive.duration_s / 2000 if max_step_s is None else float(max_step_s)
     if not 0 < step <= drive.duration_s:
         raise ValueError(f"max_step_s must be in (0, duration], got {step:g}")
-    circuit = build_circuit(xb, line_mask("floating_rows", floating_rows, rows),
-                            line_mask("floating_cols", floating_cols, cols))
+    circuit = cached_circuit(xb, line_mask("floating_rows", floating_rows, rows),
+                             line_mask("floating_cols", floating_cols, cols))
     return circuit, device_list, circuit.fixed_voltages(drive.v_rows, drive.v_cols, gates), step
 
 
@@ -440,12 +440,15 @@ def array_transient(xb: Crossbar, cells, drive: Drive, *, engine: str = "spice",
     return _result(engine, circuit, waves, device_list, detail, provenance)
 
 
+ONE_CELL = Crossbar(conductance=[[1.0]])  # one object, so repeated transient() calls reuse its cached circuit
+
+
 def transient(device: StateDevice, drive: Drive, *, engine: str = "spice", max_step_s: float | None = None,
               t_eval=None, worker: SpiceWorker | None = None, timeout_s: float | None = None) -> Transient:
     """Transient of one device driven directly by drive (see single_drive, sine, pulse_train)."""
     if not isinstance(device, StateDevice):
         raise TypeError(f"transient takes a stateful device, got {type(device).__name__}")
-    res = array_transient(Crossbar(conductance=[[1.0]]), device, drive, engine=engine, max_step_s=max_step_s,
+    res = array_transient(ONE_CELL, device, drive, engine=engine, max_step_s=max_step_s,
                           t_eval=t_eval, worker=worker, timeout_s=timeout_s)
     return Transient(engine, res.time_s, res.device_voltages[:, 0, 0], res.cell_currents[:, 0, 0],
                      res.state[:, 0, 0], res.provenance)
