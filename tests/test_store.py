@@ -1,4 +1,5 @@
 """The HDF5 results store, on real files (and a real killed writer process)."""
+import fcntl
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from circuitsim.store import (
     to_long,
     to_xarray,
 )
+from circuitsim.store.file import _holds
 
 
 def _point(n: int) -> tuple[dict, dict, dict]:
@@ -160,10 +162,31 @@ def test_array_results_in_long_form_and_as_xarray(tmp_path):
 def test_second_writer_gets_a_clear_error(tmp_path):
     path = tmp_path / "lock.h5"
     with Store.open(path, "a"):
+        assert (tmp_path / "lock.h5.lock").exists()
         with pytest.raises(StoreLockedError, match="being written by another process"):
             Store.open(path, "a")
         Store.open(path, "r")  # readers need no lock
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lock.h5"]  # the lock file is removed at close
     Store.open(path, "a").close()  # released at close
+
+
+def test_a_lock_won_on_a_removed_lock_file_is_not_taken_for_the_lock(tmp_path):
+    """The race that removing the lock file at close opens: a writer opens `<file>.lock` just before
+    the holder closes (which removes it), then wins the flock on the removed file. It must not
+    count as the lock: a third writer, finding no lock file, makes a new one and holds that."""
+    path, lock_path = tmp_path / "race.h5", tmp_path / "race.h5.lock"
+    first = Store.open(path, "a")
+    late = os.open(lock_path, os.O_RDWR)  # opened while the first writer holds it
+    first.close()
+    fcntl.flock(late, fcntl.LOCK_EX | fcntl.LOCK_NB)  # won, but on a file no longer at lock_path
+    try:
+        assert not lock_path.exists() and not _holds(late, lock_path)
+        with Store.open(path, "a") as third:
+            assert _holds(third._lock_fd, lock_path)
+            with pytest.raises(StoreLockedError):
+                Store.open(path, "a")
+    finally:
+        os.close(late)
 
 
 def test_bad_values_are_rejected_before_anything_is_written(tmp_path):
@@ -368,7 +391,7 @@ def test_a_full_disk_gives_a_clear_error_and_keeps_what_was_stored(tmp_path):
     assert f"could not write {new} " in new_error and "too large" in new_error, run.stdout + run.stderr
     assert "could not write point" in point_error and "File too large" in point_error, run.stdout + run.stderr
     assert list(read_points(path)["outputs/y"]) == [1.0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.h5", "full.h5.lock", "new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.h5", "new"]
     assert list(new.parent.iterdir()) == []
 
 

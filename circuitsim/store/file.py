@@ -251,6 +251,17 @@ def _store_path(path: Path, writing: bool) -> Path:
     return real
 
 
+def _holds(fd: int, lock_path: Path) -> bool:
+    """True if the file locked through fd is still the one at lock_path (not removed by a writer
+    that closed after fd was opened)."""
+    try:
+        linked = os.stat(lock_path)
+    except FileNotFoundError:
+        return False
+    locked = os.fstat(fd)
+    return (linked.st_dev, linked.st_ino) == (locked.st_dev, locked.st_ino)
+
+
 def _init_file(f: h5py.File) -> None:
     f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "circuitsim_version": __version__})
     f.create_group("points")
@@ -261,7 +272,8 @@ def _init_file(f: h5py.File) -> None:
 class Store:
     """A results file. mode "r": read; "a": read and append (created if missing); "w": new
     empty file (replaces an existing one). Writers hold an exclusive lock on `<file>.lock`
-    (released when the process ends, even by kill -9); a second writer gets StoreLockedError.
+    (released when the process ends, even by kill -9; the file is removed at close); a second
+    writer gets StoreLockedError.
 
     checkpoint_s: how often (at least) pending points are folded into the main file.
     """
@@ -286,25 +298,35 @@ class Store:
         except BaseException:
             if not existed and mode != "r":  # a new file that could not be made: leave nothing behind
                 shutil.rmtree(_pending_dir(store.path), ignore_errors=True)
-                store.path.with_name(store.path.name + ".lock").unlink(missing_ok=True)
             store._release()
             raise
         return store
 
+    @property
+    def _lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
     def _lock(self) -> None:
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StoreError(f"cannot write the results file {self.path}: {exc.strerror} in {self.path.parent}; "
-                             "write it in a folder you can write to") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown process"
+        """Lock `<file>.lock`. A writer removes that file at close while it still holds the lock, so
+        a lock won on a file that is no longer the one at that path (opened just before another
+        writer closed) is no lock: try again on the path's current file (see _holds)."""
+        while True:
+            try:
+                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise StoreError(f"cannot write the results file {self.path}: {exc.strerror} in "
+                                 f"{self.path.parent}; write it in a folder you can write to") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown process"
+                os.close(fd)
+                raise StoreLockedError(f"{self.path} is being written by another process ({holder}); two sweeps "
+                                       "cannot write one file at once: wait for it to finish or write another "
+                                       "file") from None
+            if _holds(fd, self._lock_path):
+                break
             os.close(fd)
-            raise StoreLockedError(f"{self.path} is being written by another process ({holder}); two sweeps cannot "
-                                   "write one file at once: wait for it to finish or write another file") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
         self._lock_fd = fd
@@ -435,6 +457,7 @@ class Store:
 
     def _release(self) -> None:
         if self._lock_fd is not None:
+            self._lock_path.unlink(missing_ok=True)  # still locked: see _lock
             os.close(self._lock_fd)
             self._lock_fd = None
 
