@@ -2,6 +2,7 @@
 known values and closed forms, and SPICE against the numpy twin through the same extraction."""
 import numpy as np
 import pytest
+from margins import assert_close
 from scipy.optimize import brentq
 from scipy.special import expit
 
@@ -118,15 +119,31 @@ def _vteam_window(x_lrs, x_hrs):
     return VT.current(0.01, x_lrs) / VT.current(0.01, x_hrs)
 
 
+# a relaxation fast enough to close the window within 1-1e8 s (the sourced defaults keep it)
+FAST_RELAXATION = {"retention_tau_s": 1e3, "retention_nu": 0.3, "retention_x_rest": 0.5}
+
+
+def test_retention_defaults_are_the_sourced_drift_and_keep_the_window():
+    """By default the protocol relaxes with aihwkit's CMO ReRAM fit (characterize.settings), as
+    programming.drift does: VTEAM towards its high-resistance end, its window still open at 1e8 s."""
+    s = ch.default_settings("vteam")
+    assert (s.retention_tau_s, s.retention_x_rest) == (1.0, 1.0)
+    assert_close(s.retention_nu, 2.25e-3, rtol=3e-3, what="ν")
+    f = run("retention")
+    expected = _vteam_window(ch.relaxed_state(0.05, f["times_s"], s), ch.relaxed_state(0.95, f["times_s"], s))
+    assert_close(f["window"], expected, rtol=1e-3, what="window read in ngspice vs the law")
+    assert np.isnan(f["retention_time_s"]) and f["window"][-1] < f["window"][0]
+
+
 def test_retention_time_follows_the_law_and_arrhenius():
-    s = ch.default_settings("vteam", retention_times_s=tuple(np.logspace(0, 8, 33)))
+    s = ch.default_settings("vteam", retention_times_s=tuple(np.logspace(0, 8, 33)), **FAST_RELAXATION)
     f = run("retention", settings=s)
     law = brentq(lambda lt: _vteam_window(ch.relaxed_state(0.05, 10**lt, s), ch.relaxed_state(0.95, 10**lt, s))
                  - s.window_criterion, 0, 8)
     assert f["retention_time_s"] == pytest.approx(10**law, rel=0.02)
     factor = ch.arrhenius(350.0, s)
     hot = run("retention", retention_temperature_k=350.0,
-              retention_times_s=tuple(np.array(s.retention_times_s) / factor))
+              retention_times_s=tuple(np.array(s.retention_times_s) / factor), **FAST_RELAXATION)
     assert hot["window"] == pytest.approx(f["window"], rel=1e-6)
     assert hot["retention_time_s"] == pytest.approx(f["retention_time_s"] / factor, rel=1e-6)
 
@@ -368,9 +385,10 @@ def test_stanford_pku_cannot_relax_by_itself_so_retention_uses_the_law_at_its_ow
     hold = ch.run([d.with_state(0.3)], [ch.pulse_sequence([], 0.1, 1e-3)], "spice", 1e-5)
     assert np.ptp(hold.state) < 1e-9
     times = tuple(np.logspace(0, 8, 33))
-    s = ch.default_settings("stanford_pku", {"t0": 350.0, "ea": 0.7}, retention_times_s=times)
+    s = ch.default_settings("stanford_pku", {"t0": 350.0, "ea": 0.7}, retention_times_s=times, **FAST_RELAXATION)
     assert (s.retention_temperature_k, s.ea_ev) == (350.0, 0.7)
-    res = ch.characterize("retention", "stanford_pku", {"t0": 350.0, "ea": 0.7}, retention_times_s=times)
+    res = ch.characterize("retention", "stanford_pku", {"t0": 350.0, "ea": 0.7}, retention_times_s=times,
+                          **FAST_RELAXATION)
     assert res.settings["ea_ev"] == 0.7 and "t0" in res.provenance["laws"]["temperature"]
 
     def window(t):
@@ -393,7 +411,8 @@ def test_derived_settings_follow_the_device_and_yield_to_overrides():
 SMALL = {"loop": {"loop_cycles": 1}, "pulse": {}, "ptdp": {"train_pulses": 5},
          "variability": {"n_devices": 2, "n_cycles": 2, "sigma_d2d": 0.02, "sigma_c2c": 0.0},
          "read": {"n_reads": 5}, "endurance": {"endurance_cycles": (1.0, 1e8)},
-         "temperature": {"temperatures_k": (300.0,)}, "retention": {"retention_times_s": (1e-3, 1e8)}}
+         "temperature": {"temperatures_k": (300.0,)},
+         "retention": {"retention_times_s": (1e-3, 1e8), **FAST_RELAXATION}}
 
 
 @pytest.mark.slow

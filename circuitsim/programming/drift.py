@@ -2,21 +2,12 @@
 
 Relaxation uses the retention law of the characterization protocol
 (characterize.protocols.LAWS['retention']): x(t) = x_rest + (x_p − x_rest)·(1 + t/τ)^(−ν), with
-τ = τ0·exp(Ea/kB·(1/T − 1/T_ref)), at any rest temperature. Its τ0, ν and x_rest are not the
-protocol's placeholders but SOURCED_RETENTION, fitted to a measured ReRAM (below); Ea is the
-model's own where it has one (Stanford-PKU's ea), else Settings' 0.6 eV (the same HfOx value).
-
-Source of SOURCED_RETENTION: aihwkit's ReRamCMONoiseModel (IBM/aihwkit,
-src/aihwkit/inference/noise/reram.py; CMO/HfOx filamentary ReRAM, Falcone et al.) fits the mean
-conductance relaxation as level-independent ΔG = −0.0890 µS·ln(t/1 s), towards lower
-conductance; over the window aihwkit's own CMO examples use (9.0–88.19 µS) that is −1.12e-3 of
-the window per e-fold of time. For t ≫ τ0 the power law gives dx/d ln t = −ν·(x_p − x_rest);
-with x_rest at the model's high-resistance end and τ0 = 1 s (the fit's time origin, at room
-temperature = T_ref) a mid-window state (|x_p − x_rest| = 0.5) matches it for ν = 2.25e-3.
-That is 2.2 % of the window lost from 1 s to 10 years at 300 K. The state-to-conductance map is
-each model's own, so this is the CMO drift in normalized state, not in µS. Not modeled: the
-spread that grows with log t (aihwkit's CMO σ = 0.042·ln t + 0.41 µS; Wan et al. Nature 608,
-504 (2022) via ReRamWan2022NoiseModel, no mean drift).
+τ = τ0·exp(Ea/kB·(1/T − 1/T_ref)), at any rest temperature, with the protocol's own defaults:
+τ0, ν and x_rest fitted to a measured ReRAM (aihwkit's CMO/HfOx drift; the source is in
+characterize.settings), Ea the model's own where it has one (Stanford-PKU's ea), else Settings'
+0.6 eV (the same HfOx value). Not modeled: the spread that grows with log t (aihwkit's CMO
+σ = 0.042·ln t + 0.41 µS; Wan et al. Nature 608, 504 (2022) via ReRamWan2022NoiseModel, no
+mean drift).
 
 Read noise at a read t seconds after programming (one read lasting t_read_s): 1/f noise of
 relative PSD q/f integrated from 1/t to 1/t_read gives a relative σ² = q·ln((t + t_read)/(2·t_read))
@@ -40,33 +31,23 @@ from circuitsim.programming.pulses import CellModels
 from circuitsim.validate import finite_array, positive_scalar
 
 RETENTION_LAW = LAWS["retention"]
-_CMO_NU = 0.0890 / (88.19 - 9.0) / 0.5  # ν of the module docstring: ΔG per e-fold / window / mid-window distance
-SOURCED_RETENTION = {
-    name: {"retention_tau_s": 1.0, "retention_nu": _CMO_NU, "retention_x_rest": x_hrs}
-    for name, x_hrs in (("lid_joglekar", 0.0), ("lid_biolek", 0.0), ("yakopcic", 0.0),
-                        ("vteam", 1.0), ("stanford_pku", 1.0))
-}
-"""Per model: the CMO/HfOx law of the module docstring, relaxing towards the model's
-high-resistance end (x = 1 for VTEAM and Stanford-PKU, x = 0 for the others). No model has a
-retention measurement of its own, so all share this closest sourced law."""
 
 
 @dataclass(frozen=True, eq=False)
 class RetentionLaw:
-    """A model's retention law: its characterization settings with SOURCED_RETENTION's τ0, ν and
-    x_rest (retention_tau_s, retention_nu, retention_x_rest, ea_ev, t_ref_k), applied by
-    characterize.protocols.relaxed_state."""
+    """A model's retention law: its characterization settings (retention_tau_s, retention_nu,
+    retention_x_rest, ea_ev, t_ref_k), applied by characterize.protocols.relaxed_state."""
 
     settings: Settings
 
     @classmethod
     def of(cls, device: StateDevice, **overrides) -> RetentionLaw:
-        """The law of device's model: SOURCED_RETENTION with its own parameters (e.g.
-        Stanford-PKU's own ea); overrides: settings to change (e.g. retention_tau_s=1e4)."""
+        """The law of device's model with its own parameters (e.g. Stanford-PKU's own ea);
+        overrides: settings to change (e.g. retention_tau_s=1e4)."""
         names = [name for name, kind in MEMRISTORS.items() if kind is type(device)]
         if not names:
             raise ValueError(f"{type(device).__name__} has no retention law (not one of {sorted(MEMRISTORS)})")
-        return cls(default_settings(names[0], device.spice_params(), **{**SOURCED_RETENTION[names[0]], **overrides}))
+        return cls(default_settings(names[0], device.spice_params(), **overrides))
 
     def state(self, x_programmed, t_s, temperature_k: float) -> np.ndarray:
         """States after resting t_s [s] (scalar or array, broadcast) at temperature_k [K]."""
