@@ -80,10 +80,9 @@ class Circuit:
         return _segment_names(*self.xb.shape, self.floating_rows, self.floating_cols)[self.res_ids]
 
     @cached_property
-    def cap_names(self) -> tuple[str, ...]:
-        """Netlist names of the capacitors."""
-        names = _capacitor_names(*self.xb.shape)
-        return tuple(names[i] for i in self.cap_ids)
+    def cap_names(self) -> np.ndarray:
+        """Netlist names of the capacitors (object array)."""
+        return _capacitor_names(*self.xb.shape)[self.cap_ids]
 
     def fixed_voltages(self, v_rows: np.ndarray, v_cols: np.ndarray, v_gates: np.ndarray) -> np.ndarray:
         """(batch, n_fixed) source voltages from per-line drive arrays of shape (batch, lines)."""
@@ -118,13 +117,13 @@ def _segment_names(rows: int, cols: int, floating_rows: np.ndarray, floating_col
 GROUND = -1  # the reference node (SPICE's 0) in cap_b
 
 
-def _capacitor_names(rows: int, cols: int) -> list[str]:
+def _capacitor_names(rows: int, cols: int) -> np.ndarray:
     """Capacitor names in the order _capacitors lists them: to ground on rows and columns, across
     cells, coupling row i to row i+1 (Ckr) and column j to column j+1 (Ckc)."""
-    cells = [(i, j) for i in range(rows) for j in range(cols)]
-    return ([f"Crow{i}_{j}" for i, j in cells] + [f"Ccol{i}_{j}" for i, j in cells]
-            + [f"Ccell{i}_{j}" for i, j in cells] + [f"Ckr{i}_{j}" for i in range(rows - 1) for j in range(cols)]
-            + [f"Ckc{i}_{j}" for i in range(rows) for j in range(cols - 1)])
+    every = (range(rows), range(cols))
+    return np.concatenate([grid_names("Crow", "_", *every), grid_names("Ccol", "_", *every),
+                           grid_names("Ccell", "_", *every), grid_names("Ckr", "_", range(rows - 1), range(cols)),
+                           grid_names("Ckc", "_", range(rows), range(cols - 1))])
 
 
 def _capacitors(xb: Crossbar, r_node: np.ndarray, b_node: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -123,7 +123,7 @@ def capacitor_lines(circuit: Circuit) -> list[str]:
     capacitance: its deck stays what it was)."""
     if not len(circuit.cap_a):
         return []
-    names = np.array([*circuit.node_names, "0"], dtype=object)  # GROUND (-1) is the last: node 0
+    names = np.append(circuit.node_name_array, "0")  # GROUND (-1) is the last: node 0
     return ["* capacitors: Crow/Ccol to ground, Ccell across a cell, Ckr/Ckc coupling neighbouring rows/columns",
             *lines(circuit.cap_names, names[circuit.cap_a], names[circuit.cap_b], numbers(circuit.cap_farad))]
 

@@ -13,6 +13,7 @@ from circuitsim.circuit import make_drive
 from circuitsim.devices import NmosAccess, SinhSelector
 from circuitsim.devices.memristors import VTEAM
 from circuitsim.netlist import render
+from circuitsim.transient import Drive, transient_deck
 
 DECKS = Path(__file__).resolve().parent / "decks"
 
@@ -57,8 +58,24 @@ def _transient_cells():
     return render(drive.circuit, drive.fixed_volts[0], ".tran 1e-9 1e-6", waveforms=waveforms, cells=cells)
 
 
+def _capacitors_1s1r():
+    """A .tran deck with every kind of capacitor: to ground, across cells, coupling rows and
+    columns; a zero-ohm segment (a capacitor whose ends merge is left out), a floating column,
+    zero capacitances."""
+    rng = np.random.default_rng(5)
+    r_row = rng.uniform(0.5, 5.0, (3, 4))
+    r_row[1, 2] = 0.0
+    c_row = rng.uniform(1e-17, 1e-16, (3, 4))
+    c_row[0, 0] = 0.0
+    xb = circuitsim.Crossbar(conductance=rng.uniform(1e-6, 1e-4, (3, 4)), r_row=r_row, r_col=2.0,
+                             selector=SinhSelector(), c_row=c_row, c_col=rng.uniform(1e-17, 1e-16, (3, 4)),
+                             c_cell=1e-17, c_couple=rng.uniform(1e-18, 1e-17, (3, 4)))
+    drive = Drive([0.0, 1e-10, 1e-9], np.outer([0, 1, 1], [0.5, 0.6, 0.7]), np.zeros((3, 4)))
+    return transient_deck(xb, None, drive, floating_cols=[False, False, True, False])
+
+
 BUILDERS = {"edge_1r": _edge_1r, "dead_1s1r": _dead_1s1r, "gates_1t1r": _gates_1t1r,
-            "transient_cells": _transient_cells}
+            "transient_cells": _transient_cells, "capacitors_1s1r": _capacitors_1s1r}
 
 
 def normalized(deck: str) -> str:
