@@ -4,10 +4,14 @@ No SPICE and no exact engine, so a run takes seconds; run it alternately with PY
 checkout to compare code before and after a change side by side (docs/guide/surrogate.md):
 
     cd benchmarks && PYTHONPATH=/path/to/checkout python surrogate_calls.py --size 64 --r-wire 2
+
+Prints wall and CPU time per call (best and median of --calls; on a shared machine the CPU time
+is the steadier one) and the process's peak RSS (everything it held, from the import on).
 """
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import numpy as np
@@ -28,13 +32,17 @@ def main() -> None:
                              selector=SinhSelector())
     v = rng.uniform(0, 0.79, (100, n)) * (rng.random((100, n)) < 0.7)
     circuitsim.simulate(xb, v, engine="surrogate", fallback=False)     # prepares the design
-    seconds = []
+    walls, cpus = [], []
     for _ in range(args.calls):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         circuitsim.simulate(xb, v, engine="surrogate", fallback=False)
-        seconds.append(time.perf_counter() - start)
-    print(f"{circuitsim.__file__}: {n}x{n} {args.r_wire} Ω, batch 100, second call: best {1e3 * min(seconds):.2f} ms, "
-          f"median {1e3 * np.median(seconds):.2f} ms per call")
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{circuitsim.__file__}: {n}x{n} {args.r_wire} Ω, batch 100, second call: "
+          f"wall best {1e3 * min(walls):.2f} ms, median {1e3 * np.median(walls):.2f} ms; "
+          f"CPU best {1e3 * min(cpus):.2f} ms, median {1e3 * np.median(cpus):.2f} ms per call; "
+          f"peak RSS {peak_mb:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -226,9 +226,11 @@ def test_the_check_stops_once_decided_with_a_bound_above_the_converged_estimate(
     assert np.all(decided.column_error_a >= 0.99 * converged.column_error_a)
 
 
-def test_wire_drops_of_the_check_match_the_line_sums_of_the_forms(rng):
-    """The check's W·I (loops over a (rows, cols, batch) layout) against the forms' cumulative sums."""
-    xb = one_s_one_r(rng, 7, 5, 1.5, r_driver=3.0, r_sense=2.0).replace(r_row=rng.uniform(0.5, 2, (7, 5)))
+@pytest.mark.parametrize("varies", ["r_row", "r_col"])
+def test_wire_drops_of_the_check_match_the_line_sums_of_the_forms(rng, varies):
+    """The check's W·I (loops over a (rows, cols, batch) layout; a wire with the same segments on
+    every line is stored as one factor per segment) against the forms' cumulative sums."""
+    xb = one_s_one_r(rng, 7, 5, 1.5, r_driver=3.0, r_sense=2.0).replace(**{varies: rng.uniform(0.5, 2, (7, 5))})
     cells = rng.uniform(-1e-4, 1e-4, (3, 7, 5))
     want = (-models.row_wire_volts(np.zeros((3, 7)), cells, models.row_path_ohm(xb))
             + models.col_wire_volts(cells, models.col_path_ohm(xb)))
@@ -252,6 +254,31 @@ def test_outside_the_calibrated_range_falls_back_or_is_refused(rng):
         assert "outside the calibrated range" in res.provenance["surrogate_fallback"]
         with pytest.raises(sur.SurrogateAccuracyError, match=what):
             circuitsim.simulate(xb, v, engine="surrogate", calibration=cal, fallback=False)
+
+
+def test_the_design_key_is_remembered_per_object_only_while_its_arrays_are_read_only(rng):
+    xb = one_s_one_r(rng, 6, 5, 1.0)
+    key = sur.design_key(xb)
+    assert sur.design_key(xb) is key and sur.design_key(xb.replace()) == key
+    xb.conductance.flags.writeable = True      # numpy allows it: the array owns its data
+    xb.conductance[0, 0] *= 2
+    assert sur.design_key(xb) != key and sur.design_key(xb) == sur.design_key(xb.replace())
+
+
+def test_a_batch_in_chunks_gives_what_one_chunk_gives(rng, monkeypatch):
+    """_evaluate splits a batch into equal chunks (the form's per-vector terms in blocks of
+    FORM_BLOCK); every chunk is checked on its own, the answers are the same as in one chunk."""
+    xb = one_s_one_r(rng, 24, 20, 2.0)
+    v = inputs(rng, 23, 24)
+    whole = circuitsim.simulate(xb, v, engine="surrogate", fallback=False)
+    monkeypatch.setattr(sur, "CHUNK_CELLS", 24 * 20 * 5)        # chunks of 5, 5, 5, 5, 3 vectors
+    monkeypatch.setattr(models, "FORM_BLOCK", 7)                 # form terms for 10 vectors at a time
+    prep, _, _ = sur._prepared(xb, sur.load_default())
+    assert [lo for lo, cells in models.cell_current_chunks(prep, v, 5)] == [0, 5, 10, 15, 20]
+    chunked = circuitsim.simulate(xb, v, engine="surrogate", fallback=False)
+    error = np.abs(chunked.column_currents - whole.column_currents).max() / np.abs(whole.column_currents).max()
+    assert error < 1e-6, f"{error:.1e} of full scale (float32 cell currents)"
+    assert chunked.provenance["error_estimate"] <= sur.ERROR_BOUND, chunked.provenance
 
 
 def test_a_design_and_a_calibration_file_are_prepared_once(rng, tmp_path):

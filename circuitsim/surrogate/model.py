@@ -14,6 +14,7 @@ import functools
 import hashlib
 import time
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -259,8 +260,9 @@ class _Lru:
 
 
 _CALIBRATIONS = _Lru(4)     # by (path, mtime, size): a rewritten file is read again
-_PREPARED = _Lru(8)         # by design content, calibration and form; ~35 MB each at 256x256, plus its work arrays
-                            # (trust.Workspace: up to 14 float32 arrays of a chunk, <= 112 MB, 23 MB at 64² batch 100)
+_PREPARED = _Lru(8)         # by design content, calibration and form; ~40 MB each at 256x256, plus its work arrays
+                            # (trust.Workspace: up to 15 float32 arrays of a chunk, <= 126 MB; 98 MB at 256², 18 MB at
+                            # 64² with a batch of 100)
 _TRANSFERS = _Lru(8)        # 1R: by design content and floating lines; (n_fixed, rows + cols) each
 
 
@@ -281,15 +283,29 @@ def load_cached(path: str | Path) -> Calibration:
     return _CALIBRATIONS.get((str(path), stat.st_mtime_ns, stat.st_size), lambda: load(path))
 
 
+DESIGN_ARRAYS = ("conductance", "r_row", "r_col", "r_driver", "r_sense")
+_DESIGN_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # Crossbar -> design_key, while it lives
+
+
 def design_key(xb: Crossbar) -> str:
-    """Digest of everything the surrogate reads from a design (arrays by content, selector by value)."""
-    digest = hashlib.blake2b(digest_size=20)
-    for name in ("conductance", "r_row", "r_col", "r_driver", "r_sense"):
-        value = np.ascontiguousarray(getattr(xb, name), dtype=float)
-        digest.update(repr((name, value.shape)).encode())
-        digest.update(value.tobytes())
-    digest.update(repr(xb.selector).encode())
-    return digest.hexdigest()
+    """Digest of everything the surrogate reads from a design (arrays by content, selector by value).
+
+    Remembered per Crossbar object (1.2 ms of hashing per call at 256x256): Crossbar is frozen and
+    its validated arrays are read-only copies, so the object's content cannot change while they stay
+    read-only; a design whose arrays were made writeable again is hashed on every call."""
+    frozen = not any(getattr(xb, name).flags.writeable for name in DESIGN_ARRAYS)
+    key = _DESIGN_KEYS.get(xb) if frozen else None
+    if key is None:
+        digest = hashlib.blake2b(digest_size=20)
+        for name in DESIGN_ARRAYS:
+            value = np.ascontiguousarray(getattr(xb, name), dtype=float)
+            digest.update(repr((name, value.shape)).encode())
+            digest.update(value.tobytes())
+        digest.update(repr(xb.selector).encode())
+        key = digest.hexdigest()
+        if frozen:
+            _DESIGN_KEYS[xb] = key
+    return key
 
 
 def _prepared(xb: Crossbar, calibration: Calibration) -> tuple[models.Prepared, trust.Equations, trust.Workspace]:
@@ -366,21 +382,21 @@ def _evaluate(prep: models.Prepared, equations: trust.Equations, v_rows: np.ndar
     A chunk whose estimate exceeds ERROR_BOUND gets up to NEWTON_STEPS corrections by the check's
     own solve (trust.estimate, correct=True), each checked again like the form's answer."""
     rows, cols = equations.on.shape
-    step = max(1, CHUNK_CELLS // (rows * cols))
+    chunks = -(-len(v_rows) // max(1, CHUNK_CELLS // (rows * cols)))
+    step = -(-len(v_rows) // chunks)        # equal chunks: a short last one costs the loops' overhead for little work
     cols_i, rows_i, cells_i, errors, iterations, newton = [], [], [], [], 0, 0
-    for lo in range(0, len(v_rows), step):
+    for lo, cell_i in models.cell_current_chunks(prep, v_rows, step, np.float32, work):   # work arrays: sums kept
         v = v_rows[lo:lo + step]
-        cell_i = models.cell_currents(prep, v, np.float32, work)   # a work array: only its sums are kept
         estimate = trust.estimate(equations, v, cell_i, decide_at=ERROR_BOUND, correct=True, work=work)
         for k in range(NEWTON_STEPS):
             if estimate.relative <= ERROR_BOUND or not np.isfinite(estimate.relative):
                 break
-            cell_i = np.moveaxis(np.moveaxis(cell_i, 0, -1) + estimate.correction, -1, 0)
+            np.moveaxis(cell_i, 0, -1)[...] += estimate.correction
             estimate = trust.estimate(equations, v, cell_i, decide_at=ERROR_BOUND, correct=True, work=work)
             newton = max(newton, k + 1)
         errors.append(estimate.column_error_a)
         iterations = max(iterations, estimate.iterations)
-        cols_i.append(cell_i.sum(axis=1, dtype=float))
+        cols_i.append(estimate.column_i)
         rows_i.append(cell_i.sum(axis=2, dtype=float))
         if prep.form == "relax":
             cells_i.append(cell_i)
