@@ -424,8 +424,9 @@ class _ReducedSystem:
         cells = slice(0, 1) if shared else slice(None)
         v_m, i, da, db = solve_cells(self.circuit, v[cells, self.a], v[cells, self.b],
                                      None if gates is None else gates[cells], self.opts, v_m, tol_v)
-        f = rows_times(v, self.lap_free_rows) + rows_times(i, self.cell_incidence_ff_t)  # lap is symmetric
-        return np.ascontiguousarray(f), da, db, v_m
+        # lap is symmetric. f (batch, free) is the transpose of a C array: GMRES takes its columns, no copy
+        f = rows_times(v, self.lap_free_rows) + rows_times(i, self.cell_incidence_ff_t)
+        return f, da, db, v_m
 
     def start(self, v: np.ndarray, gates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """v with its unknowns moved to the solution of the array linearized at v (one linear solve,
@@ -489,7 +490,8 @@ class _ReducedSystem:
             before = norm
             step, used, solved = _gmres(lambda x: self._apply_stamps(x, da_t, db_t), factor.solve,
                                         np.ascontiguousarray(-f[idx].T), forcing[idx], KRYLOV_DIM)
-            step = np.ascontiguousarray(step.T)
+            # (batch, free) as the transpose of GMRES's columns: the step is read by vector and by node alike
+            step = step.T
             if used > KRYLOV_DIM // 2 or not solved.all():
                 self._preconditioner = None  # the batch has moved away from the preconditioner's linearization
             largest = np.max(np.abs(step), axis=1, initial=0.0)
