@@ -469,7 +469,7 @@ class _ReducedSystem:
         itol = opts.reltol_kcl * np.maximum(drive, 1.0)[:, None] * self.node_conductance
         active = np.ones(len(v), dtype=bool)
         f, da, db, v_m = self.residual(v, gates, v_m, tol_v)
-        forcing, before = np.full(len(v), KRYLOV_RTOL_MAX), None
+        before, last_largest, last_port_step = None, np.zeros(len(v)), np.zeros((len(v), len(self.ports)))
         for _ in range(iterations):
             idx = slice(None) if active.all() else np.flatnonzero(active)  # a slice gives views, not copies
             if self._preconditioner is None:
@@ -484,24 +484,33 @@ class _ReducedSystem:
             da_t, db_t = np.ascontiguousarray(sub_da.T), np.ascontiguousarray(sub_db.T)
             da_t -= conductance[:, None]
             db_t += conductance[:, None]
-            norm = np.linalg.norm(f, axis=1)
-            if before is not None:  # Eisenstat-Walker: as tight as Newton's own progress warrants
-                forcing = np.clip(0.9 * (norm / np.where(before > 0, before, 1.0)) ** 2, KRYLOV_RTOL_MIN,
-                                  KRYLOV_RTOL_MAX)
+            norm, floor = np.linalg.norm(f, axis=1), self._port_floor(v[idx])
+            forcing = np.full(len(floor), KRYLOV_RTOL_MAX)
+            if before is not None:  # Eisenstat-Walker: as tight as Newton's own progress warrants ...
+                ratio = (norm / np.where(before > 0, before, 1.0))[idx]
+                forcing = np.clip(0.9 * ratio ** 2, KRYLOV_RTOL_MIN, KRYLOV_RTOL_MAX)
+                # ... but no tighter than a last step needs: this step is expected to scale with the residual,
+                # and to be at most the last one's quadratic term
+                quadratic = last_largest[idx] ** 2 / QUADRATIC_SCALE_V
+                finishing = self._finishing_forcing(np.maximum(ratio * last_largest[idx], quadratic),
+                                                    np.maximum(ratio[:, None] * last_port_step[idx],
+                                                               quadratic[:, None]), floor)
+                forcing = np.maximum(forcing, np.minimum(finishing, KRYLOV_RTOL_MAX))
             before = norm
             step, used, solved = _gmres(lambda x: self._apply_stamps(x, da_t, db_t), factor.solve,
-                                        np.ascontiguousarray(-f[idx].T), forcing[idx], KRYLOV_DIM)
+                                        np.ascontiguousarray(-f[idx].T), forcing, KRYLOV_DIM)
             # (batch, free) as the transpose of GMRES's columns: the step is read by vector and by node alike
             step = step.T
             if used > KRYLOV_DIM // 2 or not solved.all():
                 self._preconditioner = None  # the batch has moved away from the preconditioner's linearization
             largest = np.max(np.abs(step), axis=1, initial=0.0)
             step *= np.minimum(1.0, opts.max_step_v / np.maximum(largest, 1e-300))[:, None]
-            error_after = largest * np.where(solved, forcing[idx] + largest / QUADRATIC_SCALE_V, 1.0)
+            last_largest[idx], last_port_step[idx] = largest, np.abs(step[:, self.ports])
+            error_after = largest * np.where(solved, forcing + largest / QUADRATIC_SCALE_V, 1.0)
             # each port's own step: a high-impedance node elsewhere (a floating line) may wiggle at rounding
-            port_error = (self.port_g[self.ports] * np.abs(step[:, self.ports])
-                          * np.where(solved, forcing[idx] + largest / QUADRATIC_SCALE_V, 1.0)[:, None])
-            done = self._ports_accurate(v[idx], port_error) & (
+            port_error = (self.port_g[self.ports] * last_port_step[idx]
+                          * np.where(solved, forcing + largest / QUADRATIC_SCALE_V, 1.0)[:, None])
+            done = np.all(port_error <= floor, axis=1) & (
                 (error_after < opts.vtol_v) | np.all(np.abs(f[idx]) < itol[idx], axis=1))
             finished = np.arange(len(v))[idx][done]
             # a finished vector takes its step whole, without the line search's residual there: its
@@ -520,17 +529,24 @@ class _ReducedSystem:
         v[active] = np.nan
         return v, v_m
 
-    def _ports_accurate(self, v: np.ndarray, error_a: np.ndarray) -> np.ndarray:
-        """Per vector: whether current errors error_a (batch, ports) [A] at the ports are below
-        PORT_RTOL of the current each port delivers into its sources, or at its rounding floor.
-        The reported row and column currents are those differences: a sense node held at 1 V with
-        1 nA flowing needs its neighbour right to 1e-15 V, far below vtol_v."""
+    def _port_floor(self, v: np.ndarray) -> np.ndarray:
+        """The current error (batch, ports) [A] each port may keep: PORT_RTOL of the current it delivers
+        into its sources, or its rounding floor. The reported row and column currents are those
+        differences: a sense node held at 1 V with 1 nA flowing needs its neighbour right to 1e-15 V,
+        far below vtol_v."""
         if not len(self.ports):
-            return np.ones(len(v), dtype=bool)
+            return np.zeros((len(v), 0))
         held = -rows_times(v[:, self.circuit.fixed], self.port_coupling)  # Σ g·v over the sources
         own = self.port_g[self.ports] * v[:, self.free[self.ports]]
-        floor = PORT_RTOL * np.abs(own - held) + 8 * np.finfo(float).eps * (np.abs(own) + np.abs(held))
-        return np.all(error_a <= floor, axis=1)
+        return PORT_RTOL * np.abs(own - held) + 8 * np.finfo(float).eps * (np.abs(own) + np.abs(held))
+
+    def _finishing_forcing(self, largest: np.ndarray, port_step: np.ndarray, floor: np.ndarray) -> np.ndarray:
+        """Per vector: a tenth of the loosest GMRES tolerance with which a step of this size (largest
+        node update [V], each port's update) would pass newton()'s test of a final step; 0 where its
+        quadratic term alone fails it."""
+        largest = np.maximum(largest, 1e-300)
+        by_ports = np.min(floor / np.maximum(self.port_g[self.ports] * port_step, 1e-300), axis=1, initial=np.inf)
+        return np.maximum(0.1 * (np.minimum(self.opts.vtol_v / largest, by_ports) - largest / QUADRATIC_SCALE_V), 0.0)
 
     def _line_search(self, v, step, f, gates, v_m, da, db, tol_v, tries: int = 12):
         """v + t·step per vector, t in (0, 1], with everything residual() returns there (da, db:
