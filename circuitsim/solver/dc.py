@@ -6,8 +6,8 @@ reduced to one two-terminal branch by solving its inner node (a monotone scalar 
 bracketed Newton), so the array system keeps the size and pattern of the linear one and the
 cell's current is bounded by its device conductance. A batch is then solved in chunks by
 inexact Newton: each vector's own Jacobian, its steps by GMRES preconditioned with one
-factorization shared by the chunk (see _ReducedSystem.newton); vectors it leaves unconverged
-get their own Newton, and source stepping is the last resort.
+factorization shared by the chunk and kept for the next (see _ReducedSystem.newton); vectors
+it leaves unconverged get their own Newton, and source stepping is the last resort.
 """
 from __future__ import annotations
 
@@ -542,8 +542,8 @@ class _ReducedSystem:
 
     def _finishing_forcing(self, largest: np.ndarray, port_step: np.ndarray, floor: np.ndarray) -> np.ndarray:
         """Per vector: a tenth of the loosest GMRES tolerance with which a step of this size (largest
-        node update [V], each port's update) would pass newton()'s test of a final step; 0 where its
-        quadratic term alone fails it."""
+        node update [V], each port's update) would pass newton()'s test of a final step (a tenth: the
+        size is only predicted); 0 where its quadratic term alone fails it."""
         largest = np.maximum(largest, 1e-300)
         by_ports = np.min(floor / np.maximum(self.port_g[self.ports] * port_step, 1e-300), axis=1, initial=np.inf)
         return np.maximum(0.1 * (np.minimum(self.opts.vtol_v / largest, by_ports) - largest / QUADRATIC_SCALE_V), 0.0)
