@@ -285,9 +285,10 @@ def _gmres(correct, precondition, rhs: np.ndarray, rtol, dim: int) -> tuple[np.n
     """Right-preconditioned GMRES on every column of rhs (n, batch) at once, each column with its
     own operator A_k and one shared preconditioner solve per iteration: precondition(q) solves P z = q
     exactly (a direct factorization), correct(z) gives (A_k − P)·z column by column, and A_k·z = q +
-    (A_k − P)·z then costs no product with P (at 256² a quarter of each iteration's products). Returns
-    x, the iterations taken (at most dim), and per column whether its residual fell below rtol
-    (scalar or per column) of its rhs. The preconditioned vectors are kept (flexible GMRES), which saves a last solve.
+    (A_k − P)·z then costs no product with P (at 256² a quarter of each iteration's products). Runs
+    until every column's residual is below rtol (scalar or per column) of its rhs, or dim iterations.
+    Returns x, the iterations taken, and each column's residual relative to its rhs (most end well
+    below rtol). The preconditioned vectors are kept (flexible GMRES), which saves a last solve.
     Columns, not rows: sparse products and gathers of nodes then work on contiguous memory."""
     batch = rhs.shape[1]
     beta = _column_norms(rhs)
@@ -315,15 +316,15 @@ def _gmres(correct, precondition, rhs: np.ndarray, rtol, dim: int) -> tuple[np.n
         cos[nonzero, j], sin[nonzero, j] = h[nonzero, j, j] / r[nonzero], h[nonzero, j + 1, j] / r[nonzero]
         h[:, j, j], h[:, j + 1, j] = np.where(nonzero, r, 1.0), 0.0
         g[:, j + 1], g[:, j] = -sin[:, j] * g[:, j], cos[:, j] * g[:, j]
-        solved = np.abs(g[:, j + 1]) <= rtol * beta
-        if solved.all():
+        residual = np.abs(g[:, j + 1]) / np.where(beta > 0, beta, 1.0)
+        if np.all(residual <= rtol):
             break
     k = j + 1
     y = np.linalg.solve(h[:, :k, :k], g[:, :k, None])[..., 0]
     x = preconditioned[0] * y[:, 0]
     for i in range(1, k):
         x += np.multiply(preconditioned[i], y[:, i], out=scratch)
-    return x, k, solved
+    return x, k, residual
 
 
 def _column_norms(x: np.ndarray) -> np.ndarray:
@@ -497,19 +498,22 @@ class _ReducedSystem:
                                                                quadratic[:, None]), floor)
                 forcing = np.maximum(forcing, np.minimum(finishing, KRYLOV_RTOL_MAX))
             before = norm
-            step, used, solved = _gmres(lambda x: self._apply_stamps(x, da_t, db_t), factor.solve,
+            step, used, residual = _gmres(lambda x: self._apply_stamps(x, da_t, db_t), factor.solve,
                                         np.ascontiguousarray(-f[idx].T), forcing, KRYLOV_DIM)
             # (batch, free) as the transpose of GMRES's columns: the step is read by vector and by node alike
             step = step.T
+            solved = residual <= forcing
             if used > KRYLOV_DIM // 2 or not solved.all():
                 self._preconditioner = None  # the batch has moved away from the preconditioner's linearization
             largest = np.max(np.abs(step), axis=1, initial=0.0)
             step *= np.minimum(1.0, opts.max_step_v / np.maximum(largest, 1e-300))[:, None]
             last_largest[idx], last_port_step[idx] = largest, np.abs(step[:, self.ports])
-            error_after = largest * np.where(solved, forcing + largest / QUADRATIC_SCALE_V, 1.0)
+            # the step's relative error: GMRES's residual as reached (often well below the forcing term)
+            # and Newton's quadratic term
+            relative = np.where(solved, residual + largest / QUADRATIC_SCALE_V, 1.0)
+            error_after = largest * relative
             # each port's own step: a high-impedance node elsewhere (a floating line) may wiggle at rounding
-            port_error = (self.port_g[self.ports] * last_port_step[idx]
-                          * np.where(solved, forcing + largest / QUADRATIC_SCALE_V, 1.0)[:, None])
+            port_error = self.port_g[self.ports] * last_port_step[idx] * relative[:, None]
             done = np.all(port_error <= floor, axis=1) & (
                 (error_after < opts.vtol_v) | np.all(np.abs(f[idx]) < itol[idx], axis=1))
             finished = np.arange(len(v))[idx][done]
