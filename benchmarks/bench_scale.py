@@ -36,7 +36,7 @@ STAGES = {  # name: (object, attribute)
     "preconditioner factorizations": (dc, "factorize"),
     "preconditioner solves (Cholesky)": (ordering.OrderedCholesky, "solve"),
     "preconditioner solves (SuperLU)": (ordering.OrderedLU, "solve"),
-    "Jacobian products": (dc._ReducedSystem, "_apply_jacobian"),
+    "Jacobian products (cell stamps)": (dc._ReducedSystem, "_apply_stamps"),
     "cell solves (inner nodes)": (dc, "_solve_cell_block"),
     "device-law evaluations": (dc, "inner_current"),
 }
