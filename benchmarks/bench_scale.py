@@ -21,7 +21,7 @@ import numpy as np
 import circuitsim
 from circuitsim import engines
 from circuitsim.devices import NmosAccess, SinhSelector
-from circuitsim.solver import dc, ordering
+from circuitsim.solver import cells, dc, ordering
 
 CELLS = {"1S1R": {"selector": SinhSelector()}, "1T1R": {"transistor": NmosAccess()}}
 STAGES = {  # name: (object, attribute)
@@ -37,8 +37,8 @@ STAGES = {  # name: (object, attribute)
     "preconditioner solves (Cholesky)": (ordering.OrderedCholesky, "solve"),
     "preconditioner solves (SuperLU)": (ordering.OrderedLU, "solve"),
     "Jacobian products": (dc._ReducedSystem, "_apply_jacobian"),
-    "cell solves (inner nodes)": (dc, "_solve_cell_block"),
-    "device-law evaluations": (dc, "inner_current"),
+    "cell solves (inner nodes)": (cells, "_solve_cell_block"),
+    "device-law evaluations": (cells, "inner_current"),
 }
 
 
