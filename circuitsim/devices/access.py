@@ -1,15 +1,12 @@
-"""NMOS access transistor of a 1T1R cell: numpy twin of nmos_access in models/access.lib."""
+"""NMOS access transistor of a 1T1R cell: twin of nmos_access in models/access.lib (its law in devices/laws.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from circuitsim.devices import laws
 from circuitsim.devices.library import lib_field
 from circuitsim.validate import check_physical, finite_array, positive_scalar
-
-GMIN_S = laws.GMIN_S  # ngspice's default gmin, which it puts across the drain junction of every MOSFET
 
 
 @dataclass(frozen=True)
@@ -41,16 +38,18 @@ class NmosAccess:
         for name in ("vto", "v_gate_on"):
             check_physical(f"NmosAccess.{name}", getattr(self, name), "V")
 
-    def law(self) -> tuple[int, tuple[float, ...]]:
-        """Its kind and parameters in devices/laws.py: vto, β = kp·w/l, λ."""
-        return laws.NMOS, (self.vto, self.kp * self.w / self.l, self.lam)
+    def law(self) -> tuple[str, tuple[float, ...]]:
+        """Its law in devices/laws.py and the law's parameters: vto, β = kp·w/l, λ."""
+        return "nmos", (self.vto, self.kp * self.w / self.l, self.lam)
 
     def drain_current(self, v_d: np.ndarray, v_g: np.ndarray, v_s: np.ndarray):
         """Current [A] from drain to source and its derivatives d/dv_d, d/dv_s [S].
 
         The device is symmetric: for v_d < v_s the roles of drain and source swap, as in SPICE.
         """
-        return laws.evaluate(*self.law(), v_d, v_s, v_g)
+        from circuitsim.devices import laws  # numba: imported on first use (see there)
+
+        return laws.evaluate(self.law(), v_d, v_s, v_g)
 
     def spice_model_line(self) -> str:
         """The .model card with this instance's numbers (the library's card carries the defaults)."""

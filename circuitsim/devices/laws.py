@@ -7,8 +7,10 @@ array methods (SinhSelector.current, NmosAccess.drain_current, ...) evaluate the
 element by element (`evaluate`). Compiled code is cached on disk beside this file (cache=True);
 the laws are inlined into their callers (inline="always": 1.5x faster cell solves on 1T1R 64²).
 
-A law is named by a kind (the constants below) and its parameters as a float array; `branch`
-gives the current from node a to node b and its derivatives with respect to v_a and v_b.
+A device's law() names its law (a key of KINDS) and gives its parameters; `branch` gives the
+current from node a to node b and its derivatives with respect to v_a and v_b. numba takes 0.2 s
+and ~110 MB of memory to import: the devices and the solver import this module when they first
+evaluate a law, so a process that never does (ngspice work, linear arrays) does not pay that.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import math
 import numpy as np
 from numba import njit
 
-SINH, DIODE, DIODE_PAIR, LIMITER, NMOS = range(5)  # the laws' kinds
+SINH, DIODE, DIODE_PAIR, LIMITER, NMOS = range(5)  # the laws' kinds, as the compiled code takes them
+KINDS = {"sinh": SINH, "diode": DIODE, "diode_pair": DIODE_PAIR, "limiter": LIMITER, "nmos": NMOS}
 SINH_CLAMP = 80.0  # the same clamp as the B-source in models/selectors.lib
 EXP_CLAMP = 80.0  # a junction's exponent, at most
 GMIN_S = 1e-12  # ngspice's gmin: across every diode junction and every MOSFET's drain junction
@@ -163,11 +166,13 @@ def as_kernel_array(x) -> np.ndarray:
     return np.require(x, dtype=float, requirements=["C", "W"])
 
 
-def evaluate(kind: int, params, v_a, v_b, v_g=0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`branch` on arrays (broadcast together): current, d/dv_a, d/dv_b, each of their shape."""
+def evaluate(law: tuple[str, tuple[float, ...]], v_a, v_b, v_g=0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`branch` for a device's law() on arrays (broadcast together): current, d/dv_a, d/dv_b, each of
+    their shape."""
+    name, params = law
     shape = np.broadcast_shapes(*(np.shape(x) for x in (v_a, v_b, v_g)))
     flat = [as_kernel_array(x if np.shape(x) == shape else np.broadcast_to(x, shape)).reshape(-1)
             for x in (v_a, v_b, v_g)]
     out = [np.empty(len(flat[0])) for _ in range(3)]
-    _branch_each(kind, as_kernel_array(params), *flat, *out)
+    _branch_each(KINDS[name], as_kernel_array(params), *flat, *out)
     return tuple(x.reshape(shape) for x in out)

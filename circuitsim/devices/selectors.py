@@ -1,22 +1,23 @@
-"""Selector devices in series with a cell: numpy twins of the subckts in models/selectors.lib."""
+"""Selector devices in series with a cell: twins of the subckts in models/selectors.lib (laws in devices/laws.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from circuitsim.devices import laws
 from circuitsim.devices.library import lib_field
 from circuitsim.validate import check_physical, positive_scalar
 
 
 class CompiledSelector:
     """A two-terminal selector whose current law is compiled in devices/laws.py: a subclass's
-    law() gives the law's kind and parameters."""
+    law() names the law and gives its parameters."""
 
     def current(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Current [A] and its derivative dI/dV [S] at voltage v [V]."""
-        i, slope, _ = laws.evaluate(*self.law(), v, 0.0)
+        from circuitsim.devices import laws  # numba: imported on first use (see there)
+
+        i, slope, _ = laws.evaluate(self.law(), v, 0.0)
         return i, slope
 
 
@@ -39,9 +40,9 @@ class SinhSelector(CompiledSelector):
         check_physical("SinhSelector.i0", self.i0, "A")
         check_physical("SinhSelector.v0", self.v0, "V")
 
-    def law(self) -> tuple[int, tuple[float, ...]]:
-        """Its kind and parameters in devices/laws.py."""
-        return laws.SINH, (self.i0, self.v0)
+    def law(self) -> tuple[str, tuple[float, ...]]:
+        """Its law in devices/laws.py and the law's parameters."""
+        return "sinh", (self.i0, self.v0)
 
     def spice_params(self) -> dict[str, float]:
         return {"i0": self.i0, "v0": self.v0}
@@ -79,10 +80,10 @@ class Diode(CompiledSelector):
     def spice_subckt(self) -> str:
         return "diode_pair_selector" if self.bipolar else "diode_selector"
 
-    def law(self) -> tuple[int, tuple[float, ...]]:
-        """Its kind and parameters in devices/laws.py: saturation current and n·Vt."""
+    def law(self) -> tuple[str, tuple[float, ...]]:
+        """Its law in devices/laws.py and the law's parameters: saturation current and n·Vt."""
         vte = self.ideality * BOLTZMANN_J_PER_K * NGSPICE_TEMP_K / ELEMENTARY_CHARGE_C
-        return (laws.DIODE_PAIR if self.bipolar else laws.DIODE), (self.isat, vte)
+        return ("diode_pair" if self.bipolar else "diode"), (self.isat, vte)
 
     def spice_params(self) -> dict[str, float]:
         return {"isat": self.isat, "ideality": self.ideality}
@@ -111,9 +112,9 @@ class CurrentLimiter(CompiledSelector):
             object.__setattr__(self, name, positive_scalar(f"CurrentLimiter.{name}", getattr(self, name)))
             check_physical(f"CurrentLimiter.{name}", getattr(self, name), unit)
 
-    def law(self) -> tuple[int, tuple[float, ...]]:
-        """Its kind and parameters in devices/laws.py."""
-        return laws.LIMITER, (self.i_pos, self.i_neg, self.r_on)
+    def law(self) -> tuple[str, tuple[float, ...]]:
+        """Its law in devices/laws.py and the law's parameters."""
+        return "limiter", (self.i_pos, self.i_neg, self.r_on)
 
     def spice_params(self) -> dict[str, float]:
         return {"i_pos": self.i_pos, "i_neg": self.i_neg, "r_on": self.r_on}

@@ -9,22 +9,22 @@ from __future__ import annotations
 import numpy as np
 
 from circuitsim.circuit import Circuit
-from circuitsim.devices import laws
 
 CELL_ITER = 100  # bracketed Newton iterations for a cell's inner node, at most
 
 
-def cell_law(circuit: Circuit) -> tuple[int, np.ndarray]:
-    """The kind and parameters (devices/laws.py) of the selector or transistor of every cell."""
+def cell_law(circuit: Circuit) -> tuple[str, tuple[float, ...]]:
+    """The law (devices/laws.py) of the selector or transistor of every cell, and its parameters."""
     xb = circuit.xb
-    kind, params = (xb.selector if xb.selector is not None else xb.transistor).law()
-    return kind, laws.as_kernel_array(params)
+    return (xb.selector if xb.selector is not None else xb.transistor).law()
 
 
 def inner_current(circuit: Circuit, v_m, v_b, gate_v):
     """Current from the inner node to the column wire through the selector or transistor,
     with its derivatives with respect to v_m and v_b."""
-    return laws.evaluate(*cell_law(circuit), v_m, v_b, 0.0 if gate_v is None else gate_v)
+    from circuitsim.devices import laws  # numba: imported on first use (see there)
+
+    return laws.evaluate(cell_law(circuit), v_m, v_b, 0.0 if gate_v is None else gate_v)
 
 
 def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts=None, v_m=None, tol_v=0.0):
@@ -40,6 +40,8 @@ def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts=None, v_m=None, tol_v=0
     solution needs no more. opts: the solver's options (dc.NewtonOptions; its cell_iter, the most
     iterations, is read), None for CELL_ITER.
     """
+    from circuitsim.devices import laws  # numba: imported on first use (see there)
+
     shape = np.shape(v_r)
     rows = (-1, len(circuit.cell_g))  # vectors, cells
     v_r, v_b = (laws.as_kernel_array(x).reshape(rows) for x in (v_r, v_b))
@@ -47,7 +49,8 @@ def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts=None, v_m=None, tol_v=0
     start = v_r if v_m is None else laws.as_kernel_array(v_m).reshape(rows)
     tol_rows = laws.as_kernel_array(np.broadcast_to(tol_v, shape[:-1] + (1,))).reshape(-1)
     out = [np.empty(v_r.shape) for _ in range(4)]
-    kind, params = cell_law(circuit)
-    laws.solve_in_series(kind, params, laws.as_kernel_array(circuit.cell_g), v_r, v_b, gates, start, v_m is not None,
-                         tol_rows, CELL_ITER if opts is None else opts.cell_iter, *out)
+    name, params = cell_law(circuit)
+    laws.solve_in_series(laws.KINDS[name], laws.as_kernel_array(params), laws.as_kernel_array(circuit.cell_g),
+                         v_r, v_b, gates, start, v_m is not None, tol_rows,
+                         CELL_ITER if opts is None else opts.cell_iter, *out)
     return tuple(x.reshape(shape) for x in out)
