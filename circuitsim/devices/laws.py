@@ -107,19 +107,19 @@ def branch(kind, p, v_a, v_b, v_g):
 
 
 @njit(cache=True)
-def solve_in_series(kind, params, cell_g, v_r, v_b, gates, start, has_start, tol_rows, iterations,
+def solve_in_series(kind, params, cell_g, v_r, v_b, gates, start, has_start, tol_vectors, cells_first, iterations,
                     out_v_m, out_i, out_di_dvr, out_di_dvb):
     """Cells of a memory device (conductance cell_g [S], from v_r to an inner node) in series with a
     device of this kind (from the inner node to v_b): each inner node solved by bracketed Newton
-    (rtsafe, see solver/cells.py solve_cells) on arrays (vectors, cells); results into the out_
-    arrays. It lives here, beside the laws it inlines, because numba's disk cache is checked against
-    its own file only: a change to a law must recompile it."""
+    (rtsafe, see solver/cells.py solve_cells) on arrays (vectors, cells), or (cells, vectors) if
+    cells_first; results into the out_ arrays. It lives here, beside the laws it inlines, because
+    numba's disk cache is checked against its own file only: a change to a law must recompile it."""
     largest = 0.0  # the rounding level of the voltages: the tolerance's floor
-    for row in range(v_r.shape[0]):
-        for cell in range(v_r.shape[1]):
-            largest = max(largest, abs(max(v_r[row, cell], v_b[row, cell])))
+    for i in range(v_r.shape[0]):
+        for j in range(v_r.shape[1]):
+            largest = max(largest, abs(max(v_r[i, j], v_b[i, j])))
     floor = 1e-14 + 1e-14 * largest
-    args = (params, cell_g, v_r, v_b, gates, start, has_start, tol_rows, floor, iterations,
+    args = (params, cell_g, v_r, v_b, gates, start, has_start, tol_vectors, floor, cells_first, iterations,
             (out_v_m, out_i, out_di_dvr, out_di_dvb))
     # one loop per kind, the kind a constant in it: its law alone is compiled in (1.3x faster on 1S1R 64²)
     if kind == SINH:
@@ -137,14 +137,15 @@ def solve_in_series(kind, params, cell_g, v_r, v_b, gates, start, has_start, tol
 @njit(cache=True, inline="always")
 def _solve_each(kind, args):
     """solve_in_series's loop over the cells, for one kind of device."""
-    params, cell_g, v_r, v_b, gates, start, has_start, tol_rows, floor, iterations, out = args
+    params, cell_g, v_r, v_b, gates, start, has_start, tol_vectors, floor, cells_first, iterations, out = args
     out_v_m, out_i, out_di_dvr, out_di_dvb = out
-    for row in range(v_r.shape[0]):
-        tol = max(floor, tol_rows[row])
-        for cell in range(v_r.shape[1]):
-            g, vr, vb, gate = cell_g[cell], v_r[row, cell], v_b[row, cell], gates[row, cell]
+    for i in range(v_r.shape[0]):
+        for j in range(v_r.shape[1]):
+            vector, cell = (j, i) if cells_first else (i, j)
+            tol = max(floor, tol_vectors[vector])
+            g, vr, vb, gate = cell_g[cell], v_r[i, j], v_b[i, j], gates[i, j]
             lo, hi = min(vr, vb), max(vr, vb)
-            vm = min(max(start[row, cell], lo), hi) if has_start else 0.5 * (lo + hi)
+            vm = min(max(start[i, j], lo), hi) if has_start else 0.5 * (lo + hi)
             step_before = hi - lo
             new = f_new = f_m = f_b = 0.0
             for _ in range(iterations):
@@ -167,11 +168,11 @@ def _solve_each(kind, args):
                 step_before, vm = step, new
             if not g > 0:
                 new = vb
-            out_v_m[row, cell] = new
+            out_v_m[i, j] = new
             # the current from the less steep of the two branches: rounding of v_m costs the least there
-            out_i[row, cell] = g * (vr - new) if g <= f_m else f_new
-            out_di_dvr[row, cell] = g * f_m / (g + f_m)
-            out_di_dvb[row, cell] = g * f_b / (g + f_m)
+            out_i[i, j] = g * (vr - new) if g <= f_m else f_new
+            out_di_dvr[i, j] = g * f_m / (g + f_m)
+            out_di_dvb[i, j] = g * f_b / (g + f_m)
 
 
 @njit(cache=True)

@@ -44,13 +44,18 @@ def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts=None, v_m=None, tol_v=0
 
     shape = np.shape(v_r)
     rows = (-1, len(circuit.cell_g))  # vectors, cells
-    v_r, v_b = (laws.as_kernel_array(x).reshape(rows) for x in (v_r, v_b))
-    gates = v_b if gate_v is None else laws.as_kernel_array(gate_v).reshape(rows)
-    start = v_r if v_m is None else laws.as_kernel_array(v_m).reshape(rows)
-    tol_rows = laws.as_kernel_array(np.broadcast_to(tol_v, shape[:-1] + (1,))).reshape(-1)
+    v_r = np.reshape(v_r, rows)
+    # arrays whose cells run along the slow axis (column-major, as the solver's fancy indexing gives
+    # them) are solved as they lie: no copies, and results in the same order
+    cells_first = not v_r.flags.c_contiguous and v_r.flags.f_contiguous
+    lying = [None if x is None else np.reshape(x, rows).T if cells_first else np.reshape(x, rows)
+             for x in (v_r, v_b, gate_v, v_m)]
+    v_r, v_b, gates, start = (None if x is None else laws.as_kernel_array(x) for x in lying)
+    tol_vectors = laws.as_kernel_array(np.broadcast_to(tol_v, shape[:-1] + (1,))).reshape(-1)
     out = [np.empty(v_r.shape) for _ in range(4)]
     name, params = cell_law(circuit)
     laws.solve_in_series(laws.KINDS[name], laws.as_kernel_array(params), laws.as_kernel_array(circuit.cell_g),
-                         v_r, v_b, gates, start, v_m is not None, tol_rows,
+                         v_r, v_b, v_b if gates is None else gates, v_r if start is None else start,
+                         start is not None, tol_vectors, cells_first,
                          CELL_ITER if opts is None else opts.cell_iter, *out)
-    return tuple(x.reshape(shape) for x in out)
+    return tuple((x.T if cells_first else x).reshape(shape) for x in out)
