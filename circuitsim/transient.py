@@ -24,7 +24,8 @@ from circuitsim.circuit import Circuit, cached_circuit
 from circuitsim.design import Crossbar
 from circuitsim.devices.memristors import StateDevice
 from circuitsim.netlist import number, render, source_names
-from circuitsim.solver.dc import gate_voltages, inner_current
+from circuitsim.solver.cells import inner_current
+from circuitsim.solver.dc import gate_voltages
 from circuitsim.solver.transient import StepOptions, Waves, delivered, integrate, node_currents, stored_energy
 from circuitsim.spice.worker import SpiceJob, SpiceWorker, run_job
 from circuitsim.validate import finite_array, line_mask, positive_scalar

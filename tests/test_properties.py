@@ -22,7 +22,7 @@ import circuitsim
 from circuitsim.cli import main as cli_main
 from circuitsim.config import crossbar_from_dict, load_design
 from circuitsim.devices import Diode, NmosAccess, SinhSelector
-from circuitsim.devices.access import GMIN_S
+from circuitsim.devices.laws import GMIN_S
 from circuitsim.errors import CircuitsimError, UnphysicalValueWarning
 from circuitsim.validate import PHYSICAL_RANGES, spice_name
 

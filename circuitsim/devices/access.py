@@ -1,4 +1,4 @@
-"""NMOS access transistor of a 1T1R cell: numpy twin of nmos_access in models/access.lib."""
+"""NMOS access transistor of a 1T1R cell: twin of nmos_access in models/access.lib (its law in devices/laws.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,8 +7,6 @@ import numpy as np
 
 from circuitsim.devices.library import lib_field
 from circuitsim.validate import check_physical, finite_array, positive_scalar
-
-GMIN_S = 1e-12  # ngspice's default gmin, which it puts across the drain junction of every MOSFET
 
 
 @dataclass(frozen=True)
@@ -40,36 +38,18 @@ class NmosAccess:
         for name in ("vto", "v_gate_on"):
             check_physical(f"NmosAccess.{name}", getattr(self, name), "V")
 
+    def law(self) -> tuple[str, tuple[float, ...]]:
+        """Its law in devices/laws.py and the law's parameters: vto, β = kp·w/l, λ."""
+        return "nmos", (self.vto, self.kp * self.w / self.l, self.lam)
+
     def drain_current(self, v_d: np.ndarray, v_g: np.ndarray, v_s: np.ndarray):
         """Current [A] from drain to source and its derivatives d/dv_d, d/dv_s [S].
 
         The device is symmetric: for v_d < v_s the roles of drain and source swap, as in SPICE.
         """
-        forward = v_d >= v_s
-        hi = np.where(forward, v_d, v_s)
-        lo = np.where(forward, v_s, v_d)
-        vds = hi - lo
-        vgst = v_g - lo - self.vto
-        beta = self.kp * self.w / self.l
-        on = vgst > 0
-        sat = vds >= vgst
-        clm = 1 + self.lam * vds
-        vgst_on = np.where(on, vgst, 0.0)
-        i_lin = beta * clm * (vgst_on - 0.5 * vds) * vds
-        i_sat = 0.5 * beta * clm * vgst_on**2
-        i = np.where(sat, i_sat, i_lin)
-        # derivatives with respect to the high terminal (d/dhi) and the low one (d/dlo)
-        gds = np.where(sat, 0.5 * beta * self.lam * vgst_on**2,
-                       beta * (self.lam * (vgst_on - 0.5 * vds) * vds + clm * (vgst_on - vds)))
-        gm = np.where(sat, beta * clm * vgst_on, beta * clm * vds)
-        gm = np.where(on, gm, 0.0)
-        gds = np.where(on, gds, 0.0)
-        d_hi, d_lo = gds, -gds - gm
-        sign = np.where(forward, 1.0, -1.0)
-        i_ds = sign * i + GMIN_S * (v_d - v_s)
-        di_dvd = np.where(forward, d_hi, -d_lo) + GMIN_S
-        di_dvs = np.where(forward, d_lo, -d_hi) - GMIN_S
-        return i_ds, di_dvd, di_dvs
+        from circuitsim.devices import laws  # numba: imported on first use (see there)
+
+        return laws.evaluate(self.law(), v_d, v_s, v_g)
 
     def spice_model_line(self) -> str:
         """The .model card with this instance's numbers (the library's card carries the defaults)."""

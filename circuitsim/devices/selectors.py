@@ -1,4 +1,4 @@
-"""Selector devices in series with a cell: numpy twins of the subckts in models/selectors.lib."""
+"""Selector devices in series with a cell: twins of the subckts in models/selectors.lib (laws in devices/laws.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,11 +8,21 @@ import numpy as np
 from circuitsim.devices.library import lib_field
 from circuitsim.validate import check_physical, positive_scalar
 
-SINH_CLAMP = 80.0  # the same clamp as the B-source in models/selectors.lib
+
+class CompiledSelector:
+    """A two-terminal selector whose current law is compiled in devices/laws.py: a subclass's
+    law() names the law and gives its parameters."""
+
+    def current(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Current [A] and its derivative dI/dV [S] at voltage v [V]."""
+        from circuitsim.devices import laws  # numba: imported on first use (see there)
+
+        i, slope, _ = laws.evaluate(self.law(), v, 0.0)
+        return i, slope
 
 
 @dataclass(frozen=True)
-class SinhSelector:
+class SinhSelector(CompiledSelector):
     """Tunnelling selector, I = i0·sinh(V/v0) (MODELS.md, "Selectors and access devices").
 
     i0: current scale [A]; v0: voltage scale [V]. Half-bias nonlinearity I(V)/I(V/2) ≈ exp(V/(2·v0)).
@@ -30,11 +40,9 @@ class SinhSelector:
         check_physical("SinhSelector.i0", self.i0, "A")
         check_physical("SinhSelector.v0", self.v0, "V")
 
-    def current(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Current [A] and its derivative dI/dV [S] at voltage v [V]."""
-        xc = np.clip(v / self.v0, -SINH_CLAMP, SINH_CLAMP)
-        # Past the clamp the slope is kept at its edge value so Newton's Jacobian stays regular.
-        return self.i0 * np.sinh(xc), self.i0 / self.v0 * np.cosh(xc)
+    def law(self) -> tuple[str, tuple[float, ...]]:
+        """Its law in devices/laws.py and the law's parameters."""
+        return "sinh", (self.i0, self.v0)
 
     def spice_params(self) -> dict[str, float]:
         return {"i0": self.i0, "v0": self.v0}
@@ -43,12 +51,10 @@ class SinhSelector:
 BOLTZMANN_J_PER_K = 1.38064852e-23  # the constants ngspice uses for its thermal voltage
 ELEMENTARY_CHARGE_C = 1.6021766208e-19
 NGSPICE_TEMP_K = 300.15  # ngspice's default circuit temperature, 27 °C
-GMIN_S = 1e-12  # ngspice's gmin across every junction
-EXP_CLAMP = 80.0
 
 
 @dataclass(frozen=True)
-class Diode:
+class Diode(CompiledSelector):
     """Junction diode selector: ngspice's D model (models/selectors.lib, MODELS.md "Selectors").
 
     isat: saturation current [A]; ideality: emission coefficient n [-]; bipolar: False for one
@@ -74,31 +80,17 @@ class Diode:
     def spice_subckt(self) -> str:
         return "diode_pair_selector" if self.bipolar else "diode_selector"
 
-    def _junction(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def law(self) -> tuple[str, tuple[float, ...]]:
+        """Its law in devices/laws.py and the law's parameters: saturation current and n·Vt."""
         vte = self.ideality * BOLTZMANN_J_PER_K * NGSPICE_TEMP_K / ELEMENTARY_CHARGE_C
-        forward = v >= -3 * vte
-        ev = np.exp(np.minimum(v / vte, EXP_CLAMP))
-        v_rev = np.where(forward, -1.0, v)  # the reverse formula, evaluated where it is finite
-        cube = (3 * vte / (np.e * v_rev)) ** 3
-        i = np.where(forward, self.isat * (ev - 1), -self.isat * (1 + cube))
-        g = np.where(forward, self.isat * ev / vte, self.isat * 3 * cube / v_rev)
-        return i + GMIN_S * v, g + GMIN_S
-
-    def current(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Current [A] and its derivative dI/dV [S] at voltage v [V]."""
-        v = np.asarray(v, dtype=float)
-        i, g = self._junction(v)
-        if self.bipolar:
-            i_rev, g_rev = self._junction(-v)
-            i, g = i - i_rev, g + g_rev
-        return i, g
+        return ("diode_pair" if self.bipolar else "diode"), (self.isat, vte)
 
     def spice_params(self) -> dict[str, float]:
         return {"isat": self.isat, "ideality": self.ideality}
 
 
 @dataclass(frozen=True)
-class CurrentLimiter:
+class CurrentLimiter(CompiledSelector):
     """An SMU's current compliance as a series element: below the limit it passes the current
     through r_on (the source holds its voltage), at the limit the current saturates smoothly:
     I = i·tanh(V/(i·r_on)) with i = i_pos for V >= 0 and i_neg for V < 0 (the two branches
@@ -120,12 +112,10 @@ class CurrentLimiter:
             object.__setattr__(self, name, positive_scalar(f"CurrentLimiter.{name}", getattr(self, name)))
             check_physical(f"CurrentLimiter.{name}", getattr(self, name), unit)
 
-    def current(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Current [A] and its derivative dI/dV [S] at voltage v [V]."""
-        v = np.asarray(v, dtype=float)
-        limit = np.where(v >= 0, self.i_pos, self.i_neg)
-        t = np.tanh(v / (limit * self.r_on))
-        return limit * t, (1.0 - t * t) / self.r_on
+    def law(self) -> tuple[str, tuple[float, ...]]:
+        """Its law in devices/laws.py and the law's parameters."""
+        return "limiter", (self.i_pos, self.i_neg, self.r_on)
 
     def spice_params(self) -> dict[str, float]:
         return {"i_pos": self.i_pos, "i_neg": self.i_neg, "r_on": self.r_on}
+

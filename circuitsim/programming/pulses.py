@@ -29,7 +29,8 @@ from circuitsim.circuit import build_circuit
 from circuitsim.design import Crossbar
 from circuitsim.devices.memristors import StateDevice
 from circuitsim.errors import ConvergenceError
-from circuitsim.solver.dc import gate_voltages, inner_current
+from circuitsim.solver.cells import inner_current
+from circuitsim.solver.dc import gate_voltages
 from circuitsim.solver.ordering import elimination_order
 from circuitsim.transient import Drive, array_transient, pulse_times
 

@@ -14,7 +14,8 @@ from scipy.integrate import cumulative_trapezoid
 from circuitsim.circuit import GROUND, Circuit
 from circuitsim.devices.memristors import StateDevice
 from circuitsim.errors import ConvergenceError
-from circuitsim.solver.dc import _blas, gate_voltages, incidence, inner_current, operating_point, solve_cells
+from circuitsim.solver.cells import inner_current, solve_cells
+from circuitsim.solver.dc import _blas, gate_voltages, incidence, operating_point
 from circuitsim.solver.linear import describe, laplacian
 from circuitsim.solver.ordering import elimination_order, factorize
 
