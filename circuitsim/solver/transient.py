@@ -113,7 +113,7 @@ class TransientSystem:
     or transistor are one branch row -> column whose inner node the DC solver's dc.solve_cells
     settles exactly (no capacitance sits there, so it is algebraic; the system keeps the size of a
     1R array); behind a stateful device the inner node is an unknown and the selector or
-    transistor a branch inner -> column (dc.inner_current). Source currents are the same sums at
+    transistor a branch inner -> column (cells.inner_current). Source currents are the same sums at
     the fixed nodes.
     """
 
