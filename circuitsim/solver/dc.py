@@ -43,9 +43,11 @@ class NewtonOptions:
     """vtol_v: converged when the largest node update is below this [V], or when every node's KCL
     residual is below reltol_kcl × (its conductance × drive voltage), the rounding floor of
     ill-conditioned arrays; max_step_v: Newton steps are scaled down to this [V];
-    shared_iter: Newton iterations of a batch (chunk); max_iter: iterations of a
-    single-vector Newton; source_steps: ramp points of the source-stepping fallback;
-    cell_iter: bracketed Newton iterations for the inner node of a cell."""
+    shared_iter: Newton iterations of a batch (chunk), and of each vector solved by its cell
+    currents; max_iter: iterations of a single-vector Newton; source_steps: ramp points of the
+    source-stepping fallback; cell_iter: bracketed Newton iterations for the inner node of a cell;
+    by_currents: solve 1S1R arrays with a sinh selector for their cell currents where they allow
+    it (currents.py), the general Newton-Krylov taking only what that path hands back."""
 
     vtol_v: float = 1e-9
     reltol_kcl: float = 1e-13
@@ -54,6 +56,7 @@ class NewtonOptions:
     max_iter: int = 100
     source_steps: int = 10
     cell_iter: int = CELL_ITER
+    by_currents: bool = True
 
 
 def incidence(a: np.ndarray, b: np.ndarray, n: int) -> sp.csr_matrix:
@@ -278,7 +281,7 @@ class _ReducedSystem:
         self._preconditioner = None  # newton()'s (cell conductances, factorization), kept from chunk to chunk
         from circuitsim.solver import currents  # numba: imported on first use, as the cells' laws are
 
-        self.by_currents = currents.CurrentSystem(circuit) if currents.applies(circuit) else None
+        self.by_currents = currents.CurrentSystem(circuit) if opts.by_currents and currents.applies(circuit) else None
 
     def _jacobian(self, da: np.ndarray, db: np.ndarray) -> sp.csc_matrix:
         """Wire part plus the cell stamps (da, db: derivatives per cell) on the unknowns."""
@@ -531,7 +534,8 @@ class _ReducedSystem:
         todo = np.arange(len(v))
         guess = np.empty((len(v), len(self.a)))
         if self.by_currents is not None:
-            by_currents, solved = self.by_currents.solve(fixed_volts, PORT_RTOL)
+            by_currents, solved = self.by_currents.solve(fixed_volts, PORT_RTOL, self.opts.shared_iter,
+                                                         self.opts.max_step_v)
             v = np.where(solved[:, None], by_currents, v)
             guess[solved] = v[np.ix_(solved, self.circuit.inner_node.ravel())]
             todo = np.flatnonzero(~solved)
