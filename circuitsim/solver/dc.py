@@ -11,18 +11,16 @@ it leaves unconverged get their own Newton, and source stepping is the last reso
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import ThreadpoolController
 
 from circuitsim.circuit import Circuit
 from circuitsim.errors import ConvergenceError, IllConditionedError
 from circuitsim.solver.cells import CELL_ITER, inner_current, solve_cells
 from circuitsim.solver.linear import BLOCK_VALUES, LinearSystem, describe, laplacian
-from circuitsim.solver.ordering import elimination_order, factorize, have_cholmod
+from circuitsim.solver.ordering import elimination_order, factorize, single_threaded_blas
 from circuitsim.solver.shorts import find_shorts
 
 NEWTON_CHUNK = 24  # vectors per Newton batch
@@ -103,13 +101,6 @@ def gate_voltages(circuit: Circuit, fixed_volts: np.ndarray) -> np.ndarray | Non
     return per_row[:, circuit.tr_row]
 
 
-@functools.cache
-def _blas() -> ThreadpoolController:
-    """The BLAS libraries in this process, CHOLMOD's own (the system's) among them: loaded first."""
-    have_cholmod()
-    return ThreadpoolController()
-
-
 @dataclass(frozen=True)
 class Solution:
     """node_volts (batch, n_nodes) [V]; source_currents (batch, n_fixed) [A] delivered into the
@@ -124,7 +115,7 @@ def source_currents(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptio
     """Source currents (batch, n_fixed) alone, no node voltage of any vector kept: for a linear
     circuit through the sources' conductance matrix (solver/linear.py), else chunk by chunk of
     vectors. BLAS single-threaded as in operating_point()."""
-    with _blas().limit(limits=1, user_api="blas"):
+    with single_threaded_blas():
         if is_linear(circuit):
             return LinearSystem(circuit, free_nodes(circuit), ports_last=True).source_currents(fixed_volts)
         return np.concatenate([part[1] for part in _nonlinear_chunks(circuit, fixed_volts, opts)])
@@ -141,7 +132,7 @@ def operating_point(circuit: Circuit, fixed_volts: np.ndarray, opts: NewtonOptio
     BLAS runs single-threaded here: SuperLU's multi-vector solves call small BLAS kernels,
     and threaded BLAS made them 2-5x slower on the 2-core machines we measured.
     """
-    with _blas().limit(limits=1, user_api="blas"):
+    with single_threaded_blas():
         if is_linear(circuit):
             return Solution(*LinearSystem(circuit, free_nodes(circuit)).solve(fixed_volts))
         return _solve_nonlinear(circuit, fixed_volts, opts)

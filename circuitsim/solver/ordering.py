@@ -14,6 +14,7 @@ import functools
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
+from threadpoolctl import ThreadpoolController
 
 from circuitsim.circuit import Circuit
 from circuitsim.errors import ConvergenceError
@@ -179,6 +180,19 @@ def have_cholmod() -> bool:
     except ImportError:
         return False
     return True
+
+
+@functools.cache
+def _blas_libraries() -> ThreadpoolController:
+    """The BLAS libraries in this process, CHOLMOD's own (the system's) among them: loaded first."""
+    have_cholmod()
+    return ThreadpoolController()
+
+
+def single_threaded_blas():
+    """A context in which every BLAS runs on one thread: the solvers' dense work comes in many small
+    blocks, on which threads cost more than they give, and callers run one solve per process."""
+    return _blas_libraries().limit(limits=1, user_api="blas")
 
 
 def factorize(matrix: sp.spmatrix, order: np.ndarray, *, symmetric: bool, label: str, schur: bool = False):

@@ -15,9 +15,9 @@ from circuitsim.circuit import GROUND, Circuit
 from circuitsim.devices.memristors import StateDevice
 from circuitsim.errors import ConvergenceError
 from circuitsim.solver.cells import inner_current, solve_cells
-from circuitsim.solver.dc import _blas, gate_voltages, incidence, operating_point
+from circuitsim.solver.dc import gate_voltages, incidence, operating_point
 from circuitsim.solver.linear import describe, laplacian
-from circuitsim.solver.ordering import elimination_order, factorize
+from circuitsim.solver.ordering import elimination_order, factorize, single_threaded_blas
 
 
 @dataclass(frozen=True, eq=False)
@@ -570,5 +570,5 @@ def integrate(circuit: Circuit, cells: list[StateDevice] | None, time_s: np.ndar
     cells: None for the circuit's linear cells, or one stateful device per cell. detail: also node
     voltages, cell currents and states at t_out (otherwise only what the sources see: large arrays
     keep no node voltage beyond the last three steps)."""
-    with _blas().limit(limits=1, user_api="blas"):
+    with single_threaded_blas():
         return _Integrator(TransientSystem(circuit, cells), time_s, volts, opts).run(t_out, detail)

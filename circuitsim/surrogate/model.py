@@ -10,7 +10,6 @@ the design's full scale, the largest |I_spice| of that design.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import time
 import warnings
@@ -21,7 +20,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from circuitsim import __version__
 from circuitsim.circuit import make_drive
@@ -35,6 +33,7 @@ from circuitsim.errors import (
 )
 from circuitsim.results import Result
 from circuitsim.solver.dc import transfer_matrix
+from circuitsim.solver.ordering import single_threaded_blas
 from circuitsim.surrogate import forms as models
 from circuitsim.surrogate import trust
 
@@ -314,11 +313,6 @@ def _prepared(xb: Crossbar, calibration: Calibration) -> tuple[models.Prepared, 
     return _PREPARED.get(key, lambda: (prepare(xb, calibration), trust.Equations.of(xb), trust.Workspace()))
 
 
-@functools.cache
-def _blas() -> ThreadpoolController:
-    return ThreadpoolController()
-
-
 def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[], Result] | None = None) -> Result:
     """engine="surrogate" for a validated drive (engines.Drive).
 
@@ -355,7 +349,7 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[]
     if problems:
         return _untrusted("design outside the calibrated range: " + "; ".join(problems), CalibrationRangeWarning,
                           exact, provenance)
-    with _blas().limit(limits=1, user_api="blas"):
+    with single_threaded_blas():
         prep, equations, workspace = _prepared(xb, calibration)
         with workspace.take() as work:
             cols_i, rows_i, cell_i, estimate, newton = _evaluate(prep, equations, v_rows, work)
@@ -574,7 +568,7 @@ def _checked_error(sample: Sample, form: str, params: dict, v_max: float) -> tup
     the form checked and corrected as on every call; NaN where the check would not vouch for it
     (the exact engine would answer)."""
     prep = models.prepare(sample.xb, form, params, v_max)
-    with _blas().limit(limits=1, user_api="blas"):
+    with single_threaded_blas():
         cols_i, _, _, estimate, newton = _evaluate(prep, trust.Equations.of(sample.xb), sample.v_rows)
     if not estimate.relative <= ERROR_BOUND:
         return float("nan"), newton
