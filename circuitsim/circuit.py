@@ -86,9 +86,11 @@ class Circuit:
 
     def fixed_voltages(self, v_rows: np.ndarray, v_cols: np.ndarray, v_gates: np.ndarray) -> np.ndarray:
         """(batch, n_fixed) source voltages from per-line drive arrays of shape (batch, lines)."""
-        by_kind = (v_rows, v_cols, v_gates)
-        return np.concatenate([by_kind[k][:, [line]] for k, line in zip(self.fixed_kind, self.fixed_line)],
-                              axis=1) if len(self.fixed) else np.zeros((v_rows.shape[0], 0))
+        out = np.zeros((v_rows.shape[0], len(self.fixed)), np.result_type(v_rows, v_cols, v_gates))
+        for kind, v in enumerate((v_rows, v_cols, v_gates)):     # one gather per kind, not one per source
+            pick = self.fixed_kind == kind
+            out[:, pick] = v[:, self.fixed_line[pick]]
+        return out
 
 
 def grid_names(prefix: str, separator: str, rows, cols) -> np.ndarray:

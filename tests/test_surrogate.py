@@ -266,13 +266,12 @@ def test_the_design_key_is_remembered_per_object_only_while_its_arrays_are_read_
 
 
 def test_a_batch_in_chunks_gives_what_one_chunk_gives(rng, monkeypatch):
-    """_evaluate splits a batch into equal chunks (the form's per-vector terms in blocks of
-    FORM_BLOCK); every chunk is checked on its own, the answers are the same as in one chunk."""
+    """_evaluate splits a batch into chunks; every chunk is checked on its own, the answers are
+    the same as in one chunk."""
     xb = one_s_one_r(rng, 24, 20, 2.0)
     v = inputs(rng, 23, 24)
     whole = circuitsim.simulate(xb, v, engine="surrogate", fallback=False)
     monkeypatch.setattr(sur, "CHUNK_CELLS", 24 * 20 * 5)        # chunks of 5, 5, 5, 5, 3 vectors
-    monkeypatch.setattr(models, "FORM_BLOCK", 7)                 # form terms for 10 vectors at a time
     prep, _, _ = sur._prepared(xb, sur.load_default())
     assert [lo for lo, cells in models.cell_current_chunks(prep, v, 5)] == [0, 5, 10, 15, 20]
     chunked = circuitsim.simulate(xb, v, engine="surrogate", fallback=False)

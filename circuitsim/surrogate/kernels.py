@@ -1,0 +1,254 @@
+"""Compiled (numba) passes over the surrogate's (rows, cols, batch) float32 cell arrays.
+
+At 64² to 256² with batches of 25-100 vectors, numpy's way through these arrays (one temporary
+and one memory pass per operation, Python loops for the running sums along the lines) cost
+several times the arithmetic. Each kernel here does in one or two passes what took five to
+fifteen: the low-rank form's cell currents with their column feedback (forms), the residual of
+the exact equations and the conjugate-gradient passes of the check (trust). The cell arrays
+stay float32 (half the memory traffic); every sum is taken in float64, at least as exact as
+the float32 sums whose rounding the check allows for. Transcendentals (exp, arcsinh) stay in
+numpy: its SIMD versions are ~10x faster than numba's scalar calls on this machine.
+
+Imported on first use (numba costs 0.2 s to import); compiled code is cached beside this file.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# ---- the low-rank form ------------------------------------------------------------------
+
+
+BASIS = 7   # forms.N_BASIS: the sums over the basis are written out term by term (3x faster than a loop)
+COL_BLOCK = 8   # columns lowrank_cells takes together: their row-line terms and sums stay in cache
+
+
+@njit(cache=True, error_model="numpy")
+def _row_line(coef, terms, i, first, last, out):
+    """out[i, c − first, b] = Σ_k coef[i, c, k]·terms[i, k, b] for the columns c of [first, last)."""
+    for c in range(first, last):
+        k0, k1, k2, k3 = coef[i, c, 0], coef[i, c, 1], coef[i, c, 2], coef[i, c, 3]
+        k4, k5, k6 = coef[i, c, 4], coef[i, c, 5], coef[i, c, 6]
+        for b in range(out.shape[2]):
+            out[i, c - first, b] = (k0 * terms[i, 0, b] + k1 * terms[i, 1, b] + k2 * terms[i, 2, b]
+                                    + k3 * terms[i, 3, b] + k4 * terms[i, 4, b] + k5 * terms[i, 5, b]
+                                    + k6 * terms[i, 6, b])
+
+
+@njit(cache=True, error_model="numpy")
+def lowrank_cells(coef, phi, dphi, w0, w1, lam0, lam1, out):
+    """Cell currents [A] of the low-rank form into out (rows, cols, batch) float32; returns the
+    column currents (cols, batch) of the same solution, float64.
+
+    coef (rows, cols, BASIS): the row lines' coefficients; phi, dphi (rows, BASIS, batch): the
+    voltage basis and its slope at each row voltage; w0, w1 (rows, cols): the two leading
+    eigenvectors of each column's wire kernel, lam0, lam1 (cols,) their eigenvalues. Per column:
+    the row-line currents I0 and slopes d, the sums b_p = Σ_i w_p·I0, a_p = Σ_i w_p·d,
+    M_pq = Σ_i w_p·w_q·d, the 2×2 system (1 + M·Λ)·x = b, and I = I0 − d·Σ_p λ_p·w_p·x_p
+    (forms._prepare_lowrank). COL_BLOCK columns at a time, so that their I0, d and sums stay in
+    cache; inner loops of one or a few stores each, which LLVM vectorizes (more arrays per loop
+    need more run-time overlap checks than it makes).
+    """
+    rows, cols, basis = coef.shape
+    if basis != BASIS:
+        raise ValueError("lowrank_cells is written for a voltage basis of 7 terms")
+    batch = phi.shape[2]
+    cell, d = np.empty((rows, COL_BLOCK, batch)), np.empty((rows, COL_BLOCK, batch))
+    s = np.empty((8, COL_BLOCK, batch))   # Σ_i I0, b0, b1, a0, a1, m00, m01, m11
+    columns = np.empty((cols, batch))
+    for first in range(0, cols, COL_BLOCK):
+        last = min(first + COL_BLOCK, cols)
+        s[:] = 0.0
+        for i in range(rows):
+            _row_line(coef, phi, i, first, last, cell)
+            _row_line(coef, dphi, i, first, last, d)
+            for c in range(last - first):
+                u, v = w0[i, first + c], w1[i, first + c]
+                for b in range(batch):
+                    s[0, c, b] += cell[i, c, b]
+                    s[1, c, b] += u * cell[i, c, b]
+                    s[2, c, b] += v * cell[i, c, b]
+                for b in range(batch):
+                    s[3, c, b] += u * d[i, c, b]
+                    s[4, c, b] += v * d[i, c, b]
+                uu, uv, vv = u * u, u * v, v * v
+                for b in range(batch):
+                    s[5, c, b] += uu * d[i, c, b]
+                    s[6, c, b] += uv * d[i, c, b]
+                    s[7, c, b] += vv * d[i, c, b]
+        for c in range(last - first):
+            l0, l1 = lam0[first + c], lam1[first + c]
+            for b in range(batch):
+                s00, s01, s10, s11 = 1.0 + s[5, c, b] * l0, s[6, c, b] * l1, s[6, c, b] * l0, 1.0 + s[7, c, b] * l1
+                det = s00 * s11 - s01 * s10
+                x0 = (s11 * s[1, c, b] - s01 * s[2, c, b]) / det
+                x1 = (s00 * s[2, c, b] - s10 * s[1, c, b]) / det
+                s[1, c, b], s[2, c, b] = l0 * x0, l1 * x1          # the rise per unit slope is Σ_p w_p·λ_p·x_p
+                columns[first + c, b] = s[0, c, b] - s[3, c, b] * s[1, c, b] - s[4, c, b] * s[2, c, b]
+        for i in range(rows):
+            for c in range(last - first):
+                u, v = w0[i, first + c], w1[i, first + c]
+                for b in range(batch):
+                    out[i, first + c, b] = cell[i, c, b] - d[i, c, b] * (u * s[1, c, b] + v * s[2, c, b])
+    return columns
+
+
+# ---- the wires: W·x by running sums -----------------------------------------------------
+
+
+@njit(cache=True, error_model="numpy")
+def _line_totals(x, col_total, row_total):
+    """Σ_i x (cols, batch) and Σ_j x (rows, batch), float64."""
+    rows, cols, batch = x.shape
+    col_total[:] = 0.0
+    for i in range(rows):
+        row = row_total[i]
+        row[:] = 0.0
+        for j in range(cols):
+            for b in range(batch):
+                row[b] += x[i, j, b]
+                col_total[j, b] += x[i, j, b]
+
+
+@njit(cache=True, error_model="numpy")
+def _wire_row(x, i, r_row, r_col, col_total, row_total, below, rise, out):
+    """W·x [V] at the cells of row i into out (cols, batch): the row-wire drop from the driver plus
+    the column-wire rise to the sense node, for rows taken from the last to the first.
+
+    The current through column segment i (below cell i) is col_total − Σ_{i'>i} x (`below`,
+    carried from row to row, as the rise Σ_{k>=i} r_col[k]·through_k is); the current through
+    row segment j is row_total − Σ_{j'<j} x. Float64: the differences lose nothing that matters.
+    """
+    cols, batch = out.shape
+    ahead, drop = np.zeros(batch), np.zeros(batch)
+    for j in range(cols):
+        rc, rr = r_col[i, j], r_row[i, j]
+        for b in range(batch):
+            xb = x[i, j, b]
+            rise[j, b] += rc * (col_total[j, b] - below[j, b])
+            below[j, b] += xb
+            drop[b] += rr * (row_total[i, b] - ahead[b])
+            ahead[b] += xb
+            out[j, b] = drop[b] + rise[j, b]
+
+
+@njit(cache=True, error_model="numpy")
+def _wire_state(x):
+    rows, cols, batch = x.shape
+    return (np.empty((cols, batch)), np.empty((rows, batch)), np.zeros((cols, batch)), np.zeros((cols, batch)),
+            np.empty((cols, batch)))
+
+
+@njit(cache=True, error_model="numpy")
+def wire_drop(x, r_row, r_col, out):
+    """W·x [V] into out (rows, cols, batch), float32 x and out; r_row, r_col (rows, cols) [Ω]."""
+    col_total, row_total, below, rise, w = _wire_state(x)
+    _line_totals(x, col_total, row_total)
+    for i in range(x.shape[0] - 1, -1, -1):
+        _wire_row(x, i, r_row, r_col, col_total, row_total, below, rise, w)
+        out[i] = w
+
+
+# ---- the check: residual and conjugate gradients ----------------------------------------
+
+
+@njit(cache=True, error_model="numpy")
+def residual(x, asinh, v_rows, inv_g, on, r_row, r_col, i0, v0, rho, slope, inv_slope):
+    """The exact equations at cell currents x (rows, cols, batch), float32, in one pass after the line totals.
+
+    asinh: arcsinh(x/i0) (float32, from numpy); v_rows (rows, batch) [V]; inv_g, on, r_row, r_col
+    (rows, cols). Writes ρ = v_rows − W·x − h(x) [V], H = h'(x) [Ω] and 1/H (0 where the cell is
+    open, as ρ). Returns column currents Σ_i x (cols, batch), row currents Σ_j x (rows, batch),
+    Σ_i 1/H (cols, batch), and per vector Σ ρ² and Σ ρ²/H, all summed in float64.
+    """
+    rows, cols, batch = x.shape
+    col_total, row_total, below, rise, w = _wire_state(x)
+    _line_totals(x, col_total, row_total)
+    weight, rr, rhr = np.zeros((cols, batch)), np.zeros(batch), np.zeros(batch)
+    i0_sq, v0_32 = np.float32(i0 * i0), np.float32(v0)
+    for i in range(rows - 1, -1, -1):
+        _wire_row(x, i, r_row, r_col, col_total, row_total, below, rise, w)
+        for j in range(cols):
+            g_inv, g_inv_32, conducts = inv_g[i, j], np.float32(inv_g[i, j]), on[i, j]
+            for b in range(batch):
+                xb = x[i, j, b]
+                h_slope = v0_32 / np.sqrt(xb * xb + i0_sq) + g_inv_32    # float32: 4x faster division and root
+                slope[i, j, b] = h_slope
+                if conducts:
+                    r = v_rows[i, b] - w[j, b] - (np.float64(xb) * g_inv + v0 * asinh[i, j, b])
+                    inv = np.float32(1.0) / h_slope
+                else:
+                    r, inv = 0.0, np.float32(0.0)
+                rho[i, j, b] = r
+                inv_slope[i, j, b] = inv
+                weight[j, b] += inv
+                rr[b] += r * r
+                rhr[b] += r * r * inv
+    return col_total, row_total, weight, rr, rhr
+
+
+@njit(cache=True, error_model="numpy")
+def preconditioner(slope, w_diag, on, r, out):
+    """The diagonal preconditioner 1/(H + diag W) (0 where open) into out; returns Σ r²·out per vector."""
+    rows, cols, batch = r.shape
+    rz = np.zeros(batch)
+    for i in range(rows):
+        for j in range(cols):
+            w_32, conducts = np.float32(w_diag[i, j]), on[i, j]
+            for b in range(batch):
+                z = np.float32(1.0) / (slope[i, j, b] + w_32) if conducts else np.float32(0.0)
+                out[i, j, b] = z
+                rz[b] += np.float64(r[i, j, b]) * r[i, j, b] * z
+    return rz
+
+
+@njit(cache=True, error_model="numpy")
+def cg_direction(p, r, precondition, beta, first, slope, on, r_row, r_col, ap):
+    """p ← z + β·p (p ← z when first), z = precondition·r, then ap = (W + H)·p (0 where open).
+
+    Returns Σ p·ap per vector and the column sums of p (cols, batch), float64."""
+    rows, cols, batch = p.shape
+    col_total, row_total, below, rise, w = _wire_state(p)
+    col_total[:] = 0.0
+    for i in range(rows):       # the new direction and its line totals in one pass
+        row = row_total[i]
+        row[:] = 0.0
+        for j in range(cols):
+            for b in range(batch):
+                z = precondition[i, j, b] * r[i, j, b]
+                p_new = z if first else np.float32(z + beta[b] * p[i, j, b])
+                p[i, j, b] = p_new
+                row[b] += p_new
+                col_total[j, b] += p_new
+    pap = np.zeros(batch)
+    for i in range(rows - 1, -1, -1):
+        _wire_row(p, i, r_row, r_col, col_total, row_total, below, rise, w)
+        for j in range(cols):
+            conducts = on[i, j]
+            for b in range(batch):
+                a = w[j, b] + np.float64(slope[i, j, b]) * p[i, j, b] if conducts else 0.0
+                ap[i, j, b] = a
+                pap[b] += p[i, j, b] * a
+    return pap, col_total
+
+
+@njit(cache=True, error_model="numpy")
+def cg_update(alpha, p, ap, r, precondition, inv_slope, x, keep, first):
+    """r ← r − α·ap, and x ← x + α·p (x ← α·p when first) if keep.
+
+    Returns per vector Σ r², Σ r²/H and Σ r·z (z = precondition·r) of the new r, float64."""
+    rows, cols, batch = r.shape
+    rr, rhr, rz = np.zeros(batch), np.zeros(batch), np.zeros(batch)
+    for i in range(rows):
+        for j in range(cols):
+            for b in range(batch):
+                if keep:
+                    step = alpha[b] * p[i, j, b]
+                    x[i, j, b] = step if first else x[i, j, b] + step
+                rn = r[i, j, b] - alpha[b] * ap[i, j, b]
+                r[i, j, b] = rn
+                rn = np.float64(r[i, j, b])      # the float32 residual kept, summed in float64
+                rr[b] += rn * rn
+                rhr[b] += rn * rn * inv_slope[i, j, b]
+                rz[b] += rn * rn * precondition[i, j, b]
+    return rr, rhr, rz
