@@ -94,161 +94,176 @@ def lowrank_cells(coef, phi, dphi, w0, w1, lam0, lam1, out):
 
 
 # ---- the wires: W·x by running sums -----------------------------------------------------
+# A pass over the rows from the last to the first; the state is the current through each column
+# segment below the row (`through`, starting from the column totals) and the column-wire rise
+# above it (`rise`), both (cols, batch), and along the row the current left in the row wire
+# (`left`, starting from the row total) and its drop (`drop`), both (batch,). All float64.
 
 
 @njit(cache=True, error_model="numpy")
-def _line_totals(x, col_total, row_total):
-    """Σ_i x (cols, batch) and Σ_j x (rows, batch), float64."""
+def _line_totals(x, through, row_total):
+    """Σ_i x into through (cols, batch) and Σ_j x into row_total (rows, batch)."""
     rows, cols, batch = x.shape
-    col_total[:] = 0.0
+    through[:] = 0.0
+    row_total[:] = 0.0
     for i in range(rows):
-        row = row_total[i]
-        row[:] = 0.0
         for j in range(cols):
             for b in range(batch):
-                row[b] += x[i, j, b]
-                col_total[j, b] += x[i, j, b]
+                row_total[i, b] += x[i, j, b]
+                through[j, b] += x[i, j, b]
 
 
 @njit(cache=True, error_model="numpy")
-def _wire_row(x, i, r_row, r_col, col_total, row_total, below, rise, out):
-    """W·x [V] at the cells of row i into out (cols, batch): the row-wire drop from the driver plus
-    the column-wire rise to the sense node, for rows taken from the last to the first.
-
-    The current through column segment i (below cell i) is col_total − Σ_{i'>i} x (`below`,
-    carried from row to row, as the rise Σ_{k>=i} r_col[k]·through_k is); the current through
-    row segment j is row_total − Σ_{j'<j} x. Float64: the differences lose nothing that matters.
-    """
-    cols, batch = out.shape
-    ahead, drop = np.zeros(batch), np.zeros(batch)
+def _wire_row(x, i, r_row, r_col, through, rise, left, drop, row_drop):
+    """Advance the running sums over row i (rows taken from the last): W·x [V] at its cells is then
+    row_drop + rise (cols, batch): the row-wire drop from the driver plus the column-wire rise to
+    the sense node. left: the row's total current on entry; drop: scratch (batch,)."""
+    cols, batch = rise.shape
+    drop[:] = 0.0
     for j in range(cols):
         rc, rr = r_col[i, j], r_row[i, j]
-        for b in range(batch):
-            xb = x[i, j, b]
-            rise[j, b] += rc * (col_total[j, b] - below[j, b])
-            below[j, b] += xb
-            drop[b] += rr * (row_total[i, b] - ahead[b])
-            ahead[b] += xb
-            out[j, b] = drop[b] + rise[j, b]
+        for b in range(batch):             # column segment i carries the current of the cells above and at i
+            rise[j, b] += rc * through[j, b]
+            through[j, b] -= x[i, j, b]
+        for b in range(batch):             # row segment j carries the current of the cells at and beyond j
+            drop[b] += rr * left[b]
+            left[b] -= x[i, j, b]
+            row_drop[j, b] = drop[b]
 
 
 @njit(cache=True, error_model="numpy")
 def _wire_state(x):
+    """(through, row_total, rise, row_drop, drop) for the running sums over x (rows, cols, batch)."""
     rows, cols, batch = x.shape
-    return (np.empty((cols, batch)), np.empty((rows, batch)), np.zeros((cols, batch)), np.zeros((cols, batch)),
-            np.empty((cols, batch)))
+    return (np.empty((cols, batch)), np.empty((rows, batch)), np.zeros((cols, batch)), np.empty((cols, batch)),
+            np.empty(batch))
 
 
 @njit(cache=True, error_model="numpy")
 def wire_drop(x, r_row, r_col, out):
-    """W·x [V] into out (rows, cols, batch), float32 x and out; r_row, r_col (rows, cols) [Ω]."""
-    col_total, row_total, below, rise, w = _wire_state(x)
-    _line_totals(x, col_total, row_total)
-    for i in range(x.shape[0] - 1, -1, -1):
-        _wire_row(x, i, r_row, r_col, col_total, row_total, below, rise, w)
-        out[i] = w
+    """W·x [V] into out (rows, cols, batch); r_row, r_col (rows, cols) [Ω]."""
+    rows, cols, batch = x.shape
+    through, row_total, rise, row_drop, drop = _wire_state(x)
+    _line_totals(x, through, row_total)
+    for i in range(rows - 1, -1, -1):
+        _wire_row(x, i, r_row, r_col, through, rise, row_total[i], drop, row_drop)
+        for j in range(cols):
+            for b in range(batch):
+                out[i, j, b] = row_drop[j, b] + rise[j, b]
 
 
 # ---- the check: residual and conjugate gradients ----------------------------------------
+# Inner loops along the batch, each with one to three stores: LLVM vectorizes those (with more
+# arrays per loop it needs more run-time overlap checks than it makes, and runs them scalar).
+# 1/H and the preconditioner 1/(H + diag W) are computed where used, in float32, not stored:
+# a division costs less than a pass over memory. `on` (rows, cols) is 1.0 where a cell conducts,
+# 0.0 where it is open: open cells have no equation (ρ, the CG vectors and A·p are 0 there).
 
 
 @njit(cache=True, error_model="numpy")
-def residual(x, asinh, v_rows, inv_g, on, r_row, r_col, i0, v0, rho, slope, inv_slope):
-    """The exact equations at cell currents x (rows, cols, batch), float32, in one pass after the line totals.
+def residual(x, asinh, v_rows, inv_g, on, r_row, r_col, i0, v0, rho, slope):
+    """The exact equations at cell currents x (rows, cols, batch) float32.
 
     asinh: arcsinh(x/i0) (float32, from numpy); v_rows (rows, batch) [V]; inv_g, on, r_row, r_col
-    (rows, cols). Writes ρ = v_rows − W·x − h(x) [V], H = h'(x) [Ω] and 1/H (0 where the cell is
-    open, as ρ). Returns column currents Σ_i x (cols, batch), row currents Σ_j x (rows, batch),
-    Σ_i 1/H (cols, batch), and per vector Σ ρ² and Σ ρ²/H, all summed in float64.
+    (rows, cols). Writes ρ = v_rows − W·x − h(x) [V] and H = h'(x) [Ω] (float32). Returns column
+    currents Σ_i x (cols, batch), row currents Σ_j x (rows, batch), Σ_i 1/H (cols, batch), and per
+    vector Σ ρ² and Σ ρ²/H of the float32 ρ, all summed in float64.
     """
     rows, cols, batch = x.shape
-    col_total, row_total, below, rise, w = _wire_state(x)
-    _line_totals(x, col_total, row_total)
+    through, row_total, rise, row_drop, drop = _wire_state(x)
+    _line_totals(x, through, row_total)
+    column_i, row_i = through.copy(), row_total.copy()
     weight, rr, rhr = np.zeros((cols, batch)), np.zeros(batch), np.zeros(batch)
-    i0_sq, v0_32 = np.float32(i0 * i0), np.float32(v0)
+    i0_sq, v0_32, one = np.float32(i0 * i0), np.float32(v0), np.float32(1.0)
     for i in range(rows - 1, -1, -1):
-        _wire_row(x, i, r_row, r_col, col_total, row_total, below, rise, w)
+        _wire_row(x, i, r_row, r_col, through, rise, row_total[i], drop, row_drop)
         for j in range(cols):
-            g_inv, g_inv_32, conducts = inv_g[i, j], np.float32(inv_g[i, j]), on[i, j]
-            for b in range(batch):
-                xb = x[i, j, b]
-                h_slope = v0_32 / np.sqrt(xb * xb + i0_sq) + g_inv_32    # float32: 4x faster division and root
+            g_inv, conducts = inv_g[i, j], on[i, j]
+            g_inv_32, on_32 = np.float32(g_inv), np.float32(conducts)
+            for b in range(batch):     # float32: 4x faster division and root
+                h_slope = v0_32 / np.sqrt(x[i, j, b] * x[i, j, b] + i0_sq) + g_inv_32
                 slope[i, j, b] = h_slope
-                if conducts:
-                    r = v_rows[i, b] - w[j, b] - (np.float64(xb) * g_inv + v0 * asinh[i, j, b])
-                    inv = np.float32(1.0) / h_slope
-                else:
-                    r, inv = 0.0, np.float32(0.0)
-                rho[i, j, b] = r
-                inv_slope[i, j, b] = inv
-                weight[j, b] += inv
+                weight[j, b] += on_32 / h_slope
+            for b in range(batch):
+                rho[i, j, b] = conducts * (v_rows[i, b] - row_drop[j, b] - rise[j, b]
+                                           - (x[i, j, b] * g_inv + v0 * asinh[i, j, b]))
+            for b in range(batch):
+                r = np.float64(rho[i, j, b])
                 rr[b] += r * r
-                rhr[b] += r * r * inv
-    return col_total, row_total, weight, rr, rhr
+                rhr[b] += r * r * (on_32 * (one / slope[i, j, b]))
+    return column_i, row_i, weight, rr, rhr
 
 
 @njit(cache=True, error_model="numpy")
-def preconditioner(slope, w_diag, on, r, out):
-    """The diagonal preconditioner 1/(H + diag W) (0 where open) into out; returns Σ r²·out per vector."""
+def preconditioned_norm(r, slope, w_diag, on):
+    """Σ r·z per vector, z = r/(H + diag W) the preconditioned residual (0 where open)."""
     rows, cols, batch = r.shape
     rz = np.zeros(batch)
     for i in range(rows):
         for j in range(cols):
-            w_32, conducts = np.float32(w_diag[i, j]), on[i, j]
+            w_32, on_32 = np.float32(w_diag[i, j]), np.float32(on[i, j])
             for b in range(batch):
-                z = np.float32(1.0) / (slope[i, j, b] + w_32) if conducts else np.float32(0.0)
-                out[i, j, b] = z
-                rz[b] += np.float64(r[i, j, b]) * r[i, j, b] * z
+                rz[b] += np.float64(r[i, j, b]) * (on_32 * r[i, j, b] / (slope[i, j, b] + w_32))
     return rz
 
 
 @njit(cache=True, error_model="numpy")
-def cg_direction(p, r, precondition, beta, first, slope, on, r_row, r_col, ap):
-    """p ← z + β·p (p ← z when first), z = precondition·r, then ap = (W + H)·p (0 where open).
+def cg_direction(p, r, slope, w_diag, on, beta, first, r_row, r_col, ap):
+    """p ← z + β·p (p ← z when first), z = r/(H + diag W), then ap = (W + H)·p (0 where open).
 
     Returns Σ p·ap per vector and the column sums of p (cols, batch), float64."""
     rows, cols, batch = p.shape
-    col_total, row_total, below, rise, w = _wire_state(p)
-    col_total[:] = 0.0
+    through, row_total, rise, row_drop, drop = _wire_state(p)
+    through[:] = 0.0
+    row_total[:] = 0.0
     for i in range(rows):       # the new direction and its line totals in one pass
-        row = row_total[i]
-        row[:] = 0.0
         for j in range(cols):
+            w_32, on_32 = np.float32(w_diag[i, j]), np.float32(on[i, j])
+            if first:
+                for b in range(batch):
+                    p[i, j, b] = on_32 * r[i, j, b] / (slope[i, j, b] + w_32)
+            else:
+                for b in range(batch):
+                    p[i, j, b] = on_32 * r[i, j, b] / (slope[i, j, b] + w_32) + beta[b] * p[i, j, b]
             for b in range(batch):
-                z = precondition[i, j, b] * r[i, j, b]
-                p_new = z if first else np.float32(z + beta[b] * p[i, j, b])
-                p[i, j, b] = p_new
-                row[b] += p_new
-                col_total[j, b] += p_new
+                row_total[i, b] += p[i, j, b]
+                through[j, b] += p[i, j, b]
+    p_cols = through.copy()
     pap = np.zeros(batch)
     for i in range(rows - 1, -1, -1):
-        _wire_row(p, i, r_row, r_col, col_total, row_total, below, rise, w)
+        _wire_row(p, i, r_row, r_col, through, rise, row_total[i], drop, row_drop)
         for j in range(cols):
             conducts = on[i, j]
             for b in range(batch):
-                a = w[j, b] + np.float64(slope[i, j, b]) * p[i, j, b] if conducts else 0.0
-                ap[i, j, b] = a
-                pap[b] += p[i, j, b] * a
-    return pap, col_total
+                ap[i, j, b] = conducts * (row_drop[j, b] + rise[j, b] + slope[i, j, b] * p[i, j, b])
+            for b in range(batch):
+                pap[b] += p[i, j, b] * np.float64(ap[i, j, b])
+    return pap, p_cols
 
 
 @njit(cache=True, error_model="numpy")
-def cg_update(alpha, p, ap, r, precondition, inv_slope, x, keep, first):
+def cg_update(alpha, p, ap, r, slope, w_diag, on, x, keep, first):
     """r ← r − α·ap, and x ← x + α·p (x ← α·p when first) if keep.
 
-    Returns per vector Σ r², Σ r²/H and Σ r·z (z = precondition·r) of the new r, float64."""
+    Returns per vector Σ r², Σ r²/H and Σ r·z (z = r/(H + diag W)) of the new float32 r, float64."""
     rows, cols, batch = r.shape
     rr, rhr, rz = np.zeros(batch), np.zeros(batch), np.zeros(batch)
+    one = np.float32(1.0)
     for i in range(rows):
         for j in range(cols):
+            w_32, on_32 = np.float32(w_diag[i, j]), np.float32(on[i, j])
+            if keep and first:
+                for b in range(batch):
+                    x[i, j, b] = alpha[b] * p[i, j, b]
+            elif keep:
+                for b in range(batch):
+                    x[i, j, b] += alpha[b] * p[i, j, b]
             for b in range(batch):
-                if keep:
-                    step = alpha[b] * p[i, j, b]
-                    x[i, j, b] = step if first else x[i, j, b] + step
-                rn = r[i, j, b] - alpha[b] * ap[i, j, b]
-                r[i, j, b] = rn
-                rn = np.float64(r[i, j, b])      # the float32 residual kept, summed in float64
+                r[i, j, b] -= alpha[b] * ap[i, j, b]
+            for b in range(batch):
+                rn = np.float64(r[i, j, b])
                 rr[b] += rn * rn
-                rhr[b] += rn * rn * inv_slope[i, j, b]
-                rz[b] += rn * rn * precondition[i, j, b]
+                rhr[b] += rn * rn * (on_32 * (one / slope[i, j, b]))
+            for b in range(batch):
+                rz[b] += np.float64(r[i, j, b]) * (on_32 * r[i, j, b] / (slope[i, j, b] + w_32))
     return rr, rhr, rz

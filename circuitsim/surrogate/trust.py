@@ -24,7 +24,6 @@ corrected answer like any other.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -46,7 +45,7 @@ class Equations:
     """
 
     inv_g: np.ndarray      # 1 / device conductance [Ω], 0 where the cell is open
-    on: np.ndarray         # bool: cells that conduct (g > 0)
+    on: np.ndarray         # 1.0 where the cell conducts (g > 0), 0.0 where it is open
     r_row: np.ndarray      # row-wire segments [Ω], driver resistance in segment 0
     r_col: np.ndarray      # column-wire segments [Ω], sense resistance in the bottom one
     w_diag: np.ndarray     # diagonal of W [Ω]: the wire from the cell to driver plus to sense
@@ -59,7 +58,7 @@ class Equations:
         r_row, r_col = row_path_ohm(xb), col_path_ohm(xb)
         w_diag = np.cumsum(r_row, axis=1) + np.cumsum(r_col[::-1], axis=0)[::-1]
         inv_g = np.where(on, 1.0 / np.where(on, xb.conductance, 1.0), 0.0)
-        return cls(inv_g, on, r_row, r_col, w_diag, xb.selector.i0, xb.selector.v0)
+        return cls(inv_g, on.astype(float), r_row, r_col, w_diag, xb.selector.i0, xb.selector.v0)
 
     def wire_drop(self, cell_i: np.ndarray) -> np.ndarray:
         """W·I [V] (rows, cols, batch), float32: row-wire drop from the driver plus column-wire rise to the
@@ -155,18 +154,18 @@ def estimate(eq: Equations, v_rows: np.ndarray, cell_i: np.ndarray, decide_at: f
 
     asinh = np.divide(x, np.float32(eq.i0), out=new("asinh"))    # numpy's SIMD arcsinh: 10x numba's here
     np.arcsinh(asinh, out=asinh)
-    rho, slope, inv_slope = new("rho"), new("slope"), new("inv_slope")   # ρ; H = h'(I) [Ω]; 1/H
+    rho, slope = new("rho"), new("slope")      # ρ [V]; H = h'(I) [Ω]
     # the error solves (W + H)·e = −ρ; |Σ_i e| is all we need
     column_i, row_i, inv_slope_cols, rr, rhr = kernels.residual(
         x, asinh, np.ascontiguousarray(v_rows.T, dtype=float), eq.inv_g, eq.on, eq.r_row, eq.r_col, eq.i0, eq.v0,
-        rho, slope, inv_slope)
+        rho, slope)
     column_i, row_i = column_i.T, row_i.T
     if not (np.all(np.isfinite(column_i)) and np.all(np.isfinite(v_rows))):   # float64 sums of float32: finite iff x is
         return Estimate(np.full(column_i.shape, np.inf), np.inf, 0, column_i=column_i, row_i=row_i)
     # what CG leaves unresolved, |Σ_i δe_ij| for (W + H)·δe = r: by Cauchy–Schwarz in the A⁻¹ inner
-    # product and A ≥ H, at most √(Σ_i 1/H_ij)·√(Σ r²/H), per column and vector. The sums are taken in
-    # float64 of float32 terms (1/H, r rounded once, r² twice); the allowances below, those of float32
-    # sums of n positive terms (less than n·2⁻²⁴ of the sum), cover that rounding too (3·2⁻²⁴ at most).
+    # product and A ≥ H, at most √(Σ_i 1/H_ij)·√(Σ r²/H), per column and vector. 1/H is a float32
+    # division (2⁻²⁴ of itself), the products and sums are float64 (2⁻⁵³ per operation): the allowances
+    # below, those of float32 sums of n positive terms (n·2⁻²⁴ of the sum), cover that with room to spare.
     column_weight = np.sqrt(inv_slope_cols * (1.0 + x.shape[0] * 2.0 ** -24))   # (cols, batch)
     goal = None if decide_at is None else decide_at * float(np.abs(column_i).max(initial=0.0))
     rounding = 1.0 + x.shape[0] * x.shape[1] * 2.0 ** -24
@@ -177,51 +176,37 @@ def estimate(eq: Equations, v_rows: np.ndarray, cell_i: np.ndarray, decide_at: f
     def decided(error_cols, r_h_r):
         return goal is not None and float(column_error(error_cols, r_h_r).max(initial=0.0)) <= goal
 
-    system = _System(eq, slope, inv_slope, new)
-    error_cols, rhr, iterations, solution = _conjugate_gradients(system, rho, rr, rhr, decided, correct)
+    error_cols, rhr, iterations, solution = _conjugate_gradients(eq, slope, rho, rr, rhr, decided, new, correct)
     column_error_a = column_error(error_cols, rhr).T
     return Estimate(column_error_a, relative(column_error_a, column_i), iterations, solution, column_i, row_i)
-
-
-@dataclass(frozen=True)
-class _System:
-    """The check's linear system A = W + H for _conjugate_gradients: the design's equations, H and 1/H
-    (rows, cols, batch) float32, and new(name), a work array of their shape (contents undefined)."""
-
-    eq: Equations
-    slope: np.ndarray
-    inv_slope: np.ndarray
-    new: Callable[[str], np.ndarray]
 
 
 _NO_SOLUTION = np.empty((0, 0, 0), np.float32)   # kernels.cg_update's x when the solution is not kept
 
 
-def _conjugate_gradients(system: _System, r, rr, rhr, decided, keep=False):
-    """x ≈ A⁻¹·r for each vector of the batch (A = W + H symmetric positive definite), r (rows, cols,
-    batch) overwritten by the residual; rr, rhr: Σ r², Σ r²/H per vector. The column sums of x are
-    kept (all the estimate needs), x itself only if keep. Stops at CG_RTOL or when decided(column
-    sums, Σ r²/H) says so, checked before the first iteration too (then nothing else is computed);
-    the diagonal preconditioner is 1/(H + diag W). Every iteration is two compiled passes
-    (kernels.cg_direction, kernels.cg_update). Returns (column sums (cols, batch), Σ r²/H,
-    iterations, x, or None if not keep or decided before the first iteration)."""
+def _conjugate_gradients(eq: Equations, slope, r, rr, rhr, decided, new, keep=False):
+    """x ≈ A⁻¹·r for each vector of the batch (A = W + H symmetric positive definite, H = slope
+    (rows, cols, batch)), r overwritten by the residual; rr, rhr: Σ r², Σ r²/H per vector. The
+    column sums of x are kept (all the estimate needs), x itself only if keep. Stops at CG_RTOL or
+    when decided(column sums, Σ r²/H) says so, checked before the first iteration too (then nothing
+    else is computed); the diagonal preconditioner is 1/(H + diag W); new(name) gives a work array
+    of r's shape (contents undefined). Every iteration is two compiled passes (kernels.cg_direction,
+    kernels.cg_update). Returns (column sums (cols, batch), Σ r²/H, iterations, x, or None if not
+    keep or decided before the first iteration)."""
     from circuitsim.surrogate import kernels  # numba: imported on first use (see there)
 
-    eq, new = system.eq, system.new
     x_cols = np.zeros(r.shape[1:])
     if decided(x_cols, rhr):
         return x_cols, rhr, 0, None
     x = new("solution") if keep else None     # set by the first iteration
-    precondition = new("precondition")
-    rz = kernels.preconditioner(system.slope, eq.w_diag, eq.on, r, precondition)
+    rz = kernels.preconditioned_norm(r, slope, eq.w_diag, eq.on)
     target = CG_RTOL * np.sqrt(rr)
     p, ap, beta = new("p"), new("ap"), np.zeros_like(rz)
     for k in range(1, CG_MAX_ITER + 1):
-        pap, p_cols = kernels.cg_direction(p, r, precondition, beta, k == 1, system.slope, eq.on, eq.r_row,
-                                           eq.r_col, ap)
+        pap, p_cols = kernels.cg_direction(p, r, slope, eq.w_diag, eq.on, beta, k == 1, eq.r_row, eq.r_col, ap)
         alpha = np.divide(rz, pap, out=np.zeros_like(rz), where=pap > 0)
         x_cols += alpha * p_cols
-        rr, rhr, rz_next = kernels.cg_update(alpha, p, ap, r, precondition, system.inv_slope,
+        rr, rhr, rz_next = kernels.cg_update(alpha, p, ap, r, slope, eq.w_diag, eq.on,
                                              _NO_SOLUTION if x is None else x, keep, k == 1)
         if np.all(np.sqrt(rr) <= target) or decided(x_cols, rhr):
             return x_cols, rhr, k, x
