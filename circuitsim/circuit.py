@@ -86,11 +86,9 @@ class Circuit:
 
     def fixed_voltages(self, v_rows: np.ndarray, v_cols: np.ndarray, v_gates: np.ndarray) -> np.ndarray:
         """(batch, n_fixed) source voltages from per-line drive arrays of shape (batch, lines)."""
-        out = np.zeros((v_rows.shape[0], len(self.fixed)), np.result_type(v_rows, v_cols, v_gates))
-        for kind, v in enumerate((v_rows, v_cols, v_gates)):     # one gather per kind, not one per source
-            pick = self.fixed_kind == kind
-            out[:, pick] = v[:, self.fixed_line[pick]]
-        return out
+        lines = np.concatenate([v_rows, v_cols, v_gates], axis=1)     # one gather, not one per source
+        first = np.cumsum([0, v_rows.shape[1], v_cols.shape[1]])
+        return lines[:, first[self.fixed_kind] + self.fixed_line]
 
 
 def grid_names(prefix: str, separator: str, rows, cols) -> np.ndarray:

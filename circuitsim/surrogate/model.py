@@ -218,11 +218,9 @@ def _result(drive, cols_i, rows_i, provenance, cell_v=None, cell_i=None) -> Resu
 
 def _source_currents(circuit, rows_i, cols_i) -> np.ndarray:
     """(batch, n_fixed) current each source delivers, from line currents (gates deliver none)."""
-    out = np.zeros((len(rows_i), len(circuit.fixed)))
-    for kind, currents, sign in ((0, rows_i, 1.0), (1, cols_i, -1.0)):
-        pick = circuit.fixed_kind == kind
-        out[:, pick] = sign * currents[:, circuit.fixed_line[pick]]
-    return out
+    lines = np.concatenate([rows_i, -cols_i, np.zeros((len(rows_i), 1))], axis=1)    # one gather for all sources
+    kind, line = circuit.fixed_kind, circuit.fixed_line
+    return lines[:, np.where(kind == 0, line, np.where(kind == 1, rows_i.shape[1] + line, lines.shape[1] - 1))]
 
 
 def _row_volts_of_1s1r(drive) -> np.ndarray:
