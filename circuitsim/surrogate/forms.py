@@ -19,10 +19,10 @@ sinh selector, solved per cell) and differs in how it treats the wire resistance
   voltages through cumulative sums; a fixed number of damped sweeps (damping fitted).
 - "lowrank": row lines solved exactly per cell (they depend on their own driver only),
   column-wire rise as a low-rank self-consistent feedback (eigenvectors of each column's
-  resistance kernel); every input-dependent term is a matmul of a small voltage basis.
+  resistance kernel), per cell and vector in one compiled pass (surrogate.kernels).
 
 All cell functions of a row voltage u are expanded on the odd basis u and
-sinh(s·u/v0) (SINH_SCALES), so a column current is φ(V) @ C: a few dense matmuls per batch.
+sinh(s·u/v0) (SINH_SCALES), so a column current of the one-matmul forms is φ(V) @ C.
 Assumptions: row drivers at the left, sense nodes at the bottom held at 0 V, no floating
 lines, every cell's selector the same SinhSelector.
 """
@@ -306,7 +306,13 @@ def column_currents(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:
     if prep.form == "relax":
         return relax_cells(prep, v_rows).sum(axis=1)
     rows, cols = a["coef"].shape[1:]
-    return _lowrank(prep, v_rows, np.empty((rows, cols, len(v_rows)), np.float32)).T
+    step = max(1, SCRATCH_CELLS // (rows * cols))
+    cells = np.empty((rows, cols, min(step, len(v_rows))), np.float32)     # their cell currents, not kept
+    return np.concatenate([_lowrank(prep, v, cells[:, :, :len(v)]).T
+                           for v in np.split(v_rows, range(step, len(v_rows), step))])
+
+
+SCRATCH_CELLS = 1 << 21   # column_currents of "lowrank" works through the batch in chunks of this many cells
 
 
 def cell_currents(prep: Prepared, v_rows: np.ndarray, dtype=np.float64, work=None) -> np.ndarray:
