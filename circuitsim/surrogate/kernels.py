@@ -195,33 +195,24 @@ def residual(x, asinh, v_rows, inv_g, on, r_row, r_col, i0, v0, rho, slope):
 
 
 @njit(cache=True, error_model="numpy")
-def preconditioned_norm(r, slope, w_diag, on):
-    """Σ r·z per vector, z = r/(H + diag W) the preconditioned residual (0 where open)."""
-    rows, cols, batch = r.shape
-    rz = np.zeros(batch)
-    for i in range(rows):
-        for j in range(cols):
-            w_32, on_32 = np.float32(w_diag[i, j]), np.float32(on[i, j])
-            for b in range(batch):
-                rz[b] += np.float64(r[i, j, b]) * (on_32 * r[i, j, b] / (slope[i, j, b] + w_32))
-    return rz
-
-
-@njit(cache=True, error_model="numpy")
 def cg_direction(p, r, slope, w_diag, on, beta, first, r_row, r_col, ap):
     """p ← z + β·p (p ← z when first), z = r/(H + diag W), then ap = (W + H)·p (0 where open).
 
-    Returns Σ p·ap per vector and the column sums of p (cols, batch), float64."""
+    Returns Σ p·ap per vector, the column sums of p (cols, batch), and when first Σ r·z per vector
+    (CG's starting value; later ones come from cg_update), else zeros; all float64."""
     rows, cols, batch = p.shape
     through, row_total, rise, row_drop, drop = _wire_state(p)
     through[:] = 0.0
     row_total[:] = 0.0
+    rz = np.zeros(batch)
     for i in range(rows):       # the new direction and its line totals in one pass
         for j in range(cols):
             w_32, on_32 = np.float32(w_diag[i, j]), np.float32(on[i, j])
             if first:
                 for b in range(batch):
                     p[i, j, b] = on_32 * r[i, j, b] / (slope[i, j, b] + w_32)
+                for b in range(batch):
+                    rz[b] += np.float64(r[i, j, b]) * p[i, j, b]
             else:
                 for b in range(batch):
                     p[i, j, b] = on_32 * r[i, j, b] / (slope[i, j, b] + w_32) + beta[b] * p[i, j, b]
@@ -238,7 +229,7 @@ def cg_direction(p, r, slope, w_diag, on, beta, first, r_row, r_col, ap):
                 ap[i, j, b] = conducts * (row_drop[j, b] + rise[j, b] + slope[i, j, b] * p[i, j, b])
             for b in range(batch):
                 pap[b] += p[i, j, b] * np.float64(ap[i, j, b])
-    return pap, p_cols
+    return pap, p_cols, rz
 
 
 @njit(cache=True, error_model="numpy")

@@ -114,24 +114,27 @@ class Domain:
 
         A bound is passed when a value exceeds it by more than 1% of the calibrated span
         (random data never reach the exact ends of the range it was drawn from)."""
-        out = []
+        return self.design_violations(xb) + _outside("v_rows [V]", v_rows, self.v_rows_v)
 
-        def check(name, value, bounds):
-            lo, hi = bounds
-            tol = 0.01 * (hi - lo) + 1e-9 * max(abs(lo), abs(hi))
-            v_lo, v_hi = float(np.min(value)), float(np.max(value))
-            if v_lo < lo - tol or v_hi > hi + tol:
-                out.append(f"{name} spans [{v_lo:.3g}, {v_hi:.3g}], calibrated [{lo:.3g}, {hi:.3g}]")
+    def design_violations(self, xb: Crossbar) -> list[str]:
+        """violations() of the design alone (what simulate() remembers per design)."""
+        checks = [("rows", xb.shape[0], self.rows), ("cols", xb.shape[1], self.cols)]
+        checks += [(f"{name} [Ω]", getattr(xb, name), getattr(self, f"{name}_ohm"))
+                   for name in ("r_row", "r_col", "r_driver", "r_sense")]
+        checks += [("conductance [S]", xb.conductance, self.conductance_s),
+                   ("selector i0 [A]", xb.selector.i0, self.selector_i0),
+                   ("selector v0 [V]", xb.selector.v0, self.selector_v0)]
+        return [reason for name, value, bounds in checks for reason in _outside(name, value, bounds)]
 
-        check("rows", xb.shape[0], self.rows)
-        check("cols", xb.shape[1], self.cols)
-        for name in ("r_row", "r_col", "r_driver", "r_sense"):
-            check(f"{name} [Ω]", getattr(xb, name), getattr(self, f"{name}_ohm"))
-        check("conductance [S]", xb.conductance, self.conductance_s)
-        check("v_rows [V]", v_rows, self.v_rows_v)
-        check("selector i0 [A]", xb.selector.i0, self.selector_i0)
-        check("selector v0 [V]", xb.selector.v0, self.selector_v0)
-        return out
+
+def _outside(name: str, value, bounds: tuple[float, float]) -> list[str]:
+    """[why value lies outside bounds by more than 1 % of their span] or []."""
+    lo, hi = bounds
+    tol = 0.01 * (hi - lo) + 1e-9 * max(abs(lo), abs(hi))
+    v_lo, v_hi = float(np.min(value)), float(np.max(value))
+    if v_lo < lo - tol or v_hi > hi + tol:
+        return [f"{name} spans [{v_lo:.3g}, {v_hi:.3g}], calibrated [{lo:.3g}, {hi:.3g}]"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,7 @@ _CALIBRATIONS = _Lru(4)     # by (path, mtime, size): a rewritten file is read a
 _PREPARED = _Lru(8)         # by design content, calibration and form; ~40 MB each at 256x256, plus its work arrays
                             # (trust.Workspace: up to 15 float32 arrays of a chunk, <= 126 MB; 98 MB at 256², 18 MB at
                             # 64² with a batch of 100)
+_DESIGN_RANGE = _Lru(8)     # by design content and calibrated range: the design's Domain.design_violations
 _TRANSFERS = _Lru(8)        # 1R: by design content and floating lines; (n_fixed, rows + cols) each
 
 
@@ -275,9 +279,10 @@ def load_default() -> Calibration:
 def load_cached(path: str | Path) -> Calibration:
     """load(path), read again only when the file changed (path, modification time and size)."""
     path = Path(path).resolve()
-    if not path.exists():
-        raise FileNotFoundError(f"calibration file {path} does not exist")
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"calibration file {path} does not exist") from None
     return _CALIBRATIONS.get((str(path), stat.st_mtime_ns, stat.st_size), lambda: load(path))
 
 
@@ -349,7 +354,9 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[]
     v_rows = _row_volts_of_1s1r(drive)
     provenance.update(form=calibration.form, calibration=calibration.provenance.get("calibration_sha256", ""),
                       error_bound=ERROR_BOUND)
-    problems = calibration.domain.violations(xb, v_rows)
+    domain = calibration.domain
+    problems = _DESIGN_RANGE.get((design_key(xb), domain), lambda: domain.design_violations(xb))
+    problems = problems + _outside("v_rows [V]", v_rows, domain.v_rows_v)
     if problems:
         return _untrusted("design outside the calibrated range: " + "; ".join(problems), CalibrationRangeWarning,
                           exact, provenance)

@@ -199,11 +199,12 @@ def _conjugate_gradients(eq: Equations, slope, r, rr, rhr, decided, new, keep=Fa
     if decided(x_cols, rhr):
         return x_cols, rhr, 0, None
     x = new("solution") if keep else None     # set by the first iteration
-    rz = kernels.preconditioned_norm(r, slope, eq.w_diag, eq.on)
     target = CG_RTOL * np.sqrt(rr)
-    p, ap, beta = new("p"), new("ap"), np.zeros_like(rz)
+    p, ap, beta, rz = new("p"), new("ap"), np.zeros_like(rr), None
     for k in range(1, CG_MAX_ITER + 1):
-        pap, p_cols = kernels.cg_direction(p, r, slope, eq.w_diag, eq.on, beta, k == 1, eq.r_row, eq.r_col, ap)
+        pap, p_cols, rz_start = kernels.cg_direction(p, r, slope, eq.w_diag, eq.on, beta, k == 1, eq.r_row,
+                                                     eq.r_col, ap)
+        rz = rz_start if rz is None else rz
         alpha = np.divide(rz, pap, out=np.zeros_like(rz), where=pap > 0)
         x_cols += alpha * p_cols
         rr, rhr, rz_next = kernels.cg_update(alpha, p, ap, r, slope, eq.w_diag, eq.on,
