@@ -261,9 +261,9 @@ class _Lru:
 
 
 _CALIBRATIONS = _Lru(4)     # by (path, mtime, size): a rewritten file is read again
-_PREPARED = _Lru(8)         # by design content, calibration and form; ~40 MB each at 256x256, plus its work arrays
-                            # (trust.Workspace: up to 15 float32 arrays of a chunk, <= 126 MB; 98 MB at 256², 18 MB at
-                            # 64² with a batch of 100)
+_PREPARED = _Lru(8)         # by design content, calibration and form; ~13 MB each at 256x256, plus its work arrays
+                            # (trust.Workspace: 7 float32 arrays of a chunk, <= 59 MB; 59 MB at 256², 11 MB at 64²
+                            # with a batch of 100)
 _DESIGN_RANGE = _Lru(8)     # by design content and calibrated range: the design's Domain.design_violations
 _TRANSFERS = _Lru(8)        # 1R: by design content and floating lines; (n_fixed, rows + cols) each
 
