@@ -86,9 +86,9 @@ class Circuit:
 
     def fixed_voltages(self, v_rows: np.ndarray, v_cols: np.ndarray, v_gates: np.ndarray) -> np.ndarray:
         """(batch, n_fixed) source voltages from per-line drive arrays of shape (batch, lines)."""
-        by_kind = (v_rows, v_cols, v_gates)
-        return np.concatenate([by_kind[k][:, [line]] for k, line in zip(self.fixed_kind, self.fixed_line)],
-                              axis=1) if len(self.fixed) else np.zeros((v_rows.shape[0], 0))
+        lines = np.concatenate([v_rows, v_cols, v_gates], axis=1)     # one gather, not one per source
+        first = np.cumsum([0, v_rows.shape[1], v_cols.shape[1]])
+        return lines[:, first[self.fixed_kind] + self.fixed_line]
 
 
 def grid_names(prefix: str, separator: str, rows, cols) -> np.ndarray:

@@ -226,6 +226,24 @@ def test_the_check_stops_once_decided_with_a_bound_above_the_converged_estimate(
     assert np.all(decided.column_error_a >= 0.99 * converged.column_error_a)
 
 
+def test_the_check_leaves_open_cells_out_and_still_bounds_the_error(rng):
+    """Open cells (g = 0) have no equation: the check's compiled passes mask them; the estimate still
+    tracks the true error and its Newton step leaves them at zero current."""
+    g = rng.uniform(1e-6, 1e-4, (40, 30))
+    g[rng.random(g.shape) < 0.1] = 0.0
+    xb = circuitsim.Crossbar(conductance=g, r_row=3.0, r_col=3.0, r_driver=4.0, selector=SinhSelector())
+    v = inputs(rng, 12, 40, 0.79)
+    cells = models.cell_currents(sur.prepare(xb, sur.load_default()), v, np.float32)
+    estimate = trust.estimate(trust.Equations.of(xb), v, cells, correct=True)
+    exact = circuitsim.simulate(xb, v, engine="numpy").column_currents
+    true = full_scale_error(cells.sum(axis=1), exact)
+    assert 0.95 * true <= estimate.relative <= 1.5 * true + 1e-6, f"estimate {estimate.relative:.3e}, true {true:.3e}"
+    step = np.moveaxis(estimate.correction, -1, 0)
+    assert np.all(step[:, g == 0] == 0) and np.all(cells[:, g == 0] == 0)
+    newton = full_scale_error((cells + step).sum(axis=1), exact)
+    assert newton <= true / 10, f"after the Newton step {newton:.1e} of full scale, before {true:.1e}"
+
+
 @pytest.mark.parametrize("varies", ["r_row", "r_col"])
 def test_wire_drops_of_the_check_match_the_line_sums_of_the_forms(rng, varies):
     """The check's W·I (loops over a (rows, cols, batch) layout; a wire with the same segments on
@@ -266,13 +284,12 @@ def test_the_design_key_is_remembered_per_object_only_while_its_arrays_are_read_
 
 
 def test_a_batch_in_chunks_gives_what_one_chunk_gives(rng, monkeypatch):
-    """_evaluate splits a batch into equal chunks (the form's per-vector terms in blocks of
-    FORM_BLOCK); every chunk is checked on its own, the answers are the same as in one chunk."""
+    """_evaluate splits a batch into chunks; every chunk is checked on its own, the answers are
+    the same as in one chunk."""
     xb = one_s_one_r(rng, 24, 20, 2.0)
     v = inputs(rng, 23, 24)
     whole = circuitsim.simulate(xb, v, engine="surrogate", fallback=False)
     monkeypatch.setattr(sur, "CHUNK_CELLS", 24 * 20 * 5)        # chunks of 5, 5, 5, 5, 3 vectors
-    monkeypatch.setattr(models, "FORM_BLOCK", 7)                 # form terms for 10 vectors at a time
     prep, _, _ = sur._prepared(xb, sur.load_default())
     assert [lo for lo, cells in models.cell_current_chunks(prep, v, 5)] == [0, 5, 10, 15, 20]
     chunked = circuitsim.simulate(xb, v, engine="surrogate", fallback=False)

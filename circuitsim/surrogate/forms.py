@@ -19,10 +19,10 @@ sinh selector, solved per cell) and differs in how it treats the wire resistance
   voltages through cumulative sums; a fixed number of damped sweeps (damping fitted).
 - "lowrank": row lines solved exactly per cell (they depend on their own driver only),
   column-wire rise as a low-rank self-consistent feedback (eigenvectors of each column's
-  resistance kernel); every input-dependent term is a matmul of a small voltage basis.
+  resistance kernel), per cell and vector in one compiled pass (surrogate.kernels).
 
 All cell functions of a row voltage u are expanded on the odd basis u and
-sinh(s·u/v0) (SINH_SCALES), so a column current is φ(V) @ C: a few dense matmuls per batch.
+sinh(s·u/v0) (SINH_SCALES), so a column current of the one-matmul forms is φ(V) @ C.
 Assumptions: row drivers at the left, sense nodes at the bottom held at 0 V, no floating
 lines, every cell's selector the same SinhSelector.
 """
@@ -92,16 +92,18 @@ class Basis:
         return np.concatenate([u / self.v_max, np.sinh(u * np.asarray(SINH_SCALES) / self.v0) / self._norms()],
                               axis=-1)
 
-    def features(self, v_rows: np.ndarray, with_slopes: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """φ(V) and dφ/du(V) (None unless with_slopes) as (batch, N_BASIS·rows) matmul operands, basis-major.
+    def terms(self, v: np.ndarray, with_slopes: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """φ(v) and dφ/du(v) (None unless with_slopes) of a 2-D v (n, m) as (n, N_BASIS, m) arrays.
 
         The sinh terms come from two exponentials and running products (the scales are
-        evenly spaced), the one cost per vector besides the matmuls.
+        evenly spaced), the one cost per vector besides the form's sums.
         """
-        batch, rows = v_rows.shape
-        values, slopes = np.empty((batch, N_BASIS, rows)), np.empty((batch, N_BASIS, rows))
-        values[:, 0], slopes[:, 0] = v_rows / self.v_max, 1.0 / self.v_max
-        x = np.clip(v_rows / self.v0, -80.0, 80.0)
+        n, m = v.shape
+        values, slopes = np.empty((n, N_BASIS, m)), np.empty((n, N_BASIS, m)) if with_slopes else None
+        values[:, 0] = v / self.v_max
+        if with_slopes:
+            slopes[:, 0] = 1.0 / self.v_max
+        x = np.clip(v / self.v0, -80.0, 80.0)
         up = np.exp(SINH_SCALES[0] * x)
         step = np.exp((SINH_SCALES[1] - SINH_SCALES[0]) * x)
         down, step_down = 1.0 / up, 1.0 / step
@@ -111,7 +113,11 @@ class Basis:
                 slopes[:, k] = (up + down) * (0.5 * s / (self.v0 * norm))
             up *= step
             down *= step_down
-        return values.reshape(batch, -1), slopes.reshape(batch, -1) if with_slopes else None
+        return values, slopes
+
+    def features(self, v_rows: np.ndarray) -> np.ndarray:
+        """φ(V) as a (batch, N_BASIS·rows) matmul operand, basis-major."""
+        return self.terms(v_rows, with_slopes=False)[0].reshape(len(v_rows), -1)
 
 
 def fit_coefficients(basis: Basis, u: np.ndarray, currents: np.ndarray) -> np.ndarray:
@@ -277,21 +283,15 @@ def _through_wires(xb: Crossbar, form: str, params: dict, v_max: float) -> np.nd
 
 
 def _prepare_lowrank(xb: Crossbar, basis: Basis, params: dict, v_max: float) -> Prepared:
-    """Row-line coefficients and the rank-2 column feedback weights (see _lowrank_feedback)."""
+    """Row-line coefficients and the rank-2 column feedback terms (see kernels.lowrank_cells)."""
     u, currents = shoot_rows(xb, params["scale_row"] * row_path_ohm(xb), v_max)
     coef = fit_coefficients(basis, u, currents)                          # (K, rows, cols)
     # columns with the same wire share one eigendecomposition (a scalar r_col: one for all)
     r_unique, which = np.unique(params["scale_col"] * col_path_ohm(xb), axis=1, return_inverse=True)
     lam, vec = np.linalg.eigh(column_kernel(r_unique))
     lam, vec = lam[which, :-3:-1].T, vec[which][:, :, :-3:-1]            # (2, cols), (cols, rows, 2)
-    w0, w1 = (vec[:, :, p].T for p in range(2))                          # (rows, cols) each
-    values = [coef, coef * w0, coef * w1]
-    slopes = [coef * w0, coef * w1, coef * w0 * w0, coef * w0 * w1, coef * w1 * w1]
-    return Prepared("lowrank", basis, {
-        "w_values": np.concatenate([as_weights(c) for c in values], axis=1),
-        "w_slopes": np.concatenate([as_weights(c) for c in slopes], axis=1),
-        "lam": lam.copy(), "coef": coef, "coef_rows": _by_row(coef), "eigvec": np.stack([w0, w1]),
-    })
+    return Prepared("lowrank", basis, {"lam": lam.copy(), "coef": coef, "coef_rows": _by_row(coef),
+                                       "eigvec": np.stack([vec[:, :, p].T for p in range(2)])})   # (2, rows, cols)
 
 
 # ---- evaluation -------------------------------------------------------------------------
@@ -302,24 +302,25 @@ def column_currents(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:
     if prep.form == "ideal":
         return v_rows @ a["g"]
     if prep.form in ONE_MATMUL:
-        return prep.basis.features(v_rows, with_slopes=False)[0] @ a["w"]
+        return prep.basis.features(v_rows) @ a["w"]
     if prep.form == "relax":
         return relax_cells(prep, v_rows).sum(axis=1)
-    _, _, (i0, a0, a1, x0, x1) = _lowrank_feedback(prep, v_rows)
-    lam0, lam1 = a["lam"]
-    return i0 - lam0 * a0 * x0 - lam1 * a1 * x1
+    rows, cols = a["coef"].shape[1:]
+    step = max(1, SCRATCH_CELLS // (rows * cols))
+    cells = np.empty((rows, cols, min(step, len(v_rows))), np.float32)     # their cell currents, not kept
+    return np.concatenate([_lowrank(prep, v, cells[:, :, :len(v)]).T
+                           for v in np.split(v_rows, range(step, len(v_rows), step))])
 
 
-FORM_BLOCK = 128   # vectors whose per-vector matmuls run together (float64 GEMM: 24 GFLOP/s on 32, 54 on 100)
+SCRATCH_CELLS = 1 << 21   # column_currents of "lowrank" works through the batch in chunks of this many cells
 
 
 def cell_currents(prep: Prepared, v_rows: np.ndarray, dtype=np.float64, work=None) -> np.ndarray:
     """Cell currents [A] (batch, rows, cols) of the form's solution; they sum to column_currents.
 
     What the a-posteriori check (circuitsim.surrogate.trust) puts into the exact equations. Except
-    for "relax", a view of a (rows, cols, batch) array of `dtype`: the layout the check works in,
-    made by one batched matmul per term (rows × (cols, K) @ (K, batch)). The check runs in
-    float32 (half the memory traffic); the small per-column terms stay float64.
+    for "relax", a view of a (rows, cols, batch) array of `dtype`: the layout the check works in.
+    The check runs in float32 (half the memory traffic).
     work: reusable arrays (trust.Workspace) for the "lowrank" form; the answer is then one of
     them, valid until the next call with the same work.
     """
@@ -327,91 +328,48 @@ def cell_currents(prep: Prepared, v_rows: np.ndarray, dtype=np.float64, work=Non
 
 
 def cell_current_chunks(prep: Prepared, v_rows: np.ndarray, chunk: int, dtype=np.float64, work=None):
-    """(first vector, cell_currents of v_rows[first:first + chunk]) for consecutive chunks of the batch.
-
-    The per-vector terms (voltage basis, low-rank feedback) are computed for FORM_BLOCK vectors or
-    more at a time (BLAS is 2-4x faster per vector on 100 vectors than on 32), the cell arrays
-    per chunk; with work, each chunk's array is the same work array (valid until the next chunk).
-    """
-    block = chunk * -(-FORM_BLOCK // chunk)
-    for start in range(0, len(v_rows), block):
-        v_block = v_rows[start:start + block]
-        terms = _vector_terms(prep, v_block)
-        for lo in range(0, len(v_block), chunk):
-            part = slice(lo, lo + chunk)
-            yield start + lo, _cells(prep, v_block[part], [t[part] for t in terms], dtype, work)
+    """(first vector, cell_currents of v_rows[first:first + chunk]) for consecutive chunks of the batch;
+    with work, each chunk's array is the same work array (valid until the next chunk)."""
+    for lo in range(0, len(v_rows), chunk):
+        yield lo, _cells(prep, v_rows[lo:lo + chunk], dtype, work)
 
 
-def _vector_terms(prep: Prepared, v_rows: np.ndarray) -> list[np.ndarray]:
-    """The form's per-vector terms, each (batch, ...): φ(V) (one-matmul forms), φ, dφ, x0, x1 ("lowrank")."""
-    if prep.form in ONE_MATMUL:
-        return [prep.basis.features(v_rows, with_slopes=False)[0]]
-    if prep.form == "lowrank":
-        phi, dphi, (_, _, _, x0, x1) = _lowrank_feedback(prep, v_rows)
-        return [phi, dphi, x0, x1]
-    return []
-
-
-def _cells(prep: Prepared, v_rows: np.ndarray, terms: list[np.ndarray], dtype, work) -> np.ndarray:
-    """cell_currents from the vectors' terms (_vector_terms)."""
+def _cells(prep: Prepared, v_rows: np.ndarray, dtype, work) -> np.ndarray:
+    """cell_currents of one chunk."""
     a = prep.arrays
     if prep.form == "relax":
         return relax_cells(prep, v_rows).astype(dtype, copy=False)
     if prep.form == "ideal":
         return np.moveaxis(a["g"].astype(dtype)[:, :, None] * v_rows.T.astype(dtype)[:, None, :], -1, 0)
-    rows = v_rows.shape[1]
-    if prep.form in ONE_MATMUL:
-        return np.moveaxis(_per_row(a["coef_rows"], terms[0], rows, dtype), -1, 0)
-    phi, dphi, x0, x1 = terms
-    lam0, lam1 = a["lam"]
-    w0, w1 = a["eigvec"]
-    shape = (rows, w0.shape[1], len(v_rows))
-
-    def new(name):
-        return np.empty(shape, dtype) if work is None else work.array(name, shape, dtype)
-
-    cells = _per_row(a["coef_rows"], phi, rows, dtype, new("cells"))
-    slope = _per_row(a["coef_rows"], dphi, rows, dtype, new("cell_slopes"))
-    x0, x1 = (np.ascontiguousarray(x.T, dtype=dtype)[None] for x in (x0, x1))    # (1, cols, batch)
-    rise = np.multiply((lam0 * w0).astype(dtype)[:, :, None], x0, out=new("rise"))   # column-wire rise per unit slope
-    rise += np.multiply((lam1 * w1).astype(dtype)[:, :, None], x1, out=new("rise_1"))
-    slope *= rise
-    cells -= slope
+    if prep.form in ONE_MATMUL:    # Σ_k coef[r, c, k]·φ_k(V_r): one batched matmul, rows × (cols, K) @ (K, batch)
+        phi = prep.basis.terms(v_rows.T, with_slopes=False)[0].astype(dtype)
+        return np.moveaxis(np.matmul(a["coef_rows"][np.dtype(dtype)], phi), -1, 0)
+    shape = a["coef"].shape[1:] + (len(v_rows),)
+    cells = np.empty(shape, dtype) if work is None else work.array("cells", shape, dtype)
+    _lowrank(prep, v_rows, cells)
     return np.moveaxis(cells, -1, 0)
 
 
 def _by_row(coef: np.ndarray) -> dict:
-    """(K, rows, cols) coefficients as (rows, cols, K) arrays by dtype (float64, float32): _per_row's operand,
-    made once per design (converting it on every call cost ~1 ms per chunk at 256x256)."""
+    """(K, rows, cols) coefficients as (rows, cols, K) arrays by dtype (float64, float32), made once per design."""
     by_row = np.ascontiguousarray(coef.transpose(1, 2, 0))
     return {np.dtype(np.float64): by_row, np.dtype(np.float32): by_row.astype(np.float32)}
 
 
-def _per_row(coef_rows: dict, features: np.ndarray, rows: int, dtype, out=None) -> np.ndarray:
-    """Σ_k coef[k, r, c]·features[b, k, r] as a (rows, cols, batch) array, one batched matmul (into out if given);
-    coef_rows: _by_row(coef)."""
-    per_row = features.reshape(len(features), N_BASIS, rows).transpose(2, 1, 0).astype(dtype)   # (rows, K, batch)
-    return np.matmul(coef_rows[np.dtype(dtype)], per_row, out=out)
+def _lowrank(prep: Prepared, v_rows: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Cell currents of the low-rank form into cells (rows, cols, batch); returns the column currents (cols, batch).
 
-
-def _lowrank_feedback(prep: Prepared, v_rows: np.ndarray):
-    """φ(V), dφ(V) and the column terms (i0, a0, a1, x0, x1), each (batch, cols), of the low-rank form.
-
-    Cell current I = I0 − d·ΔC with I0 the row-line solution, d its slope and the rise
-    ΔC_i = Σ_p λ_p w_p(i) x_p, x_p = Σ_i w_p(i) I_i. Self-consistency gives the 2×2 system
-    (1 + M·Λ) x = b0 with M_pq = Σ_i w_p w_q d, b0_p = Σ_i w_p I0; then
-    I_col = I0_col − Σ_p λ_p a_p x_p with a_p = Σ_i w_p d. Every sum is one matmul.
+    Cell current I = I0 − d·ΔC with I0 the row-line solution, d its slope and the column-wire rise
+    ΔC_i = Σ_p λ_p w_p(i) x_p, x_p = Σ_i w_p(i) I_i solved self-consistently per column and vector:
+    one compiled pass (kernels.lowrank_cells).
     """
+    from circuitsim.surrogate import kernels  # numba: imported on first use (see there)
+
     a = prep.arrays
+    phi, dphi = prep.basis.terms(v_rows.T)                                # (rows, K, batch) each
+    w0, w1 = a["eigvec"]
     lam0, lam1 = a["lam"]
-    phi, dphi = prep.basis.features(v_rows)
-    i0, b0, b1 = np.split(phi @ a["w_values"], 3, axis=1)
-    a0, a1, m00, m01, m11 = np.split(dphi @ a["w_slopes"], 5, axis=1)
-    s00, s01, s10, s11 = 1.0 + m00 * lam0, m01 * lam1, m01 * lam0, 1.0 + m11 * lam1
-    det = s00 * s11 - s01 * s10
-    x0 = (s11 * b0 - s01 * b1) / det
-    x1 = (s00 * b1 - s10 * b0) / det
-    return phi, dphi, (i0, a0, a1, x0, x1)
+    return kernels.lowrank_cells(a["coef_rows"][np.dtype(np.float64)], phi, dphi, w0, w1, lam0, lam1, cells)
 
 
 def relax_cells(prep: Prepared, v_rows: np.ndarray) -> np.ndarray:

@@ -113,24 +113,27 @@ class Domain:
 
         A bound is passed when a value exceeds it by more than 1% of the calibrated span
         (random data never reach the exact ends of the range it was drawn from)."""
-        out = []
+        return self.design_violations(xb) + _outside("v_rows [V]", v_rows, self.v_rows_v)
 
-        def check(name, value, bounds):
-            lo, hi = bounds
-            tol = 0.01 * (hi - lo) + 1e-9 * max(abs(lo), abs(hi))
-            v_lo, v_hi = float(np.min(value)), float(np.max(value))
-            if v_lo < lo - tol or v_hi > hi + tol:
-                out.append(f"{name} spans [{v_lo:.3g}, {v_hi:.3g}], calibrated [{lo:.3g}, {hi:.3g}]")
+    def design_violations(self, xb: Crossbar) -> list[str]:
+        """violations() of the design alone (what simulate() remembers per design)."""
+        checks = [("rows", xb.shape[0], self.rows), ("cols", xb.shape[1], self.cols)]
+        checks += [(f"{name} [Ω]", getattr(xb, name), getattr(self, f"{name}_ohm"))
+                   for name in ("r_row", "r_col", "r_driver", "r_sense")]
+        checks += [("conductance [S]", xb.conductance, self.conductance_s),
+                   ("selector i0 [A]", xb.selector.i0, self.selector_i0),
+                   ("selector v0 [V]", xb.selector.v0, self.selector_v0)]
+        return [reason for name, value, bounds in checks for reason in _outside(name, value, bounds)]
 
-        check("rows", xb.shape[0], self.rows)
-        check("cols", xb.shape[1], self.cols)
-        for name in ("r_row", "r_col", "r_driver", "r_sense"):
-            check(f"{name} [Ω]", getattr(xb, name), getattr(self, f"{name}_ohm"))
-        check("conductance [S]", xb.conductance, self.conductance_s)
-        check("v_rows [V]", v_rows, self.v_rows_v)
-        check("selector i0 [A]", xb.selector.i0, self.selector_i0)
-        check("selector v0 [V]", xb.selector.v0, self.selector_v0)
-        return out
+
+def _outside(name: str, value, bounds: tuple[float, float]) -> list[str]:
+    """[why value lies outside bounds by more than 1 % of their span] or []."""
+    lo, hi = bounds
+    tol = 0.01 * (hi - lo) + 1e-9 * max(abs(lo), abs(hi))
+    v_lo, v_hi = float(np.min(value)), float(np.max(value))
+    if v_lo < lo - tol or v_hi > hi + tol:
+        return [f"{name} spans [{v_lo:.3g}, {v_hi:.3g}], calibrated [{lo:.3g}, {hi:.3g}]"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -217,11 +220,9 @@ def _result(drive, cols_i, rows_i, provenance, cell_v=None, cell_i=None) -> Resu
 
 def _source_currents(circuit, rows_i, cols_i) -> np.ndarray:
     """(batch, n_fixed) current each source delivers, from line currents (gates deliver none)."""
-    out = np.zeros((len(rows_i), len(circuit.fixed)))
-    for kind, currents, sign in ((0, rows_i, 1.0), (1, cols_i, -1.0)):
-        pick = circuit.fixed_kind == kind
-        out[:, pick] = sign * currents[:, circuit.fixed_line[pick]]
-    return out
+    lines = np.concatenate([rows_i, -cols_i, np.zeros((len(rows_i), 1))], axis=1)    # one gather for all sources
+    kind, line = circuit.fixed_kind, circuit.fixed_line
+    return lines[:, np.where(kind == 0, line, np.where(kind == 1, rows_i.shape[1] + line, lines.shape[1] - 1))]
 
 
 def _row_volts_of_1s1r(drive) -> np.ndarray:
@@ -259,9 +260,10 @@ class _Lru:
 
 
 _CALIBRATIONS = _Lru(4)     # by (path, mtime, size): a rewritten file is read again
-_PREPARED = _Lru(8)         # by design content, calibration and form; ~40 MB each at 256x256, plus its work arrays
-                            # (trust.Workspace: up to 15 float32 arrays of a chunk, <= 126 MB; 98 MB at 256², 18 MB at
-                            # 64² with a batch of 100)
+_PREPARED = _Lru(8)         # by design content, calibration and form; ~13 MB each at 256x256, plus its work arrays
+                            # (trust.Workspace: 7 float32 arrays of a chunk, <= 59 MB; 59 MB at 256², 11 MB at 64²
+                            # with a batch of 100)
+_DESIGN_RANGE = _Lru(8)     # by design content and calibrated range: the design's Domain.design_violations
 _TRANSFERS = _Lru(8)        # 1R: by design content and floating lines; (n_fixed, rows + cols) each
 
 
@@ -276,9 +278,10 @@ def load_default() -> Calibration:
 def load_cached(path: str | Path) -> Calibration:
     """load(path), read again only when the file changed (path, modification time and size)."""
     path = Path(path).resolve()
-    if not path.exists():
-        raise FileNotFoundError(f"calibration file {path} does not exist")
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"calibration file {path} does not exist") from None
     return _CALIBRATIONS.get((str(path), stat.st_mtime_ns, stat.st_size), lambda: load(path))
 
 
@@ -345,7 +348,9 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[]
     v_rows = _row_volts_of_1s1r(drive)
     provenance.update(form=calibration.form, calibration=calibration.provenance.get("calibration_sha256", ""),
                       error_bound=ERROR_BOUND)
-    problems = calibration.domain.violations(xb, v_rows)
+    domain = calibration.domain
+    problems = _DESIGN_RANGE.get((design_key(xb), domain), lambda: domain.design_violations(xb))
+    problems = problems + _outside("v_rows [V]", v_rows, domain.v_rows_v)
     if problems:
         return _untrusted("design outside the calibrated range: " + "; ".join(problems), CalibrationRangeWarning,
                           exact, provenance)
@@ -364,6 +369,9 @@ def simulate_surrogate(xb: Crossbar, drive, calibration=None, exact: Callable[[]
 
 
 CHUNK_CELLS = 1 << 21   # cells per chunk of the batch: 8 MB float32 work arrays (32 vectors at 256²: long vector adds)
+VECTOR_BLOCK = 8   # chunks are a multiple of this many vectors (within CHUNK_CELLS): the compiled loops run along
+                   # the batch in SIMD blocks and what is left over runs scalar (a wire pass at 256²: 2.1 ns per cell
+                   # on chunks of 25 vectors, 0.75 on 32); a short last chunk costs them little
 NEWTON_STEPS = 2   # corrections tried on a chunk the check cannot vouch for, before the exact engine answers
 
 
@@ -376,8 +384,9 @@ def _evaluate(prep: models.Prepared, equations: trust.Equations, v_rows: np.ndar
     A chunk whose estimate exceeds ERROR_BOUND gets up to NEWTON_STEPS corrections by the check's
     own solve (trust.estimate, correct=True), each checked again like the form's answer."""
     rows, cols = equations.on.shape
-    chunks = -(-len(v_rows) // max(1, CHUNK_CELLS // (rows * cols)))
-    step = -(-len(v_rows) // chunks)        # equal chunks: a short last one costs the loops' overhead for little work
+    most = max(1, CHUNK_CELLS // (rows * cols))
+    equal = -(-len(v_rows) // -(-len(v_rows) // most))
+    step = min(most, -(-equal // VECTOR_BLOCK) * VECTOR_BLOCK)
     cols_i, rows_i, cells_i, errors, iterations, newton = [], [], [], [], 0, 0
     for lo, cell_i in models.cell_current_chunks(prep, v_rows, step, np.float32, work):   # work arrays: sums kept
         v = v_rows[lo:lo + step]
@@ -391,7 +400,7 @@ def _evaluate(prep: models.Prepared, equations: trust.Equations, v_rows: np.ndar
         errors.append(estimate.column_error_a)
         iterations = max(iterations, estimate.iterations)
         cols_i.append(estimate.column_i)
-        rows_i.append(cell_i.sum(axis=2, dtype=float))
+        rows_i.append(estimate.row_i)
         if prep.form == "relax":
             cells_i.append(cell_i)
     cols_i, errors = np.concatenate(cols_i), np.concatenate(errors)

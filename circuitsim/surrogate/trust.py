@@ -40,16 +40,14 @@ CG_MAX_ITER = 60
 class Equations:
     """The input-independent parts of one design's exact cell equations (cached with the design).
 
-    Arrays are (rows, cols, 1) (r_row transposed, see wire_drop): the check works on cell arrays
-    laid out (rows, cols, batch), so that every sum along a line is a loop of contiguous vector
-    adds over the batch (10-30x faster than np.cumsum along an inner axis at 64x64) and every
-    per-cell constant broadcasts.
+    Per-cell arrays (rows, cols), float64: the check works on cell arrays laid out (rows, cols,
+    batch) in compiled passes (circuitsim.surrogate.kernels) that read these per cell.
     """
 
     inv_g: np.ndarray      # 1 / device conductance [Ω], 0 where the cell is open
-    on: np.ndarray         # (rows, cols) bool: cells that conduct (g > 0)
-    r_row: np.ndarray      # row-wire segments [Ω], driver resistance in segment 0, transposed: (cols, rows | 1, 1)
-    r_col: np.ndarray      # column-wire segments [Ω], sense resistance in the bottom one: (rows, cols | 1, 1)
+    on: np.ndarray         # 1.0 where the cell conducts (g > 0), 0.0 where it is open
+    r_row: np.ndarray      # row-wire segments [Ω], driver resistance in segment 0
+    r_col: np.ndarray      # column-wire segments [Ω], sense resistance in the bottom one
     w_diag: np.ndarray     # diagonal of W [Ω]: the wire from the cell to driver plus to sense
     i0: float              # selector saturation current [A]
     v0: float              # selector voltage scale [V]
@@ -60,61 +58,17 @@ class Equations:
         r_row, r_col = row_path_ohm(xb), col_path_ohm(xb)
         w_diag = np.cumsum(r_row, axis=1) + np.cumsum(r_col[::-1], axis=0)[::-1]
         inv_g = np.where(on, 1.0 / np.where(on, xb.conductance, 1.0), 0.0)
-        return cls(inv_g[:, :, None].astype(np.float32), on, _per_segment(r_row.T), _per_segment(r_col),
-                   w_diag[:, :, None].astype(np.float32), xb.selector.i0, xb.selector.v0)
+        return cls(inv_g, on.astype(float), r_row, r_col, w_diag, xb.selector.i0, xb.selector.v0)
 
-    def wire_drop(self, cell_i: np.ndarray, out: np.ndarray | None = None, work: Workspace | None = None) -> np.ndarray:
-        """W·I [V] (rows, cols, batch): row-wire drop from the driver plus column-wire rise to the sense node.
+    def wire_drop(self, cell_i: np.ndarray) -> np.ndarray:
+        """W·I [V] (rows, cols, batch), float32: row-wire drop from the driver plus column-wire rise to the
+        sense node, as the check's passes compute it (running sums along the lines)."""
+        from circuitsim.surrogate import kernels  # numba: imported on first use (see there)
 
-        Into `out` (cell_i unchanged); work gives the one more array it needs: the check runs this
-        once per CG iteration. Every running sum is along the first axis, a loop of contiguous
-        (n, batch) vector adds: the row sums work on a transposed copy, (cols, rows, batch).
-        Sums along the middle axis add only `batch` contiguous numbers per step; with the copy
-        and back this call took 3.5 ms instead of 5.3 at 256x256 with 25-32 vectors.
-        """
-        rows, cols, batch = cell_i.shape
-        along_row = _array(work, "along_row", (cols, rows, batch))
-        np.copyto(along_row, cell_i.transpose(1, 0, 2))
-        _accumulate(along_row, along_row, reverse=True)                     # current through row segment j
-        along_row *= self.r_row
-        _accumulate(along_row, along_row)                                   # row-wire drop at cell j
-        col = np.empty_like(cell_i) if out is None else out
-        _accumulate(cell_i, col)                                            # current through column segment i
-        col *= self.r_col
-        _accumulate(col, col, reverse=True)                                 # column-wire rise at cell i
-        col += along_row.transpose(1, 0, 2)
-        return col
-
-    def residual(self, v_rows: np.ndarray, cell_i: np.ndarray, work: Workspace | None = None) -> np.ndarray:
-        """ρ [V] (rows, cols, batch): how far each cell's voltage is from what its current needs.
-
-        v_rows (batch, rows); cell_i (rows, cols, batch); the result is work's "rho" array when work is given."""
-        needed, scratch = _array(work, "needed", cell_i.shape), _array(work, "scratch", cell_i.shape)
-        np.divide(cell_i, np.float32(self.i0), out=needed)
-        np.arcsinh(needed, out=needed)
-        needed *= np.float32(self.v0)
-        needed += np.multiply(cell_i, self.inv_g, out=scratch)
-        rho = self.wire_drop(cell_i, _array(work, "rho", cell_i.shape), work)
-        np.subtract(v_rows.T[:, None, :], rho, out=rho)
-        rho -= needed
-        rho[~self.on] = 0.0
-        return rho
-
-
-def _per_segment(r_ohm: np.ndarray) -> np.ndarray:
-    """(segments, lines) wire resistances [Ω] as a float32 (segments, lines, 1) factor of the running sums,
-    (segments, 1, 1) where every line has the same segments (scalar r_row, r_driver...): a factor
-    constant over the contiguous (lines, batch) block multiplies faster than one per line."""
-    same = np.all(r_ohm == r_ohm[:, :1])
-    return np.ascontiguousarray((r_ohm[:, :1] if same else r_ohm)[:, :, None], np.float32)
-
-
-def _accumulate(x: np.ndarray, out: np.ndarray, reverse: bool = False) -> None:
-    """Running sum of x along its first axis into out (may be x), from the far end if reverse."""
-    first, step = (len(x) - 1, -1) if reverse else (0, 1)
-    out[first] = x[first]
-    for k in range(first + step, len(x) - 1 - first + step, step):
-        np.add(out[k - step], x[k], out=out[k])
+        x = np.ascontiguousarray(cell_i, dtype=np.float32)
+        out = np.empty_like(x)
+        kernels.wire_drop(x, self.r_row, self.r_col, out)
+        return out
 
 
 class Workspace:
@@ -163,7 +117,9 @@ class Estimate:
     relative: float
     iterations: int
     correction: np.ndarray | None = None   # −e (rows, cols, batch) [A], float32, when asked for (correct=True)
+                                           # and not vouched for before any CG iteration (nothing to correct)
     column_i: np.ndarray | None = None     # (batch, cols) [A]: Σ_i cell_i of the answer checked, summed in float64
+    row_i: np.ndarray | None = None        # (batch, rows) [A]: Σ_j cell_i, summed in float64
 
 
 def relative(column_error_a: np.ndarray, column_i: np.ndarray) -> float:
@@ -177,110 +133,84 @@ def estimate(eq: Equations, v_rows: np.ndarray, cell_i: np.ndarray, decide_at: f
              correct: bool = False, work: Workspace | None = None) -> Estimate:
     """First-order error of the column currents Σ_i cell_i (see the module docstring).
 
-    cell_i (batch, rows, cols); no copy when it is a view of a (rows, cols, batch) array (what
-    forms.cell_currents returns). All in float32 (half the memory traffic of float64): its
-    rounding, ~1e-7 V on the residual of ~1 V terms, is far below the residual of any answer
-    near the 1 % bound (~1e-4 V), enough for an estimate that needs two digits.
+    cell_i (batch, rows, cols); no copy when it is a view of a float32 (rows, cols, batch) array
+    (what forms.cell_currents returns). The cell arrays are float32 (half the memory traffic of
+    float64): their rounding, ~1e-7 V on the residual of ~1 V terms, is far below the residual of
+    any answer near the 1 % bound (~1e-4 V), enough for an estimate that needs two digits; every
+    sum is taken in float64 (kernels).
     decide_at: a fraction of full scale; CG stops as soon as the estimate plus the bound on what
     it leaves unresolved is below it (the answer is then vouched for; the estimate reported is
     that upper value). correct: CG also keeps its solution, −e, in Estimate.correction; where
     the answer is not vouched for (CG ran to CG_RTOL), cell_i + correction is one Newton step of
     the exact equations from cell_i. work: reused work arrays (Workspace.take()), else fresh ones.
     """
+    from circuitsim.surrogate import kernels  # numba: imported on first use (see there)
+
     x = np.moveaxis(cell_i, 0, -1)
     x = x if x.flags.c_contiguous and x.dtype == np.float32 else np.ascontiguousarray(x, dtype=np.float32)
-    column_i = x.sum(axis=0, dtype=float).T
-    if not (np.all(np.isfinite(column_i)) and np.all(np.isfinite(v_rows))):
-        return Estimate(np.full(column_i.shape, np.inf), np.inf, 0, column_i=column_i)
-    rho = eq.residual(v_rows.astype(np.float32), x, work)   # the error solves (W + H)·e = −ρ; |Σ_i e| is all we need
 
     def new(name):
         return _array(work, name, x.shape)
 
-    slope = np.multiply(x, x, out=new("slope"))                              # H = h'(I) [Ω]
-    slope += np.float32(eq.i0 ** 2)
-    np.sqrt(slope, out=slope)     # (np.hypot: 7x slower here)
-    np.divide(np.float32(eq.v0), slope, out=slope)
-    slope += eq.inv_g
-    off = None if eq.on.all() else ~eq.on
-    inv_slope = np.divide(np.float32(1.0), slope, out=new("inv_slope"))
-    if off is not None:
-        inv_slope[off] = 0.0
+    asinh = np.divide(x, np.float32(eq.i0), out=new("asinh"))    # numpy's SIMD arcsinh: 10x numba's here
+    np.arcsinh(asinh, out=asinh)
+    rho, slope = new("rho"), new("slope")      # ρ [V]; H = h'(I) [Ω]
+    # the error solves (W + H)·e = −ρ; |Σ_i e| is all we need
+    column_i, row_i, inv_slope_cols, rr, rhr = kernels.residual(
+        x, asinh, np.ascontiguousarray(v_rows.T, dtype=float), eq.inv_g, eq.on, eq.r_row, eq.r_col, eq.i0, eq.v0,
+        rho, slope)
+    column_i, row_i = column_i.T, row_i.T
+    if not (np.all(np.isfinite(column_i)) and np.all(np.isfinite(v_rows))):   # float64 sums of float32: finite iff x is
+        return Estimate(np.full(column_i.shape, np.inf), np.inf, 0, column_i=column_i, row_i=row_i)
     # what CG leaves unresolved, |Σ_i δe_ij| for (W + H)·δe = r: by Cauchy–Schwarz in the A⁻¹ inner
-    # product and A ≥ H, at most √(Σ_i 1/H_ij)·√(Σ r²/H), per column and vector
-    # (float32 sums of positive terms: a sum of n errs by less than n·2⁻²⁴ of itself, allowed for)
-    column_weight = np.sqrt(inv_slope.sum(axis=0).astype(float) * (1.0 + x.shape[0] * 2.0 ** -24))   # (cols, batch)
+    # product and A ≥ H, at most √(Σ_i 1/H_ij)·√(Σ r²/H), per column and vector. 1/H is a float32
+    # division (2⁻²⁴ of itself), the products and sums are float64 (2⁻⁵³ per operation): the allowances
+    # below, those of float32 sums of n positive terms (n·2⁻²⁴ of the sum), cover that with room to spare.
+    column_weight = np.sqrt(inv_slope_cols * (1.0 + x.shape[0] * 2.0 ** -24))   # (cols, batch)
     goal = None if decide_at is None else decide_at * float(np.abs(column_i).max(initial=0.0))
     rounding = 1.0 + x.shape[0] * x.shape[1] * 2.0 ** -24
 
-    def precondition():
-        out = np.add(slope, eq.w_diag, out=new("precondition"))
-        np.divide(np.float32(1.0), out, out=out)
-        if off is not None:
-            out[off] = 0.0
-        return out
+    def column_error(error_cols, r_h_r):
+        return np.abs(error_cols) + column_weight * np.sqrt(rounding * r_h_r)
 
-    scratch = new("scratch")
+    def decided(error_cols, r_h_r):
+        return goal is not None and float(column_error(error_cols, r_h_r).max(initial=0.0)) <= goal
 
-    def apply(p, out):
-        eq.wire_drop(p, out, work)
-        out += np.multiply(slope, p, out=scratch)
-        if off is not None:
-            out[off] = 0.0
-        return out
-
-    def column_error(error_cols, r):
-        unresolved = np.sqrt(rounding * np.einsum("ijb,ijb,ijb->b", r, r, inv_slope).astype(float))
-        return np.abs(error_cols) + column_weight * unresolved
-
-    def decided(error_cols, r):
-        return goal is not None and float(column_error(error_cols, r).max(initial=0.0)) <= goal
-
-    error_cols, r, iterations, solution = _conjugate_gradients(apply, rho, precondition, decided, new, correct)
-    column_error_a = column_error(error_cols, r).T
-    return Estimate(column_error_a, relative(column_error_a, column_i), iterations, solution, column_i)
+    error_cols, rhr, iterations, solution = _conjugate_gradients(eq, slope, rho, rr, rhr, decided, new, correct)
+    column_error_a = column_error(error_cols, rhr).T
+    return Estimate(column_error_a, relative(column_error_a, column_i), iterations, solution, column_i, row_i)
 
 
-def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-vector inner products of (rows, cols, batch) arrays, summed in float32 (3x faster than
-    in float64; relative error below cells·2⁻²⁴, 4e-3 at 256x256), returned as float64."""
-    return np.einsum("ijb,ijb->b", a, b).astype(float)
+_NO_SOLUTION = np.empty((0, 0, 0), np.float32)   # kernels.cg_update's x when the solution is not kept
 
 
-def _conjugate_gradients(apply, r, make_precondition, decided, new, keep=False):
-    """x ≈ A⁻¹·r for each vector of the batch (A symmetric positive definite, apply(x, out) = A·x),
-    r (rows, cols, batch) overwritten by the residual. The column sums of x are kept (all the
-    estimate needs: one pass fewer per iteration), x itself only if keep. Stops at CG_RTOL or
-    when decided(column sums, residual) says so, checked before the first iteration too (then
-    nothing else is computed); make_precondition() gives the diagonal preconditioner, new(name)
-    a work array of r's shape (contents undefined). Returns
-    (column sums (cols, batch), residual, iterations, x or None)."""
+def _conjugate_gradients(eq: Equations, slope, r, rr, rhr, decided, new, keep=False):
+    """x ≈ A⁻¹·r for each vector of the batch (A = W + H symmetric positive definite, H = slope
+    (rows, cols, batch)), r overwritten by the residual; rr, rhr: Σ r², Σ r²/H per vector. The
+    column sums of x are kept (all the estimate needs), x itself only if keep. Stops at CG_RTOL or
+    when decided(column sums, Σ r²/H) says so, checked before the first iteration too (then nothing
+    else is computed); the diagonal preconditioner is 1/(H + diag W); new(name) gives a work array
+    of r's shape (contents undefined). Every iteration is two compiled passes (kernels.cg_direction,
+    kernels.cg_update). Returns (column sums (cols, batch), Σ r²/H, iterations, x, or None if not
+    keep or decided before the first iteration)."""
+    from circuitsim.surrogate import kernels  # numba: imported on first use (see there)
+
     x_cols = np.zeros(r.shape[1:])
+    if decided(x_cols, rhr):
+        return x_cols, rhr, 0, None
     x = new("solution") if keep else None     # set by the first iteration
-    if decided(x_cols, r):
-        if keep:
-            x.fill(0.0)
-        return x_cols, r, 0, x
-    precondition = make_precondition()
-    target = CG_RTOL * np.sqrt(_dot(r, r))
-    p = np.multiply(precondition, r, out=new("p"))
-    rz, ap, z = _dot(r, p), new("ap"), new("z")
+    target = CG_RTOL * np.sqrt(rr)
+    p, ap, beta, rz = new("p"), new("ap"), np.zeros_like(rr), None
     for k in range(1, CG_MAX_ITER + 1):
-        apply(p, ap)
-        pap = _dot(p, ap)
+        pap, p_cols, rz_start = kernels.cg_direction(p, r, slope, eq.w_diag, eq.on, beta, k == 1, eq.r_row,
+                                                     eq.r_col, ap)
+        rz = rz_start if rz is None else rz
         alpha = np.divide(rz, pap, out=np.zeros_like(rz), where=pap > 0)
-        x_cols += alpha * p.sum(axis=0, dtype=float)
-        if keep and k == 1:
-            np.multiply(alpha.astype(r.dtype), p, out=x)
-        elif keep:
-            x += np.multiply(alpha.astype(r.dtype), p, out=z)     # z is free until the preconditioning below
-        ap *= alpha.astype(r.dtype)
-        r -= ap
-        if np.all(np.sqrt(_dot(r, r)) <= target) or decided(x_cols, r):
-            return x_cols, r, k, x
-        np.multiply(precondition, r, out=z)
-        rz_next = _dot(r, z)
-        p *= np.divide(rz_next, rz, out=np.zeros_like(rz), where=rz > 0).astype(r.dtype)
-        p += z
+        x_cols += alpha * p_cols
+        rr, rhr, rz_next = kernels.cg_update(alpha, p, ap, r, slope, eq.w_diag, eq.on,
+                                             _NO_SOLUTION if x is None else x, keep, k == 1)
+        if np.all(np.sqrt(rr) <= target) or decided(x_cols, rhr):
+            return x_cols, rhr, k, x
+        beta = np.divide(rz_next, rz, out=np.zeros_like(rz), where=rz > 0)
         rz = rz_next
-    return x_cols, r, CG_MAX_ITER, x
+    return x_cols, rhr, CG_MAX_ITER, x
