@@ -59,8 +59,9 @@ class CurrentSystem:
         self.w_diag = np.cumsum(self.r_row, axis=1) + np.cumsum(self.r_col[::-1], axis=0)[::-1]
         self.i0, self.v0 = xb.selector.law()[1]
         kinds = circuit.fixed_kind
-        self.rows_at = np.argsort(circuit.fixed_line[kinds == 0])  # the driven lines in row order
-        self.cols_at = np.flatnonzero(kinds == 1)[np.argsort(circuit.fixed_line[kinds == 1])]
+        # each line's source among the circuit's sources, in line order
+        self.rows_at, self.cols_at = (np.flatnonzero(kinds == k)[np.argsort(circuit.fixed_line[kinds == k])]
+                                      for k in (0, 1))
 
     def solve(self, fixed_volts: np.ndarray, port_rtol: float, newton_iter: int,
               max_step_v: float) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +80,7 @@ class CurrentSystem:
         _solve_batch(v_rows, v_cols, self.r_row, self.r_col, self.inv_g, self.on, self.w_diag, self.i0, self.v0,
                      port_rtol, newton_iter, max_step_v, cell_i, row_v, col_v, solved, self.iterations)
         v = np.full((batch, circuit.n_nodes), np.nan)
-        # merged nodes (0 Ω segments) are written more than once, with the same voltage
+        # merged nodes (0 Ω segments) are written more than once, with the same voltage to rounding
         v[:, circuit.row_node.ravel()] = row_v.reshape(batch, -1)
         v[:, circuit.col_node.ravel()] = col_v.reshape(batch, -1)
         inner = np.where(self.on, row_v - cell_i * self.inv_g, col_v)
