@@ -70,19 +70,22 @@ def test_newton_that_cannot_converge_raises(rng):
         dc.solve(drive.circuit, drive.fixed_volts, starved)
 
 
-def test_supernodal_and_simplicial_cholesky_solve_alike(rng):
+def test_supernodal_simplicial_and_compiled_cholesky_solve_alike(rng):
     """Large systems are factorized supernodally (BLAS blocks); small ones and Schur complements use
-    the simplicial factorization: both give the same solves."""
+    the simplicial factorization, the nonlinear solver's preconditioners with compiled substitutions
+    (solver/triangular.py), in the elimination order or another: all give the same solves."""
     xb = random_crossbar(rng, 20, 20)
     circuit = make_drive(xb, np.ones(20)).circuit
     system = dc._ReducedSystem(circuit, dc.free_nodes(circuit), dc.NewtonOptions())  # wires only: SPD
     matrix = system.lap_ff + sp.eye(len(system.free)) * 1e-4
     rhs = rng.normal(size=(len(system.free), 3))
-    simplicial, supernodal = (OrderedCholesky(matrix, system.order, supernodal=mode).solve(rhs)
-                              for mode in (False, True))
     exact = np.linalg.solve(matrix.toarray(), rhs)
-    assert_close(simplicial, exact, 1e-10, "simplicial Cholesky vs dense")
-    assert_close(supernodal, exact, 1e-10, "supernodal Cholesky vs dense")
+    for order in (system.order, rng.permutation(len(system.free))):
+        solvers = {"simplicial": OrderedCholesky(matrix, order), "supernodal": OrderedCholesky(matrix, order, True),
+                   "compiled": OrderedCholesky(matrix, order, compiled=True)}
+        assert solvers["compiled"]._lower is not None
+        for name, solver in solvers.items():
+            assert_close(solver.solve(rhs), exact, 1e-10, f"{name} Cholesky vs dense")
 
 
 @pytest.mark.parametrize("kind", list(CELL_KINDS))

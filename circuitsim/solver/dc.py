@@ -298,7 +298,7 @@ class _ReducedSystem:
         """The wires plus each cell as the given conductance, factorized: a preconditioner (or, for
         start(), the exact Jacobian) for every vector of a batch."""
         return factorize(self._jacobian(conductance, -conductance), self.order, symmetric=True,
-                         label=describe(self.circuit))
+                         label=describe(self.circuit), compiled_solves=True)
 
     def _zero_padded(self, x: np.ndarray, axis: int) -> np.ndarray:
         """x with a zero appended along axis, the value that index −1 (a node held by a source) picks in

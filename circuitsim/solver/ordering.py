@@ -148,12 +148,20 @@ class OrderedCholesky:
     with the interface of OrderedLU: 1.5-3x faster factorizations and solves than SuperLU on these
     matrices (PERF_NOTES.md), where scikit-sparse is installed."""
 
-    def __init__(self, matrix: sp.spmatrix, order: np.ndarray, supernodal: bool = False):
+    def __init__(self, matrix: sp.spmatrix, order: np.ndarray, supernodal: bool = False, compiled: bool = False):
+        """compiled: blocks of right-hand sides are solved by triangular.py with a copy of L (simplicial
+        factorizations only), for callers that already run compiled code: it imports numba."""
         from sksparse.cholmod import cholesky
 
         self.order, self.in_order = order, _is_identity(order)
         self.factor = cholesky(sp.csc_matrix(sp.csr_matrix(matrix)[order][:, order]), ordering_method="natural",
                                mode="supernodal" if supernodal else "simplicial")
+        self._lower = None  # (indptr, indices, data) of L, diagonal first in each column
+        if compiled and not supernodal:
+            lower = sp.csc_matrix(self.factor.L())
+            lower.sort_indices()
+            if np.array_equal(lower.indices[lower.indptr[:-1]], np.arange(lower.shape[0])):
+                self._lower = lower.indptr, lower.indices, lower.data
 
     @property
     def nnz(self) -> int:
@@ -161,6 +169,16 @@ class OrderedCholesky:
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         """Solutions for right-hand sides (n,) or (n, k) (C order: the columns' layout is kept)."""
+        if self._lower is not None and rhs.ndim == 2:
+            from circuitsim.solver import triangular  # numba: only for callers that asked (compiled=True)
+
+            x = np.array(rhs if self.in_order else rhs[self.order], dtype=float, order="C")
+            triangular.solve_in_place(*self._lower, x)
+            if self.in_order:
+                return x
+            out = np.empty_like(x)
+            out[self.order] = x
+            return out
         if self.in_order:
             return np.ascontiguousarray(self.factor(rhs))
         x = np.empty_like(rhs, dtype=float)
@@ -195,16 +213,19 @@ def single_threaded_blas():
     return _blas_libraries().limit(limits=1, user_api="blas")
 
 
-def factorize(matrix: sp.spmatrix, order: np.ndarray, *, symmetric: bool, label: str, schur: bool = False):
+def factorize(matrix: sp.spmatrix, order: np.ndarray, *, symmetric: bool, label: str, schur: bool = False,
+              compiled_solves: bool = False):
     """A factorization of matrix in the given elimination order, with solve() and, if symmetric,
     schur(): CHOLMOD where the matrix is symmetric positive definite and scikit-sparse is installed
-    (supernodal on large systems unless schur() is wanted), else SuperLU. A singular matrix (a node
+    (supernodal on large systems unless schur() is wanted; compiled_solves: see OrderedCholesky),
+    else SuperLU. A singular matrix (a node
     group with no DC path to a source that was not left out) is a ConvergenceError naming the design."""
     if symmetric and have_cholmod():
         from sksparse.cholmod import CholmodNotPositiveDefiniteError
 
         try:
-            return OrderedCholesky(matrix, order, supernodal=not schur and len(order) >= SUPERNODAL_UNKNOWNS)
+            return OrderedCholesky(matrix, order, supernodal=not schur and len(order) >= SUPERNODAL_UNKNOWNS,
+                                   compiled=compiled_solves)
         except CholmodNotPositiveDefiniteError as exc:
             raise ConvergenceError(f"{label}: the nodal matrix is singular (a node group has no DC path to a "
                                    "source)") from exc
