@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
+
 from circuitsim.devices.access import NmosAccess
 from circuitsim.devices.selectors import CurrentLimiter, Diode, SinhSelector
 from circuitsim.validate import array_size, broadcast_quantity, broadcast_resistance, check_physical, finite_array
@@ -105,3 +107,24 @@ class Crossbar:
             device = out[name]
             out[name] = None if device is None else {"type": type(device).__name__, **vars(device)}
         return out
+
+
+def row_path_ohm(xb: Crossbar) -> np.ndarray:
+    """Row-wire segment resistances [Ω] (rows, cols) with the driver resistance in segment 0: the
+    resistance before each cell along its row, as the cell-current equations see it."""
+    r = xb.r_row.copy()
+    r[:, 0] += xb.r_driver
+    return r
+
+
+def col_path_ohm(xb: Crossbar) -> np.ndarray:
+    """Column-wire segment resistances [Ω] (rows, cols) with the sense resistance in the bottom one."""
+    r = xb.r_col.copy()
+    r[-1, :] += xb.r_sense
+    return r
+
+
+def own_path_ohm(xb: Crossbar) -> np.ndarray:
+    """Each cell's own wire path [Ω] (rows, cols): along its row to the driver plus along its column
+    to the sense; the diagonal of the wire-drop operator W of the cell-current equations."""
+    return np.cumsum(row_path_ohm(xb), axis=1) + np.cumsum(col_path_ohm(xb)[::-1], axis=0)[::-1]

@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from circuitsim.circuit import Circuit
+from circuitsim.design import col_path_ohm, own_path_ohm, row_path_ohm
 
 CG_ITER = 1000  # conjugate-gradient iterations per Newton step, at most
 FORCING_MAX = 0.1  # each step's CG residual relative to ρ (Eisenstat-Walker), at most ...
@@ -48,15 +49,11 @@ class CurrentSystem:
     def __init__(self, circuit: Circuit):
         xb = circuit.xb
         self.circuit = circuit
-        self.r_row = np.array(xb.r_row, dtype=float)  # segment j feeds cell j; the driver's in segment 0
-        self.r_row[:, 0] += xb.r_driver
-        self.r_col = np.array(xb.r_col, dtype=float)  # segment i carries cells 0..i; the sense's in the last
-        self.r_col[-1, :] += xb.r_sense
+        # row segment j feeds cells j.., column segment i carries cells ..i; W's diagonal
+        self.r_row, self.r_col, self.w_diag = row_path_ohm(xb), col_path_ohm(xb), own_path_ohm(xb)
         g = circuit.cell_g.reshape(xb.shape)
         self.on = g > 0
         self.inv_g = np.divide(1.0, g, out=np.zeros(xb.shape), where=self.on)
-        # W's diagonal: each cell's own path to its driver and to its sense
-        self.w_diag = np.cumsum(self.r_row, axis=1) + np.cumsum(self.r_col[::-1], axis=0)[::-1]
         self.i0, self.v0 = xb.selector.law()[1]
         kinds = circuit.fixed_kind
         # each line's source among the circuit's sources, in line order
@@ -243,8 +240,9 @@ def _conjugate_gradients(rhs, slope, r_row, r_col, w_diag, on, goal, x, r, z, p,
         for j in range(cols):
             z[i, j] = r[i, j] / (slope[i, j] + w_diag[i, j]) if on[i, j] else 0.0
             rz += r[i, j] * z[i, j]
-    if math.sqrt(_dot(r, r)) <= goal:
-        return 0, math.sqrt(_dot(r, r))
+    start = math.sqrt(_dot(r, r))
+    if start <= goal:
+        return 0, start
     p[:] = z
     for k in range(CG_ITER):
         _wire_drops(p, r_row, r_col, drop_r, drop_c, acc)

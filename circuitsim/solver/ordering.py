@@ -218,8 +218,8 @@ def factorize(matrix: sp.spmatrix, order: np.ndarray, *, symmetric: bool, label:
     """A factorization of matrix in the given elimination order, with solve() and, if symmetric,
     schur(): CHOLMOD where the matrix is symmetric positive definite and scikit-sparse is installed
     (supernodal on large systems unless schur() is wanted; compiled_solves: see OrderedCholesky),
-    else SuperLU. A singular matrix (a node
-    group with no DC path to a source that was not left out) is a ConvergenceError naming the design."""
+    else SuperLU. A singular matrix (a node group with no DC path to a source that was not left out)
+    is a ConvergenceError naming the design."""
     if symmetric and have_cholmod():
         from sksparse.cholmod import CholmodNotPositiveDefiniteError
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from circuitsim.design import Crossbar
+from circuitsim.design import Crossbar, col_path_ohm, row_path_ohm
 
 SINH_SCALES = (0.25, 0.4, 0.55, 0.7, 0.85, 1.0)   # evenly spaced: exp(s·x) by repeated products
 N_BASIS = 1 + len(SINH_SCALES)
@@ -133,20 +133,6 @@ def as_weights(coef: np.ndarray) -> np.ndarray:
 
 
 # ---- lines ------------------------------------------------------------------------------
-
-def row_path_ohm(xb: Crossbar) -> np.ndarray:
-    """Row-wire segment resistances [Ω] (rows, cols) with the driver resistance in segment 0."""
-    r = xb.r_row.copy()
-    r[:, 0] += xb.r_driver
-    return r
-
-
-def col_path_ohm(xb: Crossbar) -> np.ndarray:
-    """Column-wire segment resistances [Ω] (rows, cols) with the sense resistance in the bottom one."""
-    r = xb.r_col.copy()
-    r[-1, :] += xb.r_sense
-    return r
-
 
 def row_wire_volts(v_rows: np.ndarray, cell_i: np.ndarray, r_row: np.ndarray) -> np.ndarray:
     """Row-wire voltage at each cell (batch, rows, cols) from cell currents: exact for a driven chain."""

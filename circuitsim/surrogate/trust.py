@@ -29,8 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from circuitsim.design import Crossbar
-from circuitsim.surrogate.forms import col_path_ohm, row_path_ohm
+from circuitsim.design import Crossbar, col_path_ohm, own_path_ohm, row_path_ohm
 
 CG_RTOL = 1e-2      # relative CG residual at which the first-order error is resolved; the rest is bounded
 CG_MAX_ITER = 60
@@ -55,10 +54,9 @@ class Equations:
     @classmethod
     def of(cls, xb: Crossbar) -> Equations:
         on = xb.conductance > 0
-        r_row, r_col = row_path_ohm(xb), col_path_ohm(xb)
-        w_diag = np.cumsum(r_row, axis=1) + np.cumsum(r_col[::-1], axis=0)[::-1]
         inv_g = np.where(on, 1.0 / np.where(on, xb.conductance, 1.0), 0.0)
-        return cls(inv_g, on.astype(float), r_row, r_col, w_diag, xb.selector.i0, xb.selector.v0)
+        return cls(inv_g, on.astype(float), row_path_ohm(xb), col_path_ohm(xb), own_path_ohm(xb), xb.selector.i0,
+                   xb.selector.v0)
 
     def wire_drop(self, cell_i: np.ndarray) -> np.ndarray:
         """W·I [V] (rows, cols, batch), float32: row-wire drop from the driver plus column-wire rise to the
