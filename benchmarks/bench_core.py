@@ -44,6 +44,7 @@ ROWS = {
     "1T1R-64-b100": ("1T1R", 64, 100, ">= 100x ngspice per vector"),
     "1T1R-256-b100": ("1T1R", 256, 100, ">= 100x ngspice per vector"),
     "1S1R-1024": ("1S1R", 1024, 1, "<= 60 s"),
+    "1T1R-1024": ("1T1R", 1024, 1, "as 1S1R: <= 60 s"),
 }
 R_WIRE_OHM = 2.0
 

@@ -1,6 +1,6 @@
 """Where the numpy engine's time goes on nonlinear (1S1R, 1T1R) batches: CPU time and calls per stage.
 
-Wraps the solver's stages (the 1S1R cell-current solve, cell solves, preconditioner factorizations
+Wraps the solver's stages (the cell-current solves, cell solves, preconditioner factorizations
 and solves, GMRES, Newton steps) with counters for one `simulate(engine="numpy")` call, in this process:
 
     .venv/bin/python benchmarks/bench_scale.py [--cell 1S1R] [--n 64] [--batch 100]
@@ -26,7 +26,8 @@ from circuitsim.solver import currents, dc, ordering
 CELLS = {"1S1R": {"selector": SinhSelector()}, "1T1R": {"transistor": NmosAccess()}}
 STAGES = {  # name: (object, attribute)
     "system set-up": (dc._ReducedSystem, "__init__"),
-    "cell currents (1S1R, sinh)": (currents.CurrentSystem, "solve"),
+    "cell currents (1S1R, sinh)": (currents.SinhCurrents, "solve"),
+    "cell currents (1T1R)": (currents.TransistorCurrents, "solve"),
     "start (array linearized at 0 V)": (dc._ReducedSystem, "start"),
     "Newton": (dc._ReducedSystem, "newton"),
     "KCL check": (dc, "_check_kcl"),

@@ -34,14 +34,19 @@ def test_gmres_solves_each_row_with_its_own_operator(rng):
 
 @pytest.mark.parametrize("kind", ["1S1R", "1T1R"])
 def test_a_diverse_nonlinear_batch_agrees_with_ngspice(kind, rng):
-    """Vectors from near 0 V to past the selector's knee share one preconditioner; each still gets its
-    own Jacobian through GMRES, so each agrees with ngspice alone."""
+    """Vectors from near 0 V to past the selector's knee, by the default path (cell currents) and by
+    the node-voltage Newton-Krylov, where they share one preconditioner but each still gets its own
+    Jacobian through GMRES: each agrees with ngspice alone."""
     xb = random_crossbar(rng, 12, 10, kind)
     v = np.stack([np.full(12, 0.05), rng.uniform(-1.0, 1.0, 12), np.full(12, 1.2), rng.uniform(0.0, 0.3, 12)])
     ours = circuitsim.simulate(xb, v, engine="numpy")
     theirs = circuitsim.simulate(xb, v, engine="spice")
     for name in ("column_currents", "row_currents", "cell_currents", "node_voltages"):
         assert_close(getattr(ours, name), getattr(theirs, name), 1e-6, f"{kind} {name}, numpy vs ngspice")
+    drive = make_drive(xb, v)
+    general = dc.operating_point(drive.circuit, drive.fixed_volts, dc.NewtonOptions(by_currents=False))
+    assert_close(general.cell_currents.reshape(theirs.cell_currents.shape), theirs.cell_currents, 1e-6,
+                 f"{kind} cell currents, node-voltage Newton-Krylov vs ngspice")
 
 
 @pytest.mark.parametrize("kind", ["1S1R", "1T1R"])

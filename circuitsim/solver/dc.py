@@ -8,8 +8,8 @@ cell's current is bounded by its device conductance. A batch is then solved in c
 inexact Newton: each vector's own Jacobian, its steps by GMRES preconditioned with one
 factorization shared by the chunk and kept for the next (see _ReducedSystem.newton); vectors
 it leaves unconverged get their own Newton, and source stepping is the last resort. 1S1R arrays
-with a sinh selector and no floating line are solved for their cell currents first (currents.py,
-no factorization); every answer, by either path, passes the same KCL check.
+with a sinh selector and 1T1R arrays, with no floating line, are solved for their cell currents
+first (currents.py, no factorization); every answer, by either path, passes the same KCL check.
 """
 from __future__ import annotations
 
@@ -46,8 +46,9 @@ class NewtonOptions:
     shared_iter: Newton iterations of a batch (chunk), and of each vector solved by its cell
     currents; max_iter: iterations of a single-vector Newton; source_steps: ramp points of the
     source-stepping fallback; cell_iter: bracketed Newton iterations for the inner node of a cell;
-    by_currents: solve 1S1R arrays with a sinh selector for their cell currents where they allow
-    it (currents.py), the general Newton-Krylov taking only what that path hands back."""
+    by_currents: solve 1S1R arrays with a sinh selector and 1T1R arrays for their cell currents
+    where they allow it (currents.py), the general Newton-Krylov taking only what that path hands
+    back."""
 
     vtol_v: float = 1e-9
     reltol_kcl: float = 1e-13
@@ -274,7 +275,7 @@ class _ReducedSystem:
         self._preconditioner = None  # newton()'s (cell conductances, factorization), kept from chunk to chunk
         from circuitsim.solver import currents  # numba: imported on first use, as the cells' laws are
 
-        self.by_currents = currents.CurrentSystem(circuit) if opts.by_currents and currents.applies(circuit) else None
+        self.by_currents = currents.system_for(circuit) if opts.by_currents else None
 
     def _jacobian(self, da: np.ndarray, db: np.ndarray) -> sp.csc_matrix:
         """Wire part plus the cell stamps (da, db: derivatives per cell) on the unknowns."""
@@ -521,14 +522,14 @@ class _ReducedSystem:
 
     def solve(self, v: np.ndarray, gates, fixed_volts: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """v (batch, nodes) with its unknowns solved, and a guess for the inner nodes (None: none). By
-        cell currents where the design allows (currents.py: no factorization; 2x faster on a 1S1R
-        64² batch, 5x at 256², measured), else, and for any vector that path hands back, by the
-        batch's Newton-Krylov; a vector that fails there too gets its own Newton, then source stepping."""
+        cell currents where the design allows (currents.py: no factorization; measured on batches of
+        100, 2x faster on 1S1R 64², 5x at 256², 1.4x on 1T1R 64², 1.25x at 256²), else, and for any
+        vector that path hands back, by the batch's Newton-Krylov; a vector that fails there too gets
+        its own Newton, then source stepping."""
         todo = np.arange(len(v))
         guess = np.empty((len(v), len(self.a)))
         if self.by_currents is not None:
-            by_currents, solved = self.by_currents.solve(fixed_volts, PORT_RTOL, self.opts.shared_iter,
-                                                         self.opts.max_step_v)
+            by_currents, solved = self.by_currents.solve(fixed_volts, gates, self.opts, PORT_RTOL)
             v = np.where(solved[:, None], by_currents, v)
             guess[solved] = v[np.ix_(solved, self.circuit.inner_node.ravel())]
             todo = np.flatnonzero(~solved)
