@@ -59,3 +59,10 @@ def solve_cells(circuit: Circuit, v_r, v_b, gate_v, opts=None, v_m=None, tol_v=0
                          start is not None, tol_vectors, cells_first,
                          CELL_ITER if opts is None else opts.cell_iter, *out)
     return tuple((x.T if cells_first else x).reshape(shape) for x in out)
+
+
+def predict_inner(v_m, di_dvr, di_dvb, g_ratio, dv_r, dv_b):
+    """The inner nodes after the wire voltages move by dv_r, dv_b, to first order (each cell's own
+    linearization; g_ratio = 1/cell_g, 0 for open cells): a guess on which solve_cells needs one or
+    two iterations."""
+    return v_m + (1.0 - di_dvr * g_ratio) * dv_r - di_dvb * g_ratio * dv_b

@@ -28,7 +28,7 @@ from numba import njit
 
 from circuitsim.circuit import Circuit
 from circuitsim.design import col_path_ohm, own_path_ohm, row_path_ohm
-from circuitsim.solver.cells import solve_cells
+from circuitsim.solver.cells import predict_inner, solve_cells
 
 CG_ITER = 1000  # conjugate-gradient iterations per Newton step, at most
 FORCING_MAX = 0.1  # each step's CG residual relative to ρ (Eisenstat-Walker), at most ...
@@ -156,9 +156,10 @@ class TransistorCurrents(_CellCurrents):
         return through - cell_i, v_m, d_r, d_b
 
     def _predict(self, v_m, d_r, d_b, drop_r, drop_c, t):
-        """The inner nodes after t (batch,) times a step whose wire drops are drop_r, drop_c, to first
-        order: a guess from which solve_cells needs an iteration or two."""
-        return v_m + t[:, None, None] * ((d_r * self.g_ratio - 1.0) * drop_r - d_b * self.g_ratio * drop_c)
+        """The inner nodes after t (batch,) times a step whose wire drops are drop_r, drop_c (the row
+        wires fall by them, the columns rise), to first order."""
+        t = t[:, None, None]
+        return predict_inner(v_m, d_r, d_b, self.g_ratio, -t * drop_r, t * drop_c)
 
     def solve(self, fixed_volts: np.ndarray, gates: np.ndarray, opts,
               port_rtol: float) -> tuple[np.ndarray, np.ndarray]:

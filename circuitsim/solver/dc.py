@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from circuitsim.circuit import Circuit
 from circuitsim.errors import ConvergenceError, IllConditionedError
-from circuitsim.solver.cells import CELL_ITER, inner_current, solve_cells
+from circuitsim.solver.cells import CELL_ITER, inner_current, predict_inner, solve_cells
 from circuitsim.solver.linear import BLOCK_VALUES, LinearSystem, describe, laplacian
 from circuitsim.solver.ordering import elimination_order, factorize, single_threaded_blas
 from circuitsim.solver.shorts import find_shorts
@@ -333,8 +333,7 @@ class _ReducedSystem:
     def _predict(self, v_m: np.ndarray, da: np.ndarray, db: np.ndarray, step: np.ndarray) -> np.ndarray:
         """Inner-node voltages after a step of the unknowns, to first order (the cell's own
         linearization): a starting guess on which the exact inner solve needs one or two iterations."""
-        dva, dvb = self._at_ends(step)
-        return v_m + (1.0 - da * self.g_ratio) * dva - db * self.g_ratio * dvb
+        return predict_inner(v_m, da, db, self.g_ratio, *self._at_ends(step))
 
     def residual(self, v: np.ndarray, gates, v_m: np.ndarray | None, tol_v=0.0, shared: bool = False):
         """KCL residual on the unknowns (batch, free), the cell derivatives, and the inner-node
